@@ -1,0 +1,80 @@
+// Nabla's hot loops. Every kernel exists for float (_f32) and double (_f64);
+// on x86-64 an AVX2/FMA variant is chosen at run time when the CPU has it.
+#ifndef NABLA_KERNELS_H
+#define NABLA_KERNELS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Binary element-wise op codes (broadcasting done through strides; a stride of 0 repeats).
+enum {
+    NB_ADD = 0, NB_SUB, NB_MUL, NB_DIV, NB_POW, NB_MAXIMUM, NB_MINIMUM,
+    NB_EQ, NB_NE, NB_LT, NB_LE, NB_GT, NB_GE,
+    NB_MAX_WEIGHT  // 1 where a > b, 0.5 where a == b, 0 elsewhere (derivative of maximum, ties split)
+};
+
+// Unary element-wise op codes; p0 and p1 are op parameters.
+enum {
+    NB_NEG = 0, NB_EXP, NB_LOG, NB_SQRT, NB_ABS, NB_TANH, NB_SIGMOID, NB_RELU,
+    NB_LEAKY_RELU,      // p0 = negative slope
+    NB_ELU,             // p0 = alpha
+    NB_GELU, NB_GELU_TANH,
+    NB_SOFTPLUS,        // p0 = beta, p1 = threshold
+    NB_SIN, NB_COS, NB_TAN, NB_ERF, NB_SIGN,
+    NB_POSITIVE_MASK,   // 1 where x > 0
+    NB_LEAKY_MASK,      // 1 where x > 0, else p0
+    NB_SOFTPLUS_MASK,   // 1 where beta x <= threshold
+    NB_POW_SCALAR,      // x^p0
+    NB_SQUARE, NB_RECIPROCAL,
+    NB_AFFINE,          // x * p0 + p1
+    NB_CLAMP,           // min(max(x, p0), p1)
+    NB_INSIDE_MASK,     // 1 where p0 < x < p1
+    NB_IS_NONZERO,      // 1 where x != 0
+    NB_LOG1P, NB_EXPM1
+};
+
+enum { NB_REDUCE_SUM = 0, NB_REDUCE_MAX, NB_REDUCE_MIN };
+
+#define NB_DECLARE(T, S) \
+void nb_binary_##S(int op, int ndim, const long *shape, T *out, const T *a, const long *sa, const T *b, const long *sb); \
+void nb_unary_##S(int op, long n, const T *x, T *out, double p0, double p1); \
+void nb_reduce_##S(int op, long outer, long n, long inner, const T *x, T *out); \
+void nb_copy_strided_##S(int ndim, const long *shape, const T *src, const long *strides, T *dst); \
+void nb_take_##S(long n, const T *src, const long *index, T *dst); \
+void nb_scatter_add_##S(long n, const T *src, const long *index, T *dst); \
+void nb_select_##S(long n, const T *cond, const T *a, const T *b, T *out); \
+void nb_fill_##S(long n, T value, T *out); \
+void nb_axpy_##S(long n, T alpha, const T *x, T *y); \
+T nb_dot_##S(long n, const T *x, const T *y); \
+void nb_gemm_##S(int transA, int transB, long M, long N, long K, T alpha, const T *A, long lda, \
+                 const T *B, long ldb, T beta, T *C, long ldc); \
+void nb_gemm_builtin_##S(int transA, int transB, long M, long N, long K, T alpha, const T *A, long lda, \
+                 const T *B, long ldb, T beta, T *C, long ldc); \
+void nb_convert_to_##S(long n, const void *src, int srcIsDouble, T *dst);
+
+NB_DECLARE(float, f32)
+NB_DECLARE(double, f64)
+
+// BLAS found at run time (OpenBLAS on Linux, Accelerate on macOS). Returns 1 when one was loaded.
+int nb_blas_available(void);
+// A short name of the library in use ("OpenBLAS 0.3.21 (libopenblas.so.0)", or "built-in").
+const char *nb_blas_name(void);
+// Forces the built-in kernels even when a BLAS is loaded (1) or lets BLAS be used again (0).
+void nb_blas_set_disabled(int disabled);
+// Number of threads BLAS and Nabla's own kernels may use.
+void nb_set_num_threads(int n);
+int nb_get_num_threads(void);
+// 1 when the AVX2+FMA variants are in use.
+int nb_cpu_has_avx2_fma(void);
+
+// Gradient recording switch, per thread.
+int nb_grad_enabled(void);
+void nb_set_grad_enabled(int enabled);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,198 @@
+#include "nabla_kernels.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <dlfcn.h>
+#include <pthread.h>
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#define NB_X86 1
+#define NB_ATTR_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define NB_X86 0
+#define NB_ATTR_AVX2
+#endif
+
+#pragma clang fp contract(fast)
+
+// ---- Instantiate the kernels: {float, double} x {baseline, AVX2+FMA} ----
+#define T float
+#define M_EXP expf
+#define M_LOG logf
+#define M_SQRT sqrtf
+#define M_FABS fabsf
+#define M_TANH tanhf
+#define M_EXPM1 expm1f
+#define M_LOG1P log1pf
+#define M_ERF erff
+#define M_SIN sinf
+#define M_COS cosf
+#define M_TAN tanf
+#define M_POW powf
+#define ATTR
+#define FN(name) name##_f32_base
+#include "kernels_template.inc"
+#undef ATTR
+#undef FN
+#if NB_X86
+#define ATTR NB_ATTR_AVX2
+#define FN(name) name##_f32_avx2
+#include "kernels_template.inc"
+#undef ATTR
+#undef FN
+#endif
+#undef T
+#undef M_EXP
+#undef M_LOG
+#undef M_SQRT
+#undef M_FABS
+#undef M_TANH
+#undef M_EXPM1
+#undef M_LOG1P
+#undef M_ERF
+#undef M_SIN
+#undef M_COS
+#undef M_TAN
+#undef M_POW
+
+#define T double
+#define M_EXP exp
+#define M_LOG log
+#define M_SQRT sqrt
+#define M_FABS fabs
+#define M_TANH tanh
+#define M_EXPM1 expm1
+#define M_LOG1P log1p
+#define M_ERF erf
+#define M_SIN sin
+#define M_COS cos
+#define M_TAN tan
+#define M_POW pow
+#define ATTR
+#define FN(name) name##_f64_base
+#include "kernels_template.inc"
+#undef ATTR
+#undef FN
+#if NB_X86
+#define ATTR NB_ATTR_AVX2
+#define FN(name) name##_f64_avx2
+#include "kernels_template.inc"
+#undef ATTR
+#undef FN
+#endif
+#undef T
+
+// ---- CPU detection ----
+static int nb_avx2_state = -1;
+int nb_cpu_has_avx2_fma(void) {
+    if (nb_avx2_state < 0) {
+#if NB_X86
+        __builtin_cpu_init();
+        nb_avx2_state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        const char *env = getenv("NABLA_NO_AVX2");
+        if (env && env[0] == '1') nb_avx2_state = 0;
+#else
+        nb_avx2_state = 0;
+#endif
+    }
+    return nb_avx2_state;
+}
+
+#if NB_X86
+#define NB_PICK(name, S) (nb_cpu_has_avx2_fma() ? name##_##S##_avx2 : name##_##S##_base)
+#else
+#define NB_PICK(name, S) name##_##S##_base
+#endif
+
+// ---- BLAS, loaded at run time ----
+typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+typedef void (*dgemm_fn)(int, int, int, int, int, int, double, const double *, int, const double *, int, double, double *, int);
+typedef void (*set_threads_fn)(int);
+typedef char *(*get_config_fn)(void);
+
+static pthread_once_t nb_blas_once = PTHREAD_ONCE_INIT;
+static sgemm_fn nb_sgemm = NULL;
+static dgemm_fn nb_dgemm = NULL;
+static set_threads_fn nb_blas_threads = NULL;
+static char nb_blas_label[256] = "built-in";
+static int nb_blas_disabled = 0;
+static int nb_threads = 0;
+
+static void nb_blas_load(void) {
+    const char *env = getenv("NABLA_BLAS");
+    if (env && strcmp(env, "none") == 0) return;
+    const char *candidates[] = {
+        env,
+#if defined(__APPLE__)
+        "/System/Library/Frameworks/Accelerate.framework/Accelerate",
+#endif
+        "libopenblas.so.0", "libopenblas.so", "libopenblasp-r0.so", "libblis.so.4", "libcblas.so.3", "libblas.so.3",
+        NULL};
+    for (int i = 0; i < (int)(sizeof(candidates) / sizeof(candidates[0])); i++) {
+        if (!candidates[i]) continue;
+        void *h = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
+        if (!h) continue;
+        sgemm_fn s = (sgemm_fn)dlsym(h, "cblas_sgemm");
+        dgemm_fn d = (dgemm_fn)dlsym(h, "cblas_dgemm");
+        if (!s || !d) { dlclose(h); continue; }
+        nb_sgemm = s; nb_dgemm = d;
+        nb_blas_threads = (set_threads_fn)dlsym(h, "openblas_set_num_threads");
+        if (!nb_blas_threads) nb_blas_threads = (set_threads_fn)dlsym(h, "bli_thread_set_num_threads");
+        get_config_fn cfg = (get_config_fn)dlsym(h, "openblas_get_config");
+        if (cfg) snprintf(nb_blas_label, sizeof nb_blas_label, "%s (%s)", cfg(), candidates[i]);
+        else snprintf(nb_blas_label, sizeof nb_blas_label, "%s", candidates[i]);
+        if (nb_threads > 0 && nb_blas_threads) nb_blas_threads(nb_threads);
+        return;
+    }
+}
+
+int nb_blas_available(void) { pthread_once(&nb_blas_once, nb_blas_load); return nb_sgemm != NULL; }
+const char *nb_blas_name(void) { pthread_once(&nb_blas_once, nb_blas_load); return nb_sgemm && !nb_blas_disabled ? nb_blas_label : "built-in"; }
+void nb_blas_set_disabled(int disabled) { nb_blas_disabled = disabled; }
+void nb_set_num_threads(int n) {
+    pthread_once(&nb_blas_once, nb_blas_load);
+    nb_threads = n;
+    if (nb_blas_threads && n > 0) nb_blas_threads(n);
+}
+int nb_get_num_threads(void) { return nb_threads; }
+
+// ---- Gradient recording switch ----
+static _Thread_local int nb_grad_off = 0;
+int nb_grad_enabled(void) { return !nb_grad_off; }
+void nb_set_grad_enabled(int enabled) { nb_grad_off = !enabled; }
+
+// ---- Public entry points ----
+enum { NB_ROW_MAJOR = 101, NB_NO_TRANS = 111, NB_TRANS = 112 };
+
+#define NB_DEFINE(T, S, BLASFN) \
+void nb_binary_##S(int op, int ndim, const long *shape, T *out, const T *a, const long *sa, const T *b, const long *sb) { \
+    NB_PICK(binary, S)(op, ndim, shape, out, a, sa, b, sb); } \
+void nb_unary_##S(int op, long n, const T *x, T *out, double p0, double p1) { NB_PICK(unary, S)(op, n, x, out, p0, p1); } \
+void nb_reduce_##S(int op, long outer, long n, long inner, const T *x, T *out) { NB_PICK(reduce, S)(op, outer, n, inner, x, out); } \
+void nb_copy_strided_##S(int ndim, const long *shape, const T *src, const long *strides, T *dst) { \
+    NB_PICK(copy_strided, S)(ndim, shape, src, strides, dst); } \
+void nb_take_##S(long n, const T *src, const long *index, T *dst) { for (long i = 0; i < n; i++) dst[i] = src[index[i]]; } \
+void nb_scatter_add_##S(long n, const T *src, const long *index, T *dst) { for (long i = 0; i < n; i++) dst[index[i]] += src[i]; } \
+void nb_select_##S(long n, const T *cond, const T *a, const T *b, T *out) { for (long i = 0; i < n; i++) out[i] = cond[i] != 0 ? a[i] : b[i]; } \
+void nb_fill_##S(long n, T value, T *out) { for (long i = 0; i < n; i++) out[i] = value; } \
+void nb_axpy_##S(long n, T alpha, const T *x, T *y) { NB_PICK(axpy, S)(n, alpha, x, y); } \
+T nb_dot_##S(long n, const T *x, const T *y) { return NB_PICK(dot, S)(n, x, y); } \
+void nb_gemm_builtin_##S(int transA, int transB, long M, long N, long K, T alpha, const T *A, long lda, \
+                         const T *B, long ldb, T beta, T *C, long ldc) { \
+    NB_PICK(gemm_builtin, S)(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); } \
+void nb_gemm_##S(int transA, int transB, long M, long N, long K, T alpha, const T *A, long lda, \
+                 const T *B, long ldb, T beta, T *C, long ldc) { \
+    if (M == 0 || N == 0) return; \
+    if (nb_blas_available() && !nb_blas_disabled && K > 0 && M * N * K >= 512) { \
+        BLASFN(NB_ROW_MAJOR, transA ? NB_TRANS : NB_NO_TRANS, transB ? NB_TRANS : NB_NO_TRANS, \
+               (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc); \
+        return; \
+    } \
+    NB_PICK(gemm_builtin, S)(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); } \
+void nb_convert_to_##S(long n, const void *src, int srcIsDouble, T *dst) { \
+    if (srcIsDouble) { const double *s = (const double *)src; for (long i = 0; i < n; i++) dst[i] = (T)s[i]; } \
+    else { const float *s = (const float *)src; for (long i = 0; i < n; i++) dst[i] = (T)s[i]; } }
+
+NB_DEFINE(float, f32, nb_sgemm)
+NB_DEFINE(double, f64, nb_dgemm)

@@ -1,0 +1,182 @@
+// Functional transforms over the recorded graph: gradient, VJP, JVP, Jacobian, Hessian, HVP.
+//
+// Each transform makes its own variable for the point it differentiates at. If that point is
+// itself being differentiated by an enclosing transform, the variable is linked to it and the
+// inner backward pass is recorded, so transforms nest: the gradient of a gradient is exact.
+
+/// A fresh variable for `x`: linked to `x`'s graph when an enclosing differentiation is
+/// recording, otherwise a new leaf.
+func differentiationVariable<Scalar>(_ x: Tensor<Scalar>) -> Tensor<Scalar> {
+    if x.node != nil && isRecordingGradients {
+        return Tensor.record1("variable", x, output: Tensor(storage: x.storage, shape: x.shape)) { g, _ in g }
+    }
+    return x.requiringGradient()
+}
+
+func isNested<Scalar>(_ xs: [Tensor<Scalar>]) -> Bool { isRecordingGradients && xs.contains { $0.node != nil } }
+
+func evaluate<Scalar>(_ f: ([Tensor<Scalar>]) -> Tensor<Scalar>, at variables: [Tensor<Scalar>]) -> Tensor<Scalar> {
+    withGradientRecording(true) { f(variables) }
+}
+
+/// Value of `f` at `x` and its gradient. `f` must return a tensor with one element.
+public func valueWithGradient<Scalar>(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> (value: Tensor<Scalar>, gradient: Tensor<Scalar>) {
+    let (v, g) = valueWithGradient(at: [x]) { f($0[0]) }
+    return (v, g[0])
+}
+
+/// Value of `f` at the points `xs` and its gradient with respect to each.
+public func valueWithGradient<Scalar>(at xs: [Tensor<Scalar>], of f: ([Tensor<Scalar>]) -> Tensor<Scalar>) -> (value: Tensor<Scalar>, gradient: [Tensor<Scalar>]) {
+    let nested = isNested(xs)
+    let vars = xs.map(differentiationVariable)
+    let y = evaluate(f, at: vars)
+    precondition(y.count == 1, "gradient: the function must return one element, got shape \(y.shape); use vjp or jacobian")
+    let grads = Backpropagation.run(output: y, seed: Tensor(repeating: 1, shape: y.shape), targets: vars.compactMap(\.node), keepingGraph: nested)
+    return (nested ? y : y.detached(), zip(grads, xs).map { $0 ?? Tensor.zeros(shape: $1.shape) })
+}
+
+/// ∇f(x).
+public func gradient<Scalar>(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
+    valueWithGradient(at: x, of: f).gradient
+}
+
+/// Gradients of `f` with respect to each of `xs`.
+public func gradient<Scalar>(at xs: [Tensor<Scalar>], of f: ([Tensor<Scalar>]) -> Tensor<Scalar>) -> [Tensor<Scalar>] {
+    valueWithGradient(at: xs, of: f).gradient
+}
+
+/// Returns f(x) as a function of x: `gradient(of: f)(x)`.
+public func gradient<Scalar>(of f: @escaping (Tensor<Scalar>) -> Tensor<Scalar>) -> (Tensor<Scalar>) -> Tensor<Scalar> {
+    { x in gradient(at: x, of: f) }
+}
+
+/// Value of `f` at `x` and its pullback: the vector-Jacobian product `c ↦ Jᵀc` for a cotangent
+/// `c` of the output's shape. The pullback can be called any number of times.
+public func valueWithPullback<Scalar>(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> (value: Tensor<Scalar>, pullback: (Tensor<Scalar>) -> Tensor<Scalar>) {
+    let nested = isNested([x])
+    let v = differentiationVariable(x)
+    let y = evaluate({ f($0[0]) }, at: [v])
+    let pullback = { (c: Tensor<Scalar>) -> Tensor<Scalar> in
+        precondition(c.shape == y.shape, "pullback: cotangent shape \(c.shape) does not match output shape \(y.shape)")
+        let keep = nested || (c.node != nil && isRecordingGradients)
+        return Backpropagation.run(output: y, seed: c, targets: [v.node!], keepingGraph: keep)[0] ?? Tensor.zeros(shape: x.shape)
+    }
+    return (nested ? y : y.detached(), pullback)
+}
+
+/// The vector-Jacobian product Jᵀc of `f` at `x`.
+public func vjp<Scalar>(at x: Tensor<Scalar>, cotangent: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
+    valueWithPullback(at: x, of: f).pullback(cotangent)
+}
+
+/// Forward mode: the value of `f` at `x` and the Jacobian-vector product J t (the directional
+/// derivative along `tangent`).
+///
+/// It is computed by transposing the pullback (the VJP is linear in its cotangent, and
+/// differentiating it with respect to that cotangent gives J t), which reuses every derivative
+/// rule and works at any order.
+public func valueWithDifferential<Scalar>(at x: Tensor<Scalar>, tangent: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> (value: Tensor<Scalar>, differential: Tensor<Scalar>) {
+    precondition(tangent.shape == x.shape, "jvp: tangent shape \(tangent.shape) does not match input shape \(x.shape)")
+    let lin = Linearization(at: x, of: f)
+    return (lin.value, lin.differential(tangent))
+}
+
+/// The Jacobian-vector product J t of `f` at `x` (forward mode).
+public func jvp<Scalar>(at x: Tensor<Scalar>, tangent: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
+    valueWithDifferential(at: x, tangent: tangent, of: f).differential
+}
+
+/// `f` linearized at a point: evaluates f once, then gives J t for any number of tangents.
+struct Linearization<Scalar: TensorScalar> {
+    let value: Tensor<Scalar>
+    let nested: Bool
+    let cotangentVariable: Tensor<Scalar>
+    let transposed: Tensor<Scalar>?  // Jᵀu as a function of the variable u
+
+    init(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) {
+        nested = isNested([x])
+        let v = differentiationVariable(x)
+        let y = evaluate({ f($0[0]) }, at: [v])
+        value = nested ? y : y.detached()
+        let u = Tensor<Scalar>.zeros(shape: y.shape).requiringGradient()
+        cotangentVariable = u
+        transposed = withGradientRecording(true) {
+            Backpropagation.run(output: y, seed: u, targets: [v.node!], keepingGraph: true)[0]
+        }
+    }
+
+    func differential(_ t: Tensor<Scalar>) -> Tensor<Scalar> {
+        guard let transposed else { return Tensor.zeros(shape: value.shape) }
+        let s = withGradientRecording(true) { (transposed * t).sum() }
+        return Backpropagation.run(output: s, seed: Tensor(1), targets: [cotangentVariable.node!], keepingGraph: nested)[0]
+            ?? Tensor.zeros(shape: value.shape)
+    }
+}
+
+/// How a Jacobian is assembled.
+public enum JacobianMode: Sendable {
+    /// One vector-Jacobian product per output element (reverse mode): best for few outputs.
+    case byRows
+    /// One Jacobian-vector product per input element (forward mode): best for few inputs.
+    case byColumns
+}
+
+/// The Jacobian of `f` at `x`, of shape `f(x).shape + x.shape`.
+public func jacobian<Scalar>(at x: Tensor<Scalar>, mode: JacobianMode = .byRows, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
+    switch mode {
+    case .byRows:
+        let (y, pullback) = valueWithPullback(at: x, of: f)
+        let rows = (0..<y.count).map { i -> Tensor<Scalar> in
+            var e = [Scalar](repeating: 0, count: y.count)
+            e[i] = 1
+            return pullback(Tensor(shape: y.shape, scalars: e)).reshaped(to: [x.count])
+        }
+        if rows.isEmpty { return Tensor.zeros(shape: y.shape + x.shape) }
+        return Tensor.stack(rows).reshaped(to: y.shape + x.shape)
+    case .byColumns:
+        let lin = Linearization(at: x, of: f)
+        let y = lin.value
+        let columns = (0..<x.count).map { j -> Tensor<Scalar> in
+            var e = [Scalar](repeating: 0, count: x.count)
+            e[j] = 1
+            return lin.differential(Tensor(shape: x.shape, scalars: e)).reshaped(to: [y.count])
+        }
+        if columns.isEmpty { return Tensor.zeros(shape: y.shape + x.shape) }
+        return Tensor.stack(columns, axis: 1).reshaped(to: y.shape + x.shape)
+    }
+}
+
+/// The Hessian of the scalar function `f` at `x`, of shape `x.shape + x.shape`: the Jacobian of
+/// the gradient, one Hessian-vector product per row.
+public func hessian<Scalar>(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
+    let nested = isNested([x])
+    let v = differentiationVariable(x)
+    let g = withGradientRecording(true) { () -> Tensor<Scalar>? in
+        let y = f(v)
+        precondition(y.count == 1, "hessian: the function must return one element, got shape \(y.shape)")
+        return Backpropagation.run(output: y, seed: Tensor(repeating: 1, shape: y.shape), targets: [v.node!], keepingGraph: true)[0]
+    }
+    guard let g else { return Tensor.zeros(shape: x.shape + x.shape) }
+    let rows = (0..<x.count).map { i -> Tensor<Scalar> in
+        var e = [Scalar](repeating: 0, count: x.count)
+        e[i] = 1
+        return (Backpropagation.run(output: g, seed: Tensor(shape: x.shape, scalars: e), targets: [v.node!], keepingGraph: nested)[0]
+            ?? Tensor.zeros(shape: x.shape)).reshaped(to: [x.count])
+    }
+    return Tensor.stack(rows).reshaped(to: x.shape + x.shape)
+}
+
+/// The Hessian-vector product H v of the scalar function `f` at `x`, without forming H
+/// (reverse-over-reverse: the gradient of ⟨∇f(x), v⟩).
+public func hessianVectorProduct<Scalar>(at x: Tensor<Scalar>, vector: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
+    precondition(vector.shape == x.shape, "hessianVectorProduct: vector shape \(vector.shape) does not match \(x.shape)")
+    let nested = isNested([x])
+    let v = differentiationVariable(x)
+    let g = withGradientRecording(true) { () -> Tensor<Scalar>? in
+        let y = f(v)
+        precondition(y.count == 1, "hessianVectorProduct: the function must return one element, got shape \(y.shape)")
+        return Backpropagation.run(output: y, seed: Tensor(repeating: 1, shape: y.shape), targets: [v.node!], keepingGraph: true)[0]
+    }
+    guard let g else { return Tensor.zeros(shape: x.shape) }
+    return Backpropagation.run(output: g, seed: vector, targets: [v.node!], keepingGraph: nested)[0] ?? Tensor.zeros(shape: x.shape)
+}

@@ -1,0 +1,157 @@
+import CNablaKernels
+
+/// Integer indices with a shape, as used by ``Tensor/gather(axis:index:)`` and embeddings.
+public struct IndexTensor: Sendable, Equatable {
+    public var shape: [Int]
+    public var values: [Int]
+    public init(shape: [Int], values: [Int]) {
+        precondition(shapeCount(shape) == values.count, "IndexTensor: shape \(shape) needs \(shapeCount(shape)) values, got \(values.count)")
+        self.shape = shape
+        self.values = values
+    }
+    public init(_ values: [Int]) { self.init(shape: [values.count], values: values) }
+}
+
+// Two primitives carry all indexing: `take` (read elements at flat positions) and its adjoint
+// `scatterAdd` (add elements into flat positions). A position of -1 reads zero and is skipped
+// when scattering, which is how padding is expressed. Slicing, gather, index-select, embedding,
+// im2col and pooling are built on them.
+
+extension Tensor {
+    /// Elements at the given flat positions (-1 reads 0), shaped `shape`.
+    public func take(flatIndices index: [Int], shape outShape: [Int]) -> Tensor {
+        precondition(index.count == shapeCount(outShape), "take: \(index.count) indices for shape \(outShape)")
+        let out = TensorStorage<Scalar>(count: index.count)
+        let n = count
+        index.withUnsafeBufferPointer { ip in
+            for i in 0..<ip.count {
+                let j = ip[i]
+                precondition(j >= -1 && j < n, "take: index \(j) out of range for \(n) elements")
+                out.base[i] = j < 0 ? 0 : storage.base[j]
+            }
+        }
+        let inputShape = shape
+        return Tensor.record1("take", self, output: Tensor(storage: out, shape: outShape)) { g, _ in
+            g.scatterAdding(flatIndices: index, shape: inputShape)
+        }
+    }
+
+    /// A tensor of `shape` that is zero except that element i of `self` is added at flat
+    /// position `index[i]` (skipped when -1). The adjoint of ``take(flatIndices:shape:)``.
+    public func scatterAdding(flatIndices index: [Int], shape outShape: [Int]) -> Tensor {
+        precondition(index.count == count, "scatterAdd: \(index.count) indices for \(count) elements")
+        let out = TensorStorage<Scalar>(repeating: 0, count: shapeCount(outShape))
+        let n = out.count
+        index.withUnsafeBufferPointer { ip in
+            for i in 0..<ip.count {
+                let j = ip[i]
+                precondition(j >= -1 && j < n, "scatterAdd: index \(j) out of range for \(n) elements")
+                if j >= 0 { out.base[j] += storage.base[i] }
+            }
+        }
+        let inputShape = shape
+        return Tensor.record1("scatter_add", self, output: Tensor(storage: out, shape: outShape)) { g, _ in
+            g.take(flatIndices: index, shape: inputShape)
+        }
+    }
+
+    /// Flat positions of every element of an index grid given, per output position, the source
+    /// coordinates. `coordinate(outIndex, axis)` returns the source index along `axis`.
+    func flatPositions(outShape: [Int], _ source: ([Int]) -> [Int]?) -> [Int] {
+        let strides = contiguousStrides(shape)
+        var positions = [Int](repeating: 0, count: shapeCount(outShape))
+        var idx = [Int](repeating: 0, count: outShape.count)
+        for i in 0..<positions.count {
+            if let src = source(idx) {
+                var p = 0
+                for d in 0..<src.count { p += src[d] * strides[d] }
+                positions[i] = p
+            } else { positions[i] = -1 }
+            var d = outShape.count - 1
+            while d >= 0 {
+                idx[d] += 1
+                if idx[d] < outShape[d] { break }
+                idx[d] = 0
+                d -= 1
+            }
+        }
+        return positions
+    }
+
+    /// Elements `start, start + step, ...` below `end` along `axis`.
+    public func slice(axis: Int, start: Int, end: Int, step: Int = 1) -> Tensor {
+        let a = normalizeAxis(axis, rank: rank, op: "slice")
+        var ranges = shape.map { (0, $0, 1) }
+        ranges[a] = (start, end, step)
+        return slice(ranges)
+    }
+
+    /// One `(start, end, step)` per dimension; negative start/end count from the end.
+    public func slice(_ ranges: [(start: Int, end: Int, step: Int)]) -> Tensor {
+        precondition(ranges.count == rank, "slice: \(ranges.count) ranges for shape \(shape)")
+        var starts: [Int] = [], steps: [Int] = [], outShape: [Int] = []
+        for (d, r) in ranges.enumerated() {
+            precondition(r.step >= 1, "slice: step \(r.step) must be at least 1")
+            let s = Swift.min(Swift.max(r.start < 0 ? r.start + shape[d] : r.start, 0), shape[d])
+            let e = Swift.min(Swift.max(r.end < 0 ? r.end + shape[d] : r.end, 0), shape[d])
+            starts.append(s); steps.append(r.step)
+            outShape.append(e > s ? (e - s + r.step - 1) / r.step : 0)
+        }
+        let positions = flatPositions(outShape: outShape) { i in (0..<i.count).map { starts[$0] + i[$0] * steps[$0] } }
+        return take(flatIndices: positions, shape: outShape)
+    }
+
+    /// Sub-tensor at position `i` along the first axis (the axis is removed).
+    public subscript(_ i: Int) -> Tensor {
+        precondition(rank >= 1, "subscript: a 0-d tensor cannot be indexed")
+        let j = i < 0 ? i + shape[0] : i
+        precondition(j >= 0 && j < shape[0], "subscript: index \(i) out of range for shape \(shape)")
+        return slice(axis: 0, start: j, end: j + 1).reshaped(to: Array(shape.dropFirst()))
+    }
+
+    /// `out[i] = x[i with its axis-th coordinate replaced by index[i]]`; `index` has the rank of
+    /// `self`. Repeated indices accumulate gradient.
+    public func gather(axis: Int, index: IndexTensor) -> Tensor {
+        let a = normalizeAxis(axis, rank: rank, op: "gather")
+        precondition(index.shape.count == rank, "gather: index of shape \(index.shape) must have the rank of \(shape)")
+        let idxStrides = contiguousStrides(index.shape)
+        let positions = flatPositions(outShape: index.shape) { i in
+            var flat = 0
+            for d in 0..<i.count { flat += i[d] * idxStrides[d] }
+            var src = i
+            let v = index.values[flat]
+            precondition(v >= -shape[a] && v < shape[a], "gather: index \(v) out of range for axis \(a) of size \(shape[a])")
+            src[a] = v < 0 ? v + shape[a] : v
+            return src
+        }
+        return take(flatIndices: positions, shape: index.shape)
+    }
+
+    /// The entries `indices[0], indices[1], ...` along `axis`.
+    public func indexSelect(axis: Int, indices: [Int]) -> Tensor {
+        let a = normalizeAxis(axis, rank: rank, op: "index_select")
+        var outShape = shape
+        outShape[a] = indices.count
+        for v in indices { precondition(v >= -shape[a] && v < shape[a], "index_select: index \(v) out of range for axis \(a) of size \(shape[a])") }
+        let positions = flatPositions(outShape: outShape) { i in
+            var src = i
+            let v = indices[i[a]]
+            src[a] = v < 0 ? v + shape[a] : v
+            return src
+        }
+        return take(flatIndices: positions, shape: outShape)
+    }
+
+    /// Rows of a [num, dim] table: output shape `indices.shape + [dim]`.
+    public func embeddingLookup(_ indices: IndexTensor) -> Tensor {
+        precondition(rank == 2, "embedding: weight must be [num, dim], got \(shape)")
+        let dim = shape[1]
+        var positions = [Int]()
+        positions.reserveCapacity(indices.values.count * dim)
+        for v in indices.values {
+            precondition(v >= 0 && v < shape[0], "embedding: index \(v) out of range for \(shape[0]) rows")
+            for j in 0..<dim { positions.append(v * dim + j) }
+        }
+        return take(flatIndices: positions, shape: indices.shape + [dim])
+    }
+}

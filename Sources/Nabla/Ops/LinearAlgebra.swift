@@ -1,0 +1,69 @@
+import CNablaKernels
+
+// Matrix product: the one primitive that reaches BLAS. Transposed operands are passed to the
+// GEMM as flags, never copied, in the forward pass and in both pullbacks.
+
+extension Tensor {
+    /// `op(a) · op(b)` where op transposes the last two axes when the flag is set. Leading
+    /// (batch) axes broadcast. 1-D operands are treated as a row (left) or column (right) vector.
+    public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+        if a.rank == 1 || b.rank == 1 {
+            let a2 = a.rank == 1 ? a.reshaped(to: [1, a.count]) : a
+            let b2 = b.rank == 1 ? b.reshaped(to: [b.count, 1]) : b
+            var out = matmul(a2, b2, transposeA: a.rank == 1 ? false : transposeA, transposeB: b.rank == 1 ? false : transposeB)
+            var s = out.shape
+            if b.rank == 1 { s.removeLast() }
+            if a.rank == 1 { s.remove(at: s.count - (b.rank == 1 ? 1 : 2)) }
+            out = out.reshaped(to: s)
+            return out
+        }
+        let (m, ka) = transposeA ? (a.shape[a.rank - 1], a.shape[a.rank - 2]) : (a.shape[a.rank - 2], a.shape[a.rank - 1])
+        let (kb, n) = transposeB ? (b.shape[b.rank - 1], b.shape[b.rank - 2]) : (b.shape[b.rank - 2], b.shape[b.rank - 1])
+        precondition(ka == kb, "matmul: inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") × \(b.shape)\(transposeB ? "ᵀ" : "")")
+        let batchA = Array(a.shape.dropLast(2)), batchB = Array(b.shape.dropLast(2))
+        guard let batch = broadcastShapes(batchA, batchB) else {
+            preconditionFailure("matmul: batch dimensions of \(a.shape) and \(b.shape) cannot be broadcast together")
+        }
+        let outShape = batch + [m, n]
+        let out = TensorStorage<Scalar>(count: shapeCount(outShape))
+        let batches = shapeCount(batch)
+        let lda = a.shape[a.rank - 1], ldb = b.shape[b.rank - 1]
+        if batches == 1 {
+            Scalar._gemm(transposeA, transposeB, m, n, ka, 1, a.storage.base, lda, b.storage.base, ldb, 0, out.base, n)
+        } else {
+            let sa = broadcastStrides(batchA, to: batch), sb = broadcastStrides(batchB, to: batch)
+            let sizeA = a.shape[a.rank - 2] * lda, sizeB = b.shape[b.rank - 2] * ldb
+            var idx = [Int](repeating: 0, count: batch.count)
+            for t in 0..<batches {
+                var oa = 0, ob = 0
+                for d in 0..<batch.count { oa += idx[d] * sa[d]; ob += idx[d] * sb[d] }
+                Scalar._gemm(transposeA, transposeB, m, n, ka, 1, a.storage.base + oa * sizeA, lda,
+                             b.storage.base + ob * sizeB, ldb, 0, out.base + t * m * n, n)
+                var d = batch.count - 1
+                while d >= 0 { idx[d] += 1; if idx[d] < batch[d] { break }; idx[d] = 0; d -= 1 }
+            }
+        }
+        return record("matmul", inputs: [a, b], output: Tensor(storage: out, shape: outShape), savingOutput: false) { g, _ in
+            let da: Tensor? = a.node == nil ? nil : (transposeA
+                ? matmul(b, g, transposeA: transposeB, transposeB: true)
+                : matmul(g, b, transposeA: false, transposeB: !transposeB)).summed(toShape: a.shape)
+            let db: Tensor? = b.node == nil ? nil : (transposeB
+                ? matmul(g, a, transposeA: true, transposeB: transposeA)
+                : matmul(a, g, transposeA: !transposeA, transposeB: false)).summed(toShape: b.shape)
+            return [da, db]
+        }
+    }
+
+    /// Matrix product, `a · b`.
+    public func matmul(_ other: Tensor) -> Tensor { Tensor.matmul(self, other) }
+
+    /// Dot product of all elements (a 0-d tensor).
+    public func dot(_ other: Tensor) -> Tensor {
+        precondition(count == other.count, "dot: \(shape) and \(other.shape) have different sizes")
+        return (flattened() * other.flattened()).sum()
+    }
+}
+
+infix operator •: MultiplicationPrecedence
+/// Matrix product.
+public func • <S>(a: Tensor<S>, b: Tensor<S>) -> Tensor<S> { Tensor.matmul(a, b) }

@@ -1,0 +1,68 @@
+import CNablaKernels
+
+/// The element types a ``Tensor`` can hold: `Float` and `Double`.
+///
+/// Each conforming type routes Nabla's kernels to its C implementation, so element loops run
+/// as compiled, vectorized code whatever the caller's specialization.
+public protocol TensorScalar: BinaryFloatingPoint, Sendable, LosslessStringConvertible
+where Self.RawSignificand: FixedWidthInteger {
+    /// The name used in files and messages (`"float32"`, `"float64"`).
+    static var dtypeName: String { get }
+    static func _binary(_ op: Int32, _ ndim: Int32, _ shape: UnsafePointer<Int>, _ out: UnsafeMutablePointer<Self>,
+                        _ a: UnsafePointer<Self>, _ sa: UnsafePointer<Int>, _ b: UnsafePointer<Self>, _ sb: UnsafePointer<Int>)
+    static func _unary(_ op: Int32, _ n: Int, _ x: UnsafePointer<Self>, _ out: UnsafeMutablePointer<Self>, _ p0: Double, _ p1: Double)
+    static func _reduce(_ op: Int32, _ outer: Int, _ n: Int, _ inner: Int, _ x: UnsafePointer<Self>, _ out: UnsafeMutablePointer<Self>)
+    static func _copyStrided(_ ndim: Int32, _ shape: UnsafePointer<Int>, _ src: UnsafePointer<Self>, _ strides: UnsafePointer<Int>, _ dst: UnsafeMutablePointer<Self>)
+    static func _take(_ n: Int, _ src: UnsafePointer<Self>, _ index: UnsafePointer<Int>, _ dst: UnsafeMutablePointer<Self>)
+    static func _scatterAdd(_ n: Int, _ src: UnsafePointer<Self>, _ index: UnsafePointer<Int>, _ dst: UnsafeMutablePointer<Self>)
+    static func _select(_ n: Int, _ cond: UnsafePointer<Self>, _ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>, _ out: UnsafeMutablePointer<Self>)
+    static func _fill(_ n: Int, _ value: Self, _ out: UnsafeMutablePointer<Self>)
+    static func _axpy(_ n: Int, _ alpha: Self, _ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>)
+    static func _dot(_ n: Int, _ x: UnsafePointer<Self>, _ y: UnsafePointer<Self>) -> Self
+    static func _gemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Self,
+                      _ a: UnsafePointer<Self>, _ lda: Int, _ b: UnsafePointer<Self>, _ ldb: Int,
+                      _ beta: Self, _ c: UnsafeMutablePointer<Self>, _ ldc: Int)
+    static func _gemmBuiltin(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Self,
+                             _ a: UnsafePointer<Self>, _ lda: Int, _ b: UnsafePointer<Self>, _ ldb: Int,
+                             _ beta: Self, _ c: UnsafeMutablePointer<Self>, _ ldc: Int)
+}
+
+extension Float: TensorScalar {
+    public static var dtypeName: String { "float32" }
+    @inline(__always) public static func _binary(_ op: Int32, _ ndim: Int32, _ shape: UnsafePointer<Int>, _ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ sa: UnsafePointer<Int>, _ b: UnsafePointer<Float>, _ sb: UnsafePointer<Int>) { nb_binary_f32(op, ndim, shape, out, a, sa, b, sb) }
+    @inline(__always) public static func _unary(_ op: Int32, _ n: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ p0: Double, _ p1: Double) { nb_unary_f32(op, n, x, out, p0, p1) }
+    @inline(__always) public static func _reduce(_ op: Int32, _ outer: Int, _ n: Int, _ inner: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) { nb_reduce_f32(op, outer, n, inner, x, out) }
+    @inline(__always) public static func _copyStrided(_ ndim: Int32, _ shape: UnsafePointer<Int>, _ src: UnsafePointer<Float>, _ strides: UnsafePointer<Int>, _ dst: UnsafeMutablePointer<Float>) { nb_copy_strided_f32(ndim, shape, src, strides, dst) }
+    @inline(__always) public static func _take(_ n: Int, _ src: UnsafePointer<Float>, _ index: UnsafePointer<Int>, _ dst: UnsafeMutablePointer<Float>) { nb_take_f32(n, src, index, dst) }
+    @inline(__always) public static func _scatterAdd(_ n: Int, _ src: UnsafePointer<Float>, _ index: UnsafePointer<Int>, _ dst: UnsafeMutablePointer<Float>) { nb_scatter_add_f32(n, src, index, dst) }
+    @inline(__always) public static func _select(_ n: Int, _ cond: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) { nb_select_f32(n, cond, a, b, out) }
+    @inline(__always) public static func _fill(_ n: Int, _ value: Float, _ out: UnsafeMutablePointer<Float>) { nb_fill_f32(n, value, out) }
+    @inline(__always) public static func _axpy(_ n: Int, _ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) { nb_axpy_f32(n, alpha, x, y) }
+    @inline(__always) public static func _dot(_ n: Int, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>) -> Float { nb_dot_f32(n, x, y) }
+    @inline(__always) public static func _gemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        nb_gemm_f32(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+    @inline(__always) public static func _gemmBuiltin(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        nb_gemm_builtin_f32(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+}
+
+extension Double: TensorScalar {
+    public static var dtypeName: String { "float64" }
+    @inline(__always) public static func _binary(_ op: Int32, _ ndim: Int32, _ shape: UnsafePointer<Int>, _ out: UnsafeMutablePointer<Double>, _ a: UnsafePointer<Double>, _ sa: UnsafePointer<Int>, _ b: UnsafePointer<Double>, _ sb: UnsafePointer<Int>) { nb_binary_f64(op, ndim, shape, out, a, sa, b, sb) }
+    @inline(__always) public static func _unary(_ op: Int32, _ n: Int, _ x: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>, _ p0: Double, _ p1: Double) { nb_unary_f64(op, n, x, out, p0, p1) }
+    @inline(__always) public static func _reduce(_ op: Int32, _ outer: Int, _ n: Int, _ inner: Int, _ x: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>) { nb_reduce_f64(op, outer, n, inner, x, out) }
+    @inline(__always) public static func _copyStrided(_ ndim: Int32, _ shape: UnsafePointer<Int>, _ src: UnsafePointer<Double>, _ strides: UnsafePointer<Int>, _ dst: UnsafeMutablePointer<Double>) { nb_copy_strided_f64(ndim, shape, src, strides, dst) }
+    @inline(__always) public static func _take(_ n: Int, _ src: UnsafePointer<Double>, _ index: UnsafePointer<Int>, _ dst: UnsafeMutablePointer<Double>) { nb_take_f64(n, src, index, dst) }
+    @inline(__always) public static func _scatterAdd(_ n: Int, _ src: UnsafePointer<Double>, _ index: UnsafePointer<Int>, _ dst: UnsafeMutablePointer<Double>) { nb_scatter_add_f64(n, src, index, dst) }
+    @inline(__always) public static func _select(_ n: Int, _ cond: UnsafePointer<Double>, _ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>) { nb_select_f64(n, cond, a, b, out) }
+    @inline(__always) public static func _fill(_ n: Int, _ value: Double, _ out: UnsafeMutablePointer<Double>) { nb_fill_f64(n, value, out) }
+    @inline(__always) public static func _axpy(_ n: Int, _ alpha: Double, _ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>) { nb_axpy_f64(n, alpha, x, y) }
+    @inline(__always) public static func _dot(_ n: Int, _ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>) -> Double { nb_dot_f64(n, x, y) }
+    @inline(__always) public static func _gemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Double, _ a: UnsafePointer<Double>, _ lda: Int, _ b: UnsafePointer<Double>, _ ldb: Int, _ beta: Double, _ c: UnsafeMutablePointer<Double>, _ ldc: Int) {
+        nb_gemm_f64(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+    @inline(__always) public static func _gemmBuiltin(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Double, _ a: UnsafePointer<Double>, _ lda: Int, _ b: UnsafePointer<Double>, _ ldb: Int, _ beta: Double, _ c: UnsafeMutablePointer<Double>, _ ldc: Int) {
+        nb_gemm_builtin_f64(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+}
