@@ -196,3 +196,16 @@ void nb_convert_to_##S(long n, const void *src, int srcIsDouble, T *dst) { \
 
 NB_DEFINE(float, f32, nb_sgemm)
 NB_DEFINE(double, f64, nb_dgemm)
+
+// The BLAS routine itself, with nothing of Nabla's around it (for benchmarks). Returns 0 when
+// no BLAS is loaded.
+int nb_raw_sgemm(long M, long N, long K, const float *A, const float *B, float *C) {
+    if (!nb_blas_available()) return 0;
+    nb_sgemm(NB_ROW_MAJOR, NB_NO_TRANS, NB_NO_TRANS, (int)M, (int)N, (int)K, 1.0f, A, (int)K, B, (int)N, 0.0f, C, (int)N);
+    return 1;
+}
+int nb_raw_dgemm(long M, long N, long K, const double *A, const double *B, double *C) {
+    if (!nb_blas_available()) return 0;
+    nb_dgemm(NB_ROW_MAJOR, NB_NO_TRANS, NB_NO_TRANS, (int)M, (int)N, (int)K, 1.0, A, (int)K, B, (int)N, 0.0, C, (int)N);
+    return 1;
+}

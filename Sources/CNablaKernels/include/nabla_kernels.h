@@ -70,6 +70,10 @@ int nb_get_num_threads(void);
 // 1 when the AVX2+FMA variants are in use.
 int nb_cpu_has_avx2_fma(void);
 
+// The BLAS GEMM called directly (row-major, no transposes); 0 when no BLAS is loaded.
+int nb_raw_sgemm(long M, long N, long K, const float *A, const float *B, float *C);
+int nb_raw_dgemm(long M, long N, long K, const double *A, const double *B, double *C);
+
 // Gradient recording switch, per thread.
 int nb_grad_enabled(void);
 void nb_set_grad_enabled(int enabled);

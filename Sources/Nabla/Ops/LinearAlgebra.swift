@@ -17,6 +17,21 @@ extension Tensor {
             out = out.reshaped(to: s)
             return out
         }
+        let (outShape, out) = matmulKernel(a, b, transposeA, transposeB, into: nil)
+        return record("matmul", inputs: [a, b], output: Tensor(storage: out, shape: outShape), savingOutput: false) { g, _ in
+            let da: Tensor? = a.node == nil ? nil : (transposeA
+                ? matmul(b, g, transposeA: transposeB, transposeB: true)
+                : matmul(g, b, transposeA: false, transposeB: !transposeB)).summed(toShape: a.shape)
+            let db: Tensor? = b.node == nil ? nil : (transposeB
+                ? matmul(g, a, transposeA: true, transposeB: transposeA)
+                : matmul(a, g, transposeA: !transposeA, transposeB: false)).summed(toShape: b.shape)
+            return [da, db]
+        }
+    }
+
+    static func matmulKernel(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transposeB: Bool,
+                             into destination: TensorStorage<Scalar>?) -> ([Int], TensorStorage<Scalar>) {
+        precondition(a.rank >= 2 && b.rank >= 2, "matmul: operands must have at least 2 dimensions, got \(a.shape) and \(b.shape)")
         let (m, ka) = transposeA ? (a.shape[a.rank - 1], a.shape[a.rank - 2]) : (a.shape[a.rank - 2], a.shape[a.rank - 1])
         let (kb, n) = transposeB ? (b.shape[b.rank - 1], b.shape[b.rank - 2]) : (b.shape[b.rank - 2], b.shape[b.rank - 1])
         precondition(ka == kb, "matmul: inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") × \(b.shape)\(transposeB ? "ᵀ" : "")")
@@ -25,7 +40,8 @@ extension Tensor {
             preconditionFailure("matmul: batch dimensions of \(a.shape) and \(b.shape) cannot be broadcast together")
         }
         let outShape = batch + [m, n]
-        let out = TensorStorage<Scalar>(count: shapeCount(outShape))
+        let out = destination ?? TensorStorage<Scalar>(count: shapeCount(outShape))
+        precondition(out.count == shapeCount(outShape), "matmul(into:): destination has \(out.count) elements, the product \(outShape) needs \(shapeCount(outShape))")
         let batches = shapeCount(batch)
         let lda = a.shape[a.rank - 1], ldb = b.shape[b.rank - 1]
         if batches == 1 {
@@ -43,15 +59,16 @@ extension Tensor {
                 while d >= 0 { idx[d] += 1; if idx[d] < batch[d] { break }; idx[d] = 0; d -= 1 }
             }
         }
-        return record("matmul", inputs: [a, b], output: Tensor(storage: out, shape: outShape), savingOutput: false) { g, _ in
-            let da: Tensor? = a.node == nil ? nil : (transposeA
-                ? matmul(b, g, transposeA: transposeB, transposeB: true)
-                : matmul(g, b, transposeA: false, transposeB: !transposeB)).summed(toShape: a.shape)
-            let db: Tensor? = b.node == nil ? nil : (transposeB
-                ? matmul(g, a, transposeA: true, transposeB: transposeA)
-                : matmul(a, g, transposeA: !transposeA, transposeB: false)).summed(toShape: b.shape)
-            return [da, db]
-        }
+        return (outShape, out)
+    }
+
+    /// Writes `op(a) · op(b)` into `result`, reusing its memory (not recorded for
+    /// differentiation). `result` must already have the product's number of elements.
+    public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false, into result: inout Tensor) {
+        if !isKnownUniquelyReferenced(&result.storage) { result.storage = TensorStorage(count: result.count) }
+        result.node = nil
+        let (shape, _) = matmulKernel(a, b, transposeA, transposeB, into: result.storage)
+        result.shape = shape
     }
 
     /// Matrix product, `a · b`.

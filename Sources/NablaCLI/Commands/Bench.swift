@@ -1,0 +1,122 @@
+import ArgumentParser
+import Foundation
+import Nabla
+import NablaConformance
+
+/// `nabla bench WORKLOAD`: the benchmark workloads, one JSON line per measurement with `--json`.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a benchmark workload (benchmarks are not tests).",
+        discussion: "Workloads: gemm (matrix product against the raw BLAS call), overhead (per-op cost of tiny ops).")
+
+    @Argument(help: "Workload: gemm or overhead.") var workload: String
+    @Option(help: "Threads for BLAS and Nabla's kernels.") var threads: Int = 1
+    @Option(help: "gemm: comma-separated sizes.") var sizes: String = "128,256,512,1024,2048"
+    @Option(help: "gemm: float32, float64 or both.") var dtype: String = "both"
+    @Flag(help: "One JSON object per line per measurement.") var json = false
+
+    func validate() throws {
+        guard ["gemm", "overhead"].contains(workload) else {
+            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead")
+        }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard ["float32", "float64", "both"].contains(dtype) else { throw ValidationError("--dtype must be float32, float64 or both") }
+        guard parsedSizes != nil else { throw ValidationError("--sizes must be a comma-separated list of positive integers") }
+    }
+
+    var parsedSizes: [Int]? {
+        let s = sizes.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !s.isEmpty, s.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
+        return s.map { $0! }
+    }
+
+    func emit(_ pairs: [(String, JSONValue)], text: String) {
+        if json { print(OrderedJSON(pairs).text) } else { print(text) }
+        fflush(stdout)
+    }
+
+    func run() throws {
+        ComputeBackend.threads = threads
+        emit([("bench", .string(workload)), ("what", .string("config")), ("blas", .string(ComputeBackend.blasName)),
+              ("avx2_fma", .bool(ComputeBackend.usesAVX2)), ("threads", .number(Double(threads))),
+              ("nproc", .number(Double(ProcessInfo.processInfo.activeProcessorCount)))],
+             text: "BLAS: \(ComputeBackend.blasName); built-in kernels: \(ComputeBackend.usesAVX2 ? "AVX2+FMA" : "portable"); threads: \(threads)")
+        switch workload {
+        case "gemm":
+            if dtype != "float64" { gemm(Float.self) }
+            if dtype != "float32" { gemm(Double.self) }
+        default: overhead()
+        }
+    }
+
+    /// C = A·B for square n×n, A and B ~ N(0, 1): Nabla's matmul into a preallocated C, the same
+    /// with a fresh C each call, the raw BLAS call, and the built-in kernel.
+    func gemm<S: TensorScalar>(_: S.Type) {
+        for n in parsedSizes! {
+            var rng = RandomGenerator(seed: 0)
+            let a = Tensor<S>.normal(shape: [n, n], using: &rng), b = Tensor<S>.normal(shape: [n, n], using: &rng)
+            var c = Tensor<S>.zeros(shape: [n, n])
+            let flops = 2.0 * Double(n * n * n)
+            let reference = Tensor.matmul(Tensor<Double>(converting: a), Tensor<Double>(converting: b))
+            func relErr(_ t: Tensor<S>) -> Double {
+                let d = Tensor<Double>(converting: t) - reference
+                return d.norm().scalar / reference.norm().scalar
+            }
+            var variants: [(String, () -> Void)] = [
+                ("nabla", { Tensor.matmul(a, b, into: &c) }),
+                ("nabla_alloc", { c = Tensor.matmul(a, b) }),
+            ]
+            if ComputeBackend.hasBLAS {
+                variants.insert(("blas_raw", {
+                    a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in
+                        c.withUnsafeMutableBufferPointer { pc in
+                            _ = ComputeBackend.rawGEMM(m: n, n: n, k: n, a: pa.baseAddress!, b: pb.baseAddress!, c: pc.baseAddress!)
+                        } } }
+                }), at: 0)
+            }
+            if n <= 1024 || !ComputeBackend.hasBLAS {
+                variants.append(("nabla_builtin", {
+                    ComputeBackend.forcesBuiltinKernels = true
+                    Tensor.matmul(a, b, into: &c)
+                    ComputeBackend.forcesBuiltinKernels = false
+                }))
+            }
+            for (lib, body) in variants {
+                let t = Timing.measure(maxTotal: 20, body)
+                let err = relErr(c)
+                emit([("bench", .string("gemm")), ("lib", .string(lib)), ("dtype", .string(S.dtypeName)), ("n", .number(Double(n))),
+                      ("threads", .number(Double(threads))), ("gflops_median", .number(flops / t.medianSeconds / 1e9)),
+                      ("gflops_max", .number(flops / t.minSeconds / 1e9)), ("rel_err", .number(err)),
+                      ("median_s", .number(t.medianSeconds)), ("min_s", .number(t.minSeconds)), ("repeats", .number(Double(t.repeats))),
+                      ("inner", .number(Double(t.inner))), ("others_cores", .number(t.othersCores))],
+                     text: "gemm \(S.dtypeName) n=\(n) \(pad(lib, 14)) \(fmt(flops / t.medianSeconds / 1e9, digits: 4)) GFLOPS (median; best \(fmt(flops / t.minSeconds / 1e9, digits: 4))), rel. error \(fmt(err, digits: 2))")
+            }
+        }
+    }
+
+    /// The cost of one tiny op (4-element operands), forward only and forward + backward.
+    func overhead() {
+        let a: Tensor<Float> = [1, 2, 3, 4], b: Tensor<Float> = [0.5, 0.25, 2, 1]
+        let seed = Tensor<Float>.ones(shape: [4])
+        let m: Tensor<Float> = [[1, 2], [3, 4]]
+        let ops: [(String, (Tensor<Float>, Tensor<Float>) -> Tensor<Float>)] = [
+            ("add", { $0 + $1 }), ("mul", { $0 * $1 }), ("tanh", { x, _ in x.tanh() }),
+            ("sum", { x, _ in x.sum().reshaped(to: [1]).broadcast(to: [4]) }),
+            ("matmul_2x2", { x, y in Tensor.matmul(x.reshaped(to: [2, 2]), y.reshaped(to: [2, 2])).reshaped(to: [4]) }),
+        ]
+        _ = m
+        for (name, op) in ops {
+            let fwd = Timing.measure { _ = op(a, b) }
+            let ga = a.requiringGradient(), gb = b.requiringGradient()
+            let fb = Timing.measure {
+                let z = op(ga, gb)
+                _ = gradients(of: z, with: seed, wrt: [ga, gb])
+            }
+            emit([("bench", .string("overhead")), ("op", .string(name)), ("dtype", .string("float32")), ("elements", .number(4)),
+                  ("ns_forward_median", .number(fwd.medianSeconds * 1e9)), ("ns_forward_min", .number(fwd.minSeconds * 1e9)),
+                  ("ns_forward_backward_median", .number(fb.medianSeconds * 1e9)), ("ns_forward_backward_min", .number(fb.minSeconds * 1e9)),
+                  ("others_cores", .number(fb.othersCores))],
+                 text: "\(pad(name, 12)) forward \(fmt(fwd.medianSeconds * 1e9, digits: 4)) ns   forward+backward \(fmt(fb.medianSeconds * 1e9, digits: 4)) ns (medians)")
+        }
+    }
+}

@@ -1,0 +1,13 @@
+import ArgumentParser
+import Nabla
+
+@main
+struct NablaCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nabla",
+        abstract: "Gradients, optimizers and models, from the command line.",
+        discussion: "Run `nabla` alone for a short tour.",
+        subcommands: [Tour.self, Grad.self, Conformance.self, Bench.self],
+        defaultSubcommand: Tour.self
+    )
+}

@@ -1,0 +1,29 @@
+import Foundation
+import Nabla
+import Testing
+
+/// Path of a bundled test fixture.
+func fixture(_ name: String) -> String {
+    let url = Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Fixtures")
+    precondition(url != nil, "missing fixture \(name)")
+    return url!.path
+}
+
+func isClose(_ a: [Double], _ b: [Double], tolerance: Double = 1e-9) -> Bool {
+    a.count == b.count && zip(a, b).allSatisfy { Swift.abs($0 - $1) <= tolerance * Swift.max(1, Swift.abs($1)) }
+}
+
+func isClose(_ a: Tensor<Double>, _ b: Tensor<Double>, tolerance: Double = 1e-9) -> Bool {
+    a.shape == b.shape && isClose(a.scalars, b.scalars, tolerance: tolerance)
+}
+
+func randn(_ shape: [Int], seed: UInt64) -> Tensor<Double> {
+    var g = RandomGenerator(seed: seed)
+    return Tensor.normal(shape: shape, using: &g)
+}
+
+/// Positive values in [0.5, 2).
+func positive(_ shape: [Int], seed: UInt64) -> Tensor<Double> {
+    var g = RandomGenerator(seed: seed)
+    return Tensor.uniform(shape: shape, low: 0.5, high: 2, using: &g)
+}
