@@ -27,3 +27,11 @@ func positive(_ shape: [Int], seed: UInt64) -> Tensor<Double> {
     var g = RandomGenerator(seed: seed)
     return Tensor.uniform(shape: shape, low: 0.5, high: 2, using: &g)
 }
+
+// libm through Foundation, named apart from Nabla's tensor methods.
+func Foundation_sin(_ x: Double) -> Double { Foundation.sin(x) }
+func Foundation_cos(_ x: Double) -> Double { Foundation.cos(x) }
+func Foundation_tan(_ x: Double) -> Double { Foundation.tan(x) }
+func Foundation_exp(_ x: Double) -> Double { Foundation.exp(x) }
+func Foundation_log(_ x: Double) -> Double { Foundation.log(x) }
+func Foundation_tanh(_ x: Double) -> Double { Foundation.tanh(x) }
