@@ -209,3 +209,7 @@ int nb_raw_dgemm(long M, long N, long K, const double *A, const double *B, doubl
     nb_dgemm(NB_ROW_MAJOR, NB_NO_TRANS, NB_NO_TRANS, (int)M, (int)N, (int)K, 1.0, A, (int)K, B, (int)N, 0.0, C, (int)N);
     return 1;
 }
+
+// A number no other backward pass has used.
+static unsigned long long nb_pass_counter = 0;
+unsigned long long nb_next_pass_id(void) { return __atomic_add_fetch(&nb_pass_counter, 1, __ATOMIC_RELAXED); }

@@ -74,6 +74,9 @@ int nb_cpu_has_avx2_fma(void);
 int nb_raw_sgemm(long M, long N, long K, const float *A, const float *B, float *C);
 int nb_raw_dgemm(long M, long N, long K, const double *A, const double *B, double *C);
 
+// A fresh number for each backward pass.
+unsigned long long nb_next_pass_id(void);
+
 // Gradient recording switch, per thread.
 int nb_grad_enabled(void);
 void nb_set_grad_enabled(int enabled);

@@ -6,15 +6,15 @@ import CNablaKernels
 /// with the graph kept (higher order), the backward pass is itself recorded and can be
 /// differentiated again.
 @usableFromInline final class GradNode<Scalar: TensorScalar> {
-    let op: String
-    let inputs: [GradNode<Scalar>?]
+    @usableFromInline let op: String
+    @usableFromInline let inputs: [GradNode<Scalar>?]
     /// Maps (cotangent of the output, the output itself) to one cotangent per input (nil: zero).
-    let pullback: ((Tensor<Scalar>, Tensor<Scalar>) -> [Tensor<Scalar>?])?
-    let shape: [Int]
+    @usableFromInline let pullback: ((Tensor<Scalar>, Tensor<Scalar>) -> [Tensor<Scalar>?])?
+    @usableFromInline let shape: [Int]
     /// Kept only for operations whose derivative is cheapest in terms of their output.
-    let savedOutput: TensorStorage<Scalar>?
+    @usableFromInline let savedOutput: TensorStorage<Scalar>?
 
-    init(op: String, inputs: [GradNode<Scalar>?], shape: [Int], savedOutput: TensorStorage<Scalar>?,
+    @inlinable init(op: String, inputs: [GradNode<Scalar>?], shape: [Int], savedOutput: TensorStorage<Scalar>?,
          pullback: ((Tensor<Scalar>, Tensor<Scalar>) -> [Tensor<Scalar>?])?) {
         self.op = op
         self.inputs = inputs
@@ -23,7 +23,13 @@ import CNablaKernels
         self.pullback = pullback
     }
 
-    var isLeaf: Bool { pullback == nil }
+    // Scratch space of the backward pass that last visited this node (see Backpropagation).
+    @usableFromInline var visitedInPass: UInt64 = 0
+    @usableFromInline var targetOfPass: UInt64 = 0
+    @usableFromInline var reachesTarget = false
+    @usableFromInline var cotangent: Tensor<Scalar>?
+
+    @usableFromInline var isLeaf: Bool { pullback == nil }
 }
 
 /// Whether operations on this thread are being recorded for differentiation.
@@ -31,14 +37,14 @@ public var isRecordingGradients: Bool { nb_grad_enabled() != 0 }
 
 /// Runs `body` without recording operations: nothing computed inside can be differentiated.
 /// Use it for parameter updates and evaluation.
-public func withoutGradients<R>(_ body: () throws -> R) rethrows -> R {
+@inlinable public func withoutGradients<R>(_ body: () throws -> R) rethrows -> R {
     let previous = nb_grad_enabled()
     nb_set_grad_enabled(0)
     defer { nb_set_grad_enabled(previous) }
     return try body()
 }
 
-func withGradientRecording<R>(_ enabled: Bool, _ body: () throws -> R) rethrows -> R {
+@inlinable func withGradientRecording<R>(_ enabled: Bool, _ body: () throws -> R) rethrows -> R {
     let previous = nb_grad_enabled()
     nb_set_grad_enabled(enabled ? 1 : 0)
     defer { nb_set_grad_enabled(previous) }
@@ -50,11 +56,11 @@ extension Tensor {
     public var isDifferentiable: Bool { node != nil }
 
     /// The same values, cut off from the graph: gradients do not flow through it (stop-gradient).
-    public func detached() -> Tensor { Tensor(storage: storage, shape: shape) }
+    @inlinable public func detached() -> Tensor { Tensor(storage: storage, shape: shape) }
 
     /// The same values as a new leaf of a differentiation graph: operations on it are recorded,
     /// and ``gradients(of:with:wrt:keepingGraph:)`` can differentiate with respect to it.
-    public func requiringGradient() -> Tensor {
+    @inlinable public func requiringGradient() -> Tensor {
         Tensor(storage: storage, shape: shape,
                node: GradNode(op: "leaf", inputs: [], shape: shape, savedOutput: nil, pullback: nil))
     }
@@ -63,20 +69,20 @@ extension Tensor {
     /// input. This is how every primitive is registered, and how users add their own operations
     /// with a hand-written derivative. The pullback must be built from tensor operations for
     /// higher-order derivatives to be exact.
-    public static func recording(_ op: String, inputs: [Tensor], output: Tensor,
+    @inlinable public static func recording(_ op: String, inputs: [Tensor], output: Tensor,
                                  pullback: @escaping (Tensor) -> [Tensor?]) -> Tensor {
         record(op, inputs: inputs, output: output, savingOutput: false) { g, _ in pullback(g) }
     }
 
     /// Like ``recording(_:inputs:output:pullback:)``, for derivatives expressed through the output
     /// (as for `exp`, `tanh` and `sigmoid`).
-    public static func recording(_ op: String, inputs: [Tensor], output: Tensor,
+    @inlinable public static func recording(_ op: String, inputs: [Tensor], output: Tensor,
                                  pullbackUsingOutput: @escaping (_ cotangent: Tensor, _ output: Tensor) -> [Tensor?]) -> Tensor {
         record(op, inputs: inputs, output: output, savingOutput: true, pullbackUsingOutput)
     }
 
     @inline(__always)
-    static func record(_ op: String, inputs: [Tensor], output: Tensor, savingOutput: Bool,
+    @inlinable static func record(_ op: String, inputs: [Tensor], output: Tensor, savingOutput: Bool,
                        _ pullback: @escaping (Tensor, Tensor) -> [Tensor?]) -> Tensor {
         guard nb_grad_enabled() != 0, inputs.contains(where: { $0.node != nil }) else { return output }
         var out = output
@@ -86,7 +92,7 @@ extension Tensor {
     }
 
     @inline(__always)
-    static func record1(_ op: String, _ input: Tensor, output: Tensor, savingOutput: Bool = false,
+    @inlinable static func record1(_ op: String, _ input: Tensor, output: Tensor, savingOutput: Bool = false,
                         _ pullback: @escaping (Tensor, Tensor) -> Tensor?) -> Tensor {
         guard nb_grad_enabled() != 0, let n = input.node else { return output }
         var out = output
@@ -98,66 +104,68 @@ extension Tensor {
 }
 
 /// Reverse-mode accumulation over the recorded graph.
-enum Backpropagation {
+@usableFromInline enum Backpropagation {
     /// Cotangents of `targets` given the cotangent `seed` of `output`. A target that `output`
     /// does not depend on gets nil. With `keepingGraph`, the backward pass is recorded so the
     /// result can be differentiated again.
+    ///
+    /// Bookkeeping lives on the nodes themselves, tagged with a pass number, so a pass allocates
+    /// nothing but its topological order: one graph is differentiated by one thread at a time.
+    @inlinable
     static func run<Scalar>(output: Tensor<Scalar>, seed: Tensor<Scalar>, targets: [GradNode<Scalar>],
                             keepingGraph: Bool) -> [Tensor<Scalar>?] {
         guard let root = output.node else { return targets.map { _ in nil } }
-        let targetIDs = Set(targets.map { ObjectIdentifier($0) })
+        let pass = nb_next_pass_id()
+        for t in targets { t.targetOfPass = pass }
 
-        // Post-order DFS; a node matters if a target can be reached from it.
+        // Post-order DFS keeping only the nodes from which a target can be reached.
         var order: [GradNode<Scalar>] = []
-        var reaches: [ObjectIdentifier: Bool] = [:]
         var stack: [(GradNode<Scalar>, Int)] = [(root, 0)]
-        reaches.reserveCapacity(64)
+        root.visitedInPass = pass
         while let (node, initialNext) = stack.popLast() {
             var next = initialNext
-            let id = ObjectIdentifier(node)
-            if next == 0 {
-                if reaches[id] != nil { continue }
-                reaches[id] = false  // in progress
-            }
-            var pushed = false
+            var descended = false
             while next < node.inputs.count {
                 let child = node.inputs[next]
                 next += 1
-                if let c = child, reaches[ObjectIdentifier(c)] == nil {
+                if let c = child, c.visitedInPass != pass {
+                    c.visitedInPass = pass
+                    c.reachesTarget = false
                     stack.append((node, next))
                     stack.append((c, 0))
-                    pushed = true
+                    descended = true
                     break
                 }
             }
-            if pushed { continue }
-            var r = targetIDs.contains(id)
-            if !r {
-                for c in node.inputs where c != nil && reaches[ObjectIdentifier(c!)] == true { r = true; break }
+            if descended { continue }
+            var reaches = node.targetOfPass == pass
+            if !reaches {
+                for c in node.inputs where c != nil && c!.visitedInPass == pass && c!.reachesTarget { reaches = true; break }
             }
-            reaches[id] = r
-            if r { order.append(node) }
+            node.reachesTarget = reaches
+            if reaches { order.append(node) }
         }
+        guard root.reachesTarget else { return targets.map { _ in nil } }
 
-        var cotangents: [ObjectIdentifier: Tensor<Scalar>] = [ObjectIdentifier(root): seed]
+        root.cotangent = seed
         withGradientRecording(keepingGraph) {
             for node in order.reversed() {
-                let id = ObjectIdentifier(node)
-                guard let pullback = node.pullback, let g = cotangents[id] else { continue }
-                if !targetIDs.contains(id) { cotangents[id] = nil }
-                let y = Tensor<Scalar>(storage: node.savedOutput ?? TensorStorage(count: 0), shape: node.shape,
+                guard let pullback = node.pullback, let g = node.cotangent else { continue }
+                if node.targetOfPass != pass { node.cotangent = nil }
+                let y = Tensor<Scalar>(storage: node.savedOutput ?? g.storage, shape: node.shape,
                                        node: node.savedOutput == nil ? nil : node)
                 let inputGrads = pullback(g, y)
                 for (i, input) in node.inputs.enumerated() {
-                    guard let input, reaches[ObjectIdentifier(input)] == true, let gi = inputGrads[i] else { continue }
+                    guard let input, input.visitedInPass == pass, input.reachesTarget, let gi = inputGrads[i] else { continue }
                     precondition(gi.shape == input.shape,
                                  "backward of \(node.op): cotangent for input \(i) has shape \(gi.shape), expected \(input.shape)")
-                    let key = ObjectIdentifier(input)
-                    if let existing = cotangents[key] { cotangents[key] = existing + gi } else { cotangents[key] = gi }
+                    if let existing = input.cotangent { input.cotangent = existing + gi } else { input.cotangent = gi }
                 }
             }
         }
-        return targets.map { cotangents[ObjectIdentifier($0)] }
+        let result = targets.map { $0.cotangent }
+        for t in targets { t.cotangent = nil }
+        return result
     }
 }
 
@@ -167,7 +175,7 @@ enum Backpropagation {
 ///
 /// - Parameter keepingGraph: record the backward pass so the gradients can be differentiated
 ///   again (higher-order derivatives).
-public func gradients<Scalar>(of output: Tensor<Scalar>, with seed: Tensor<Scalar>? = nil,
+@inlinable public func gradients<Scalar>(of output: Tensor<Scalar>, with seed: Tensor<Scalar>? = nil,
                               wrt inputs: [Tensor<Scalar>], keepingGraph: Bool = false) -> [Tensor<Scalar>] {
     let seed = seed ?? Tensor(repeating: 1, shape: output.shape)
     precondition(seed.shape == output.shape,

@@ -6,27 +6,27 @@
 
 /// A fresh variable for `x`: linked to `x`'s graph when an enclosing differentiation is
 /// recording, otherwise a new leaf.
-func differentiationVariable<Scalar>(_ x: Tensor<Scalar>) -> Tensor<Scalar> {
+@inlinable func differentiationVariable<Scalar>(_ x: Tensor<Scalar>) -> Tensor<Scalar> {
     if x.node != nil && isRecordingGradients {
         return Tensor.record1("variable", x, output: Tensor(storage: x.storage, shape: x.shape)) { g, _ in g }
     }
     return x.requiringGradient()
 }
 
-func isNested<Scalar>(_ xs: [Tensor<Scalar>]) -> Bool { isRecordingGradients && xs.contains { $0.node != nil } }
+@inlinable func isNested<Scalar>(_ xs: [Tensor<Scalar>]) -> Bool { isRecordingGradients && xs.contains { $0.node != nil } }
 
-func evaluate<Scalar>(_ f: ([Tensor<Scalar>]) -> Tensor<Scalar>, at variables: [Tensor<Scalar>]) -> Tensor<Scalar> {
+@inlinable func evaluate<Scalar>(_ f: ([Tensor<Scalar>]) -> Tensor<Scalar>, at variables: [Tensor<Scalar>]) -> Tensor<Scalar> {
     withGradientRecording(true) { f(variables) }
 }
 
 /// Value of `f` at `x` and its gradient. `f` must return a tensor with one element.
-public func valueWithGradient<Scalar>(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> (value: Tensor<Scalar>, gradient: Tensor<Scalar>) {
+@inlinable public func valueWithGradient<Scalar>(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> (value: Tensor<Scalar>, gradient: Tensor<Scalar>) {
     let (v, g) = valueWithGradient(at: [x]) { f($0[0]) }
     return (v, g[0])
 }
 
 /// Value of `f` at the points `xs` and its gradient with respect to each.
-public func valueWithGradient<Scalar>(at xs: [Tensor<Scalar>], of f: ([Tensor<Scalar>]) -> Tensor<Scalar>) -> (value: Tensor<Scalar>, gradient: [Tensor<Scalar>]) {
+@inlinable public func valueWithGradient<Scalar>(at xs: [Tensor<Scalar>], of f: ([Tensor<Scalar>]) -> Tensor<Scalar>) -> (value: Tensor<Scalar>, gradient: [Tensor<Scalar>]) {
     let nested = isNested(xs)
     let vars = xs.map(differentiationVariable)
     let y = evaluate(f, at: vars)
@@ -36,23 +36,23 @@ public func valueWithGradient<Scalar>(at xs: [Tensor<Scalar>], of f: ([Tensor<Sc
 }
 
 /// ∇f(x).
-public func gradient<Scalar>(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
+@inlinable public func gradient<Scalar>(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
     valueWithGradient(at: x, of: f).gradient
 }
 
 /// Gradients of `f` with respect to each of `xs`.
-public func gradient<Scalar>(at xs: [Tensor<Scalar>], of f: ([Tensor<Scalar>]) -> Tensor<Scalar>) -> [Tensor<Scalar>] {
+@inlinable public func gradient<Scalar>(at xs: [Tensor<Scalar>], of f: ([Tensor<Scalar>]) -> Tensor<Scalar>) -> [Tensor<Scalar>] {
     valueWithGradient(at: xs, of: f).gradient
 }
 
 /// Returns f(x) as a function of x: `gradient(of: f)(x)`.
-public func gradient<Scalar>(of f: @escaping (Tensor<Scalar>) -> Tensor<Scalar>) -> (Tensor<Scalar>) -> Tensor<Scalar> {
+@inlinable public func gradient<Scalar>(of f: @escaping (Tensor<Scalar>) -> Tensor<Scalar>) -> (Tensor<Scalar>) -> Tensor<Scalar> {
     { x in gradient(at: x, of: f) }
 }
 
 /// Value of `f` at `x` and its pullback: the vector-Jacobian product `c ↦ Jᵀc` for a cotangent
 /// `c` of the output's shape. The pullback can be called any number of times.
-public func valueWithPullback<Scalar>(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> (value: Tensor<Scalar>, pullback: (Tensor<Scalar>) -> Tensor<Scalar>) {
+@inlinable public func valueWithPullback<Scalar>(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> (value: Tensor<Scalar>, pullback: (Tensor<Scalar>) -> Tensor<Scalar>) {
     let nested = isNested([x])
     let v = differentiationVariable(x)
     let y = evaluate({ f($0[0]) }, at: [v])
@@ -65,7 +65,7 @@ public func valueWithPullback<Scalar>(at x: Tensor<Scalar>, of f: (Tensor<Scalar
 }
 
 /// The vector-Jacobian product Jᵀc of `f` at `x`.
-public func vjp<Scalar>(at x: Tensor<Scalar>, cotangent: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
+@inlinable public func vjp<Scalar>(at x: Tensor<Scalar>, cotangent: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
     valueWithPullback(at: x, of: f).pullback(cotangent)
 }
 
@@ -75,25 +75,25 @@ public func vjp<Scalar>(at x: Tensor<Scalar>, cotangent: Tensor<Scalar>, of f: (
 /// It is computed by transposing the pullback (the VJP is linear in its cotangent, and
 /// differentiating it with respect to that cotangent gives J t), which reuses every derivative
 /// rule and works at any order.
-public func valueWithDifferential<Scalar>(at x: Tensor<Scalar>, tangent: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> (value: Tensor<Scalar>, differential: Tensor<Scalar>) {
+@inlinable public func valueWithDifferential<Scalar>(at x: Tensor<Scalar>, tangent: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> (value: Tensor<Scalar>, differential: Tensor<Scalar>) {
     precondition(tangent.shape == x.shape, "jvp: tangent shape \(tangent.shape) does not match input shape \(x.shape)")
     let lin = Linearization(at: x, of: f)
     return (lin.value, lin.differential(tangent))
 }
 
 /// The Jacobian-vector product J t of `f` at `x` (forward mode).
-public func jvp<Scalar>(at x: Tensor<Scalar>, tangent: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
+@inlinable public func jvp<Scalar>(at x: Tensor<Scalar>, tangent: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
     valueWithDifferential(at: x, tangent: tangent, of: f).differential
 }
 
 /// `f` linearized at a point: evaluates f once, then gives J t for any number of tangents.
-struct Linearization<Scalar: TensorScalar> {
-    let value: Tensor<Scalar>
-    let nested: Bool
-    let cotangentVariable: Tensor<Scalar>
-    let transposed: Tensor<Scalar>?  // Jᵀu as a function of the variable u
+@usableFromInline struct Linearization<Scalar: TensorScalar> {
+    @usableFromInline let value: Tensor<Scalar>
+    @usableFromInline let nested: Bool
+    @usableFromInline let cotangentVariable: Tensor<Scalar>
+    @usableFromInline let transposed: Tensor<Scalar>?  // Jᵀu as a function of the variable u
 
-    init(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) {
+    @inlinable init(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) {
         nested = isNested([x])
         let v = differentiationVariable(x)
         let y = evaluate({ f($0[0]) }, at: [v])
@@ -105,7 +105,7 @@ struct Linearization<Scalar: TensorScalar> {
         }
     }
 
-    func differential(_ t: Tensor<Scalar>) -> Tensor<Scalar> {
+    @inlinable func differential(_ t: Tensor<Scalar>) -> Tensor<Scalar> {
         guard let transposed else { return Tensor.zeros(shape: value.shape) }
         let s = withGradientRecording(true) { (transposed * t).sum() }
         return Backpropagation.run(output: s, seed: Tensor(1), targets: [cotangentVariable.node!], keepingGraph: nested)[0]
@@ -122,7 +122,7 @@ public enum JacobianMode: Sendable {
 }
 
 /// The Jacobian of `f` at `x`, of shape `f(x).shape + x.shape`.
-public func jacobian<Scalar>(at x: Tensor<Scalar>, mode: JacobianMode = .byRows, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
+@inlinable public func jacobian<Scalar>(at x: Tensor<Scalar>, mode: JacobianMode = .byRows, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
     switch mode {
     case .byRows:
         let (y, pullback) = valueWithPullback(at: x, of: f)
@@ -148,7 +148,7 @@ public func jacobian<Scalar>(at x: Tensor<Scalar>, mode: JacobianMode = .byRows,
 
 /// The Hessian of the scalar function `f` at `x`, of shape `x.shape + x.shape`: the Jacobian of
 /// the gradient, one Hessian-vector product per row.
-public func hessian<Scalar>(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
+@inlinable public func hessian<Scalar>(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
     let nested = isNested([x])
     let v = differentiationVariable(x)
     let g = withGradientRecording(true) { () -> Tensor<Scalar>? in
@@ -168,7 +168,7 @@ public func hessian<Scalar>(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tens
 
 /// The Hessian-vector product H v of the scalar function `f` at `x`, without forming H
 /// (reverse-over-reverse: the gradient of ⟨∇f(x), v⟩).
-public func hessianVectorProduct<Scalar>(at x: Tensor<Scalar>, vector: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
+@inlinable public func hessianVectorProduct<Scalar>(at x: Tensor<Scalar>, vector: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
     precondition(vector.shape == x.shape, "hessianVectorProduct: vector shape \(vector.shape) does not match \(x.shape)")
     let nested = isNested([x])
     let v = differentiationVariable(x)

@@ -3,7 +3,7 @@
 
 extension Tensor {
     /// Flat positions of the [N, C, OH, OW, KH, KW] windows of an [N, C, H, W] input.
-    static func windowPositions(_ shape: [Int], kernel: [Int], stride: [Int], padding: [Int], dilation: [Int]) -> (positions: [Int], oh: Int, ow: Int) {
+    @inlinable static func windowPositions(_ shape: [Int], kernel: [Int], stride: [Int], padding: [Int], dilation: [Int]) -> (positions: [Int], oh: Int, ow: Int) {
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         let oh = (h + 2 * padding[0] - dilation[0] * (kernel[0] - 1) - 1) / stride[0] + 1
         let ow = (w + 2 * padding[1] - dilation[1] * (kernel[1] - 1) - 1) / stride[1] + 1
@@ -32,7 +32,7 @@ extension Tensor {
 
     /// 2-D cross-correlation. `self` is [N, C_in, H, W], `weight` [C_out, C_in/groups, KH, KW],
     /// `bias` [C_out]; zero padding on both sides.
-    public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: [Int] = [1, 1], padding: [Int] = [0, 0],
+    @inlinable public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: [Int] = [1, 1], padding: [Int] = [0, 0],
                        dilation: [Int] = [1, 1], groups: Int = 1) -> Tensor {
         precondition(rank == 4 && weight.rank == 4, "conv2d: input \(shape) and weight \(weight.shape) must be 4-D")
         let (n, cin) = (shape[0], shape[1])
@@ -63,7 +63,7 @@ extension Tensor {
     }
 
     /// 1-D cross-correlation. `self` is [N, C_in, L], `weight` [C_out, C_in/groups, K].
-    public func conv1d(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0, dilation: Int = 1, groups: Int = 1) -> Tensor {
+    @inlinable public func conv1d(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0, dilation: Int = 1, groups: Int = 1) -> Tensor {
         precondition(rank == 3 && weight.rank == 3, "conv1d: input \(shape) and weight \(weight.shape) must be 3-D")
         let out = expandingDimension(at: 2).conv2d(weight: weight.expandingDimension(at: 2), bias: bias,
                                                    stride: [1, stride], padding: [0, padding], dilation: [1, dilation], groups: groups)
@@ -71,7 +71,7 @@ extension Tensor {
     }
 
     /// Max pooling over [N, C, H, W]; padded positions never win.
-    public func maxPool2d(kernelSize: [Int], stride: [Int]? = nil, padding: [Int] = [0, 0]) -> Tensor {
+    @inlinable public func maxPool2d(kernelSize: [Int], stride: [Int]? = nil, padding: [Int] = [0, 0]) -> Tensor {
         precondition(rank == 4, "max_pool2d: input must be [N, C, H, W], got \(shape)")
         let s = stride ?? kernelSize
         let (positions, oh, ow) = Tensor.windowPositions(shape, kernel: kernelSize, stride: s, padding: padding, dilation: [1, 1])
@@ -93,7 +93,7 @@ extension Tensor {
 
     /// Average pooling over [N, C, H, W] with zero padding. With `countIncludingPadding` false the
     /// divisor is the number of window positions inside the input.
-    public func avgPool2d(kernelSize: [Int], stride: [Int]? = nil, padding: [Int] = [0, 0], countIncludingPadding: Bool = true) -> Tensor {
+    @inlinable public func avgPool2d(kernelSize: [Int], stride: [Int]? = nil, padding: [Int] = [0, 0], countIncludingPadding: Bool = true) -> Tensor {
         precondition(rank == 4, "avg_pool2d: input must be [N, C, H, W], got \(shape)")
         let s = stride ?? kernelSize
         let (positions, oh, ow) = Tensor.windowPositions(shape, kernel: kernelSize, stride: s, padding: padding, dilation: [1, 1])

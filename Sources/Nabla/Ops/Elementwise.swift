@@ -6,9 +6,9 @@ import CNablaKernels
 extension Tensor {
     /// Applies a binary kernel with NumPy broadcasting. Not recorded.
     @inline(__always)
-    static func binaryKernel(_ op: Int32, _ a: Tensor, _ b: Tensor, _ name: String) -> Tensor {
+    @inlinable static func binaryKernel(_ op: Int32, _ a: Tensor, _ b: Tensor, _ name: String) -> Tensor {
         if a.shape == b.shape {
-            let out = TensorStorage<Scalar>(count: a.count)
+            let out = TensorStorage<Scalar>.make(count: a.count)
             var n = a.count, one = 1
             Scalar._binary(op, 1, &n, out.base, a.storage.base, &one, b.storage.base, &one)
             return Tensor(storage: out, shape: a.shape)
@@ -16,7 +16,7 @@ extension Tensor {
         guard let shape = broadcastShapes(a.shape, b.shape) else {
             preconditionFailure("\(name): shapes \(a.shape) and \(b.shape) cannot be broadcast together")
         }
-        let out = TensorStorage<Scalar>(count: shapeCount(shape))
+        let out = TensorStorage<Scalar>.make(count: shapeCount(shape))
         if out.count > 0 {
             let sa = broadcastStrides(a.shape, to: shape), sb = broadcastStrides(b.shape, to: shape)
             Scalar._binary(op, Int32(shape.count), shape, out.base, a.storage.base, sa, b.storage.base, sb)
@@ -25,34 +25,34 @@ extension Tensor {
     }
 
     @inline(__always)
-    func unaryKernel(_ op: Int32, _ p0: Double = 0, _ p1: Double = 0) -> Tensor {
-        let out = TensorStorage<Scalar>(count: count)
+    @inlinable func unaryKernel(_ op: Int32, _ p0: Double = 0, _ p1: Double = 0) -> Tensor {
+        let out = TensorStorage<Scalar>.make(count: count)
         Scalar._unary(op, count, storage.base, out.base, p0, p1)
         return Tensor(storage: out, shape: shape)
     }
 
     // MARK: Arithmetic
 
-    public static func + (a: Tensor, b: Tensor) -> Tensor {
+    @inlinable public static func + (a: Tensor, b: Tensor) -> Tensor {
         record("add", inputs: [a, b], output: binaryKernel(Int32(NB_ADD), a, b, "add"), savingOutput: false) { g, _ in
             [g.summed(toShape: a.shape), g.summed(toShape: b.shape)]
         }
     }
 
-    public static func - (a: Tensor, b: Tensor) -> Tensor {
+    @inlinable public static func - (a: Tensor, b: Tensor) -> Tensor {
         record("sub", inputs: [a, b], output: binaryKernel(Int32(NB_SUB), a, b, "sub"), savingOutput: false) { g, _ in
             [g.summed(toShape: a.shape), (-g).summed(toShape: b.shape)]
         }
     }
 
-    public static func * (a: Tensor, b: Tensor) -> Tensor {
+    @inlinable public static func * (a: Tensor, b: Tensor) -> Tensor {
         record("mul", inputs: [a, b], output: binaryKernel(Int32(NB_MUL), a, b, "mul"), savingOutput: false) { g, _ in
             [a.node == nil ? nil : (g * b).summed(toShape: a.shape),
              b.node == nil ? nil : (g * a).summed(toShape: b.shape)]
         }
     }
 
-    public static func / (a: Tensor, b: Tensor) -> Tensor {
+    @inlinable public static func / (a: Tensor, b: Tensor) -> Tensor {
         record("div", inputs: [a, b], output: binaryKernel(Int32(NB_DIV), a, b, "div"), savingOutput: false) { g, _ in
             [a.node == nil ? nil : (g / b).summed(toShape: a.shape),
              b.node == nil ? nil : (-g * a / (b * b)).summed(toShape: b.shape)]
@@ -60,7 +60,7 @@ extension Tensor {
     }
 
     /// `a` raised to the power `b`, element-wise with broadcasting (a > 0 where b is not an integer).
-    public static func pow(_ a: Tensor, _ b: Tensor) -> Tensor {
+    @inlinable public static func pow(_ a: Tensor, _ b: Tensor) -> Tensor {
         record("pow", inputs: [a, b], output: binaryKernel(Int32(NB_POW), a, b, "pow"), savingOutput: true) { g, y in
             [a.node == nil ? nil : (g * b * Tensor.pow(a, b - 1)).summed(toShape: a.shape),
              b.node == nil ? nil : (g * y * a.log()).summed(toShape: b.shape)]
@@ -68,7 +68,7 @@ extension Tensor {
     }
 
     /// Element-wise maximum with broadcasting; at ties each input receives half the gradient.
-    public static func maximum(_ a: Tensor, _ b: Tensor) -> Tensor {
+    @inlinable public static func maximum(_ a: Tensor, _ b: Tensor) -> Tensor {
         record("maximum", inputs: [a, b], output: binaryKernel(Int32(NB_MAXIMUM), a, b, "maximum"), savingOutput: false) { g, _ in
             let w = binaryKernel(Int32(NB_MAX_WEIGHT), a, b, "maximum")
             return [(g * w).summed(toShape: a.shape), (g * (1 - w)).summed(toShape: b.shape)]
@@ -76,126 +76,126 @@ extension Tensor {
     }
 
     /// Element-wise minimum with broadcasting; at ties each input receives half the gradient.
-    public static func minimum(_ a: Tensor, _ b: Tensor) -> Tensor {
+    @inlinable public static func minimum(_ a: Tensor, _ b: Tensor) -> Tensor {
         record("minimum", inputs: [a, b], output: binaryKernel(Int32(NB_MINIMUM), a, b, "minimum"), savingOutput: false) { g, _ in
             let w = binaryKernel(Int32(NB_MAX_WEIGHT), b, a, "minimum")
             return [(g * w).summed(toShape: a.shape), (g * (1 - w)).summed(toShape: b.shape)]
         }
     }
 
-    public static prefix func - (x: Tensor) -> Tensor {
+    @inlinable public static prefix func - (x: Tensor) -> Tensor {
         record1("neg", x, output: x.unaryKernel(Int32(NB_NEG))) { g, _ in -g }
     }
 
-    @_disfavoredOverload public static func + (a: Tensor, b: Scalar) -> Tensor { a + Tensor(b) }
-    @_disfavoredOverload public static func + (a: Scalar, b: Tensor) -> Tensor { Tensor(a) + b }
-    @_disfavoredOverload public static func - (a: Tensor, b: Scalar) -> Tensor { a - Tensor(b) }
-    @_disfavoredOverload public static func - (a: Scalar, b: Tensor) -> Tensor { Tensor(a) - b }
-    @_disfavoredOverload public static func * (a: Tensor, b: Scalar) -> Tensor { a * Tensor(b) }
-    @_disfavoredOverload public static func * (a: Scalar, b: Tensor) -> Tensor { Tensor(a) * b }
-    @_disfavoredOverload public static func / (a: Tensor, b: Scalar) -> Tensor { a / Tensor(b) }
-    @_disfavoredOverload public static func / (a: Scalar, b: Tensor) -> Tensor { Tensor(a) / b }
-    public static func += (a: inout Tensor, b: Tensor) { a = a + b }
-    public static func -= (a: inout Tensor, b: Tensor) { a = a - b }
-    public static func *= (a: inout Tensor, b: Tensor) { a = a * b }
-    public static func /= (a: inout Tensor, b: Tensor) { a = a / b }
+    @inlinable @_disfavoredOverload public static func + (a: Tensor, b: Scalar) -> Tensor { a + Tensor(b) }
+    @inlinable @_disfavoredOverload public static func + (a: Scalar, b: Tensor) -> Tensor { Tensor(a) + b }
+    @inlinable @_disfavoredOverload public static func - (a: Tensor, b: Scalar) -> Tensor { a - Tensor(b) }
+    @inlinable @_disfavoredOverload public static func - (a: Scalar, b: Tensor) -> Tensor { Tensor(a) - b }
+    @inlinable @_disfavoredOverload public static func * (a: Tensor, b: Scalar) -> Tensor { a * Tensor(b) }
+    @inlinable @_disfavoredOverload public static func * (a: Scalar, b: Tensor) -> Tensor { Tensor(a) * b }
+    @inlinable @_disfavoredOverload public static func / (a: Tensor, b: Scalar) -> Tensor { a / Tensor(b) }
+    @inlinable @_disfavoredOverload public static func / (a: Scalar, b: Tensor) -> Tensor { Tensor(a) / b }
+    @inlinable public static func += (a: inout Tensor, b: Tensor) { a = a + b }
+    @inlinable public static func -= (a: inout Tensor, b: Tensor) { a = a - b }
+    @inlinable public static func *= (a: inout Tensor, b: Tensor) { a = a * b }
+    @inlinable public static func /= (a: inout Tensor, b: Tensor) { a = a / b }
 
     // MARK: Comparisons (constants: 1 where true, 0 where false)
 
-    public static func .== (a: Tensor, b: Tensor) -> Tensor { binaryKernel(Int32(NB_EQ), a, b, "==") }
-    public static func .!= (a: Tensor, b: Tensor) -> Tensor { binaryKernel(Int32(NB_NE), a, b, "!=") }
-    public static func .< (a: Tensor, b: Tensor) -> Tensor { binaryKernel(Int32(NB_LT), a, b, "<") }
-    public static func .<= (a: Tensor, b: Tensor) -> Tensor { binaryKernel(Int32(NB_LE), a, b, "<=") }
-    public static func .> (a: Tensor, b: Tensor) -> Tensor { binaryKernel(Int32(NB_GT), a, b, ">") }
-    public static func .>= (a: Tensor, b: Tensor) -> Tensor { binaryKernel(Int32(NB_GE), a, b, ">=") }
-    @_disfavoredOverload public static func .== (a: Tensor, b: Scalar) -> Tensor { a .== Tensor(b) }
-    @_disfavoredOverload public static func .< (a: Tensor, b: Scalar) -> Tensor { a .< Tensor(b) }
-    @_disfavoredOverload public static func .<= (a: Tensor, b: Scalar) -> Tensor { a .<= Tensor(b) }
-    @_disfavoredOverload public static func .> (a: Tensor, b: Scalar) -> Tensor { a .> Tensor(b) }
-    @_disfavoredOverload public static func .>= (a: Tensor, b: Scalar) -> Tensor { a .>= Tensor(b) }
+    @inlinable public static func .== (a: Tensor, b: Tensor) -> Tensor { binaryKernel(Int32(NB_EQ), a, b, "==") }
+    @inlinable public static func .!= (a: Tensor, b: Tensor) -> Tensor { binaryKernel(Int32(NB_NE), a, b, "!=") }
+    @inlinable public static func .< (a: Tensor, b: Tensor) -> Tensor { binaryKernel(Int32(NB_LT), a, b, "<") }
+    @inlinable public static func .<= (a: Tensor, b: Tensor) -> Tensor { binaryKernel(Int32(NB_LE), a, b, "<=") }
+    @inlinable public static func .> (a: Tensor, b: Tensor) -> Tensor { binaryKernel(Int32(NB_GT), a, b, ">") }
+    @inlinable public static func .>= (a: Tensor, b: Tensor) -> Tensor { binaryKernel(Int32(NB_GE), a, b, ">=") }
+    @inlinable @_disfavoredOverload public static func .== (a: Tensor, b: Scalar) -> Tensor { a .== Tensor(b) }
+    @inlinable @_disfavoredOverload public static func .< (a: Tensor, b: Scalar) -> Tensor { a .< Tensor(b) }
+    @inlinable @_disfavoredOverload public static func .<= (a: Tensor, b: Scalar) -> Tensor { a .<= Tensor(b) }
+    @inlinable @_disfavoredOverload public static func .> (a: Tensor, b: Scalar) -> Tensor { a .> Tensor(b) }
+    @inlinable @_disfavoredOverload public static func .>= (a: Tensor, b: Scalar) -> Tensor { a .>= Tensor(b) }
 
     // MARK: Unary functions
 
-    public func exp() -> Tensor {
+    @inlinable public func exp() -> Tensor {
         Tensor.record1("exp", self, output: unaryKernel(Int32(NB_EXP)), savingOutput: true) { g, y in g * y }
     }
 
     /// Natural logarithm.
-    public func log() -> Tensor {
+    @inlinable public func log() -> Tensor {
         Tensor.record1("log", self, output: unaryKernel(Int32(NB_LOG))) { g, _ in g / self }
     }
 
-    public func squareRoot() -> Tensor {
+    @inlinable public func squareRoot() -> Tensor {
         Tensor.record1("sqrt", self, output: unaryKernel(Int32(NB_SQRT)), savingOutput: true) { g, y in g * 0.5 / y }
     }
 
     /// Absolute value; its derivative is sign(x), 0 at x = 0.
-    public func abs() -> Tensor {
+    @inlinable public func abs() -> Tensor {
         Tensor.record1("abs", self, output: unaryKernel(Int32(NB_ABS))) { g, _ in g * self.sign() }
     }
 
     /// -1, 0 or 1 (a constant: its derivative is zero).
-    public func sign() -> Tensor { unaryKernel(Int32(NB_SIGN)) }
+    @inlinable public func sign() -> Tensor { unaryKernel(Int32(NB_SIGN)) }
 
-    public func tanh() -> Tensor {
+    @inlinable public func tanh() -> Tensor {
         Tensor.record1("tanh", self, output: unaryKernel(Int32(NB_TANH)), savingOutput: true) { g, y in g * (1 - y * y) }
     }
 
     /// The logistic function 1 / (1 + exp(-x)), computed without overflow.
-    public func sigmoid() -> Tensor {
+    @inlinable public func sigmoid() -> Tensor {
         Tensor.record1("sigmoid", self, output: unaryKernel(Int32(NB_SIGMOID)), savingOutput: true) { g, y in g * y * (1 - y) }
     }
 
-    public func sin() -> Tensor {
+    @inlinable public func sin() -> Tensor {
         Tensor.record1("sin", self, output: unaryKernel(Int32(NB_SIN))) { g, _ in g * self.cos() }
     }
 
-    public func cos() -> Tensor {
+    @inlinable public func cos() -> Tensor {
         Tensor.record1("cos", self, output: unaryKernel(Int32(NB_COS))) { g, _ in -g * self.sin() }
     }
 
-    public func tan() -> Tensor {
+    @inlinable public func tan() -> Tensor {
         Tensor.record1("tan", self, output: unaryKernel(Int32(NB_TAN)), savingOutput: true) { g, y in g * (1 + y * y) }
     }
 
     /// The error function.
-    public func erf() -> Tensor {
+    @inlinable public func erf() -> Tensor {
         Tensor.record1("erf", self, output: unaryKernel(Int32(NB_ERF))) { g, _ in
             g * (-(self * self)).exp() * Scalar(1.1283791670955125739)  // 2/sqrt(pi)
         }
     }
 
     /// x^p for a constant exponent p (x > 0 when p is not an integer).
-    public func pow(_ p: Scalar) -> Tensor {
+    @inlinable public func pow(_ p: Scalar) -> Tensor {
         Tensor.record1("pow_scalar", self, output: unaryKernel(Int32(NB_POW_SCALAR), Double(p))) { g, _ in
             p == 0 ? g * 0 : (p == 1 ? g : g * p * self.pow(p - 1))
         }
     }
 
     /// x².
-    public func squared() -> Tensor { self * self }
+    @inlinable public func squared() -> Tensor { self * self }
 
     /// max(x, 0); derivative 1 where x > 0 and 0 at x = 0.
-    public func relu() -> Tensor {
+    @inlinable public func relu() -> Tensor {
         Tensor.record1("relu", self, output: unaryKernel(Int32(NB_RELU))) { g, _ in g * self.unaryKernel(Int32(NB_POSITIVE_MASK)) }
     }
 
     /// x where x > 0, else slope x; derivative `slope` at x = 0.
-    public func leakyRelu(negativeSlope slope: Double = 0.01) -> Tensor {
+    @inlinable public func leakyRelu(negativeSlope slope: Double = 0.01) -> Tensor {
         Tensor.record1("leaky_relu", self, output: unaryKernel(Int32(NB_LEAKY_RELU), slope)) { g, _ in
             g * self.unaryKernel(Int32(NB_LEAKY_MASK), slope)
         }
     }
 
     /// x where x > 0, else alpha (exp(x) - 1).
-    public func elu(alpha: Double = 1) -> Tensor {
+    @inlinable public func elu(alpha: Double = 1) -> Tensor {
         Tensor.record1("elu", self, output: unaryKernel(Int32(NB_ELU), alpha)) { g, _ in
             g * Tensor.where(self .> 0, Tensor(1), self.exp() * Scalar(alpha))
         }
     }
 
     /// Gaussian error linear unit: x Φ(x), or its tanh approximation.
-    public func gelu(approximate: Bool = false) -> Tensor {
+    @inlinable public func gelu(approximate: Bool = false) -> Tensor {
         if approximate {
             return Tensor.record1("gelu_tanh", self, output: unaryKernel(Int32(NB_GELU_TANH))) { g, _ in
                 let c = Scalar(0.79788456080286535588), k = Scalar(0.044715)
@@ -212,18 +212,18 @@ extension Tensor {
     }
 
     /// (1/beta) log(1 + exp(beta x)), and x itself where beta x > threshold.
-    public func softplus(beta: Double = 1, threshold: Double = 20) -> Tensor {
+    @inlinable public func softplus(beta: Double = 1, threshold: Double = 20) -> Tensor {
         Tensor.record1("softplus", self, output: unaryKernel(Int32(NB_SOFTPLUS), beta, threshold)) { g, _ in
             g * Tensor.where(self.unaryKernel(Int32(NB_SOFTPLUS_MASK), beta, threshold), (self * Scalar(beta)).sigmoid(), Tensor(1))
         }
     }
 
     /// x σ(x).
-    public func silu() -> Tensor { self * sigmoid() }
+    @inlinable public func silu() -> Tensor { self * sigmoid() }
 
     /// Limits every element to [min, max] (either bound may be nil). The derivative is 1 strictly
     /// inside and 0 at the bounds and outside.
-    public func clamped(min low: Scalar? = nil, max high: Scalar? = nil) -> Tensor {
+    @inlinable public func clamped(min low: Scalar? = nil, max high: Scalar? = nil) -> Tensor {
         let lo = low.map(Double.init) ?? -.infinity, hi = high.map(Double.init) ?? .infinity
         return Tensor.record1("clamp", self, output: unaryKernel(Int32(NB_CLAMP), lo, hi)) { g, _ in
             g * self.unaryKernel(Int32(NB_INSIDE_MASK), lo, hi)
@@ -232,12 +232,12 @@ extension Tensor {
 
     /// `a` where `condition` is non-zero, else `b`; all three broadcast together. `condition` is a
     /// constant (for example the result of a comparison such as `x .> 0`).
-    public static func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
+    @inlinable public static func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
         guard let s1 = broadcastShapes(condition.shape, a.shape), let shape = broadcastShapes(s1, b.shape) else {
             preconditionFailure("where: shapes \(condition.shape), \(a.shape) and \(b.shape) cannot be broadcast together")
         }
         let c = condition.broadcastKernel(to: shape), x = a.broadcastKernel(to: shape), y = b.broadcastKernel(to: shape)
-        let out = TensorStorage<Scalar>(count: shapeCount(shape))
+        let out = TensorStorage<Scalar>.make(count: shapeCount(shape))
         Scalar._select(out.count, c.storage.base, x.storage.base, y.storage.base, out.base)
         return record("where", inputs: [a, b], output: Tensor(storage: out, shape: shape), savingOutput: false) { g, _ in
             let zero = Tensor(0)
@@ -248,10 +248,10 @@ extension Tensor {
 }
 
 extension Tensor: ExpressibleByFloatLiteral, ExpressibleByIntegerLiteral, ExpressibleByArrayLiteral {
-    public init(floatLiteral value: Double) { self.init(Scalar(value)) }
-    public init(integerLiteral value: Int) { self.init(Scalar(value)) }
+    @inlinable public init(floatLiteral value: Double) { self.init(Scalar(value)) }
+    @inlinable public init(integerLiteral value: Int) { self.init(Scalar(value)) }
     /// Nested literals: `[[1, 2], [3, 4]]` is a 2×2 tensor.
-    public init(arrayLiteral elements: Tensor...) {
+    @inlinable public init(arrayLiteral elements: Tensor...) {
         if elements.isEmpty { self.init(shape: [0], scalars: []); return }
         self = Tensor.stack(elements, axis: 0)
     }

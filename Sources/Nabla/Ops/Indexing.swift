@@ -4,12 +4,12 @@ import CNablaKernels
 public struct IndexTensor: Sendable, Equatable {
     public var shape: [Int]
     public var values: [Int]
-    public init(shape: [Int], values: [Int]) {
+    @inlinable public init(shape: [Int], values: [Int]) {
         precondition(shapeCount(shape) == values.count, "IndexTensor: shape \(shape) needs \(shapeCount(shape)) values, got \(values.count)")
         self.shape = shape
         self.values = values
     }
-    public init(_ values: [Int]) { self.init(shape: [values.count], values: values) }
+    @inlinable public init(_ values: [Int]) { self.init(shape: [values.count], values: values) }
 }
 
 // Two primitives carry all indexing: `take` (read elements at flat positions) and its adjoint
@@ -19,9 +19,9 @@ public struct IndexTensor: Sendable, Equatable {
 
 extension Tensor {
     /// Elements at the given flat positions (-1 reads 0), shaped `shape`.
-    public func take(flatIndices index: [Int], shape outShape: [Int]) -> Tensor {
+    @inlinable public func take(flatIndices index: [Int], shape outShape: [Int]) -> Tensor {
         precondition(index.count == shapeCount(outShape), "take: \(index.count) indices for shape \(outShape)")
-        let out = TensorStorage<Scalar>(count: index.count)
+        let out = TensorStorage<Scalar>.make(count: index.count)
         let n = count
         index.withUnsafeBufferPointer { ip in
             for i in 0..<ip.count {
@@ -38,9 +38,9 @@ extension Tensor {
 
     /// A tensor of `shape` that is zero except that element i of `self` is added at flat
     /// position `index[i]` (skipped when -1). The adjoint of ``take(flatIndices:shape:)``.
-    public func scatterAdding(flatIndices index: [Int], shape outShape: [Int]) -> Tensor {
+    @inlinable public func scatterAdding(flatIndices index: [Int], shape outShape: [Int]) -> Tensor {
         precondition(index.count == count, "scatterAdd: \(index.count) indices for \(count) elements")
-        let out = TensorStorage<Scalar>(repeating: 0, count: shapeCount(outShape))
+        let out = TensorStorage<Scalar>.make(repeating: 0, count: shapeCount(outShape))
         let n = out.count
         index.withUnsafeBufferPointer { ip in
             for i in 0..<ip.count {
@@ -57,7 +57,7 @@ extension Tensor {
 
     /// Flat positions of every element of an index grid given, per output position, the source
     /// coordinates. `coordinate(outIndex, axis)` returns the source index along `axis`.
-    func flatPositions(outShape: [Int], _ source: ([Int]) -> [Int]?) -> [Int] {
+    @inlinable func flatPositions(outShape: [Int], _ source: ([Int]) -> [Int]?) -> [Int] {
         let strides = contiguousStrides(shape)
         var positions = [Int](repeating: 0, count: shapeCount(outShape))
         var idx = [Int](repeating: 0, count: outShape.count)
@@ -79,7 +79,7 @@ extension Tensor {
     }
 
     /// Elements `start, start + step, ...` below `end` along `axis`.
-    public func slice(axis: Int, start: Int, end: Int, step: Int = 1) -> Tensor {
+    @inlinable public func slice(axis: Int, start: Int, end: Int, step: Int = 1) -> Tensor {
         let a = normalizeAxis(axis, rank: rank, op: "slice")
         var ranges = shape.map { (0, $0, 1) }
         ranges[a] = (start, end, step)
@@ -87,7 +87,7 @@ extension Tensor {
     }
 
     /// One `(start, end, step)` per dimension; negative start/end count from the end.
-    public func slice(_ ranges: [(start: Int, end: Int, step: Int)]) -> Tensor {
+    @inlinable public func slice(_ ranges: [(start: Int, end: Int, step: Int)]) -> Tensor {
         precondition(ranges.count == rank, "slice: \(ranges.count) ranges for shape \(shape)")
         var starts: [Int] = [], steps: [Int] = [], outShape: [Int] = []
         for (d, r) in ranges.enumerated() {
@@ -111,7 +111,7 @@ extension Tensor {
 
     /// `out[i] = x[i with its axis-th coordinate replaced by index[i]]`; `index` has the rank of
     /// `self`. Repeated indices accumulate gradient.
-    public func gather(axis: Int, index: IndexTensor) -> Tensor {
+    @inlinable public func gather(axis: Int, index: IndexTensor) -> Tensor {
         let a = normalizeAxis(axis, rank: rank, op: "gather")
         precondition(index.shape.count == rank, "gather: index of shape \(index.shape) must have the rank of \(shape)")
         let idxStrides = contiguousStrides(index.shape)
@@ -128,7 +128,7 @@ extension Tensor {
     }
 
     /// The entries `indices[0], indices[1], ...` along `axis`.
-    public func indexSelect(axis: Int, indices: [Int]) -> Tensor {
+    @inlinable public func indexSelect(axis: Int, indices: [Int]) -> Tensor {
         let a = normalizeAxis(axis, rank: rank, op: "index_select")
         var outShape = shape
         outShape[a] = indices.count
@@ -143,7 +143,7 @@ extension Tensor {
     }
 
     /// Rows of a [num, dim] table: output shape `indices.shape + [dim]`.
-    public func embeddingLookup(_ indices: IndexTensor) -> Tensor {
+    @inlinable public func embeddingLookup(_ indices: IndexTensor) -> Tensor {
         precondition(rank == 2, "embedding: weight must be [num, dim], got \(shape)")
         let dim = shape[1]
         var positions = [Int]()

@@ -6,7 +6,7 @@ import CNablaKernels
 extension Tensor {
     /// `op(a) · op(b)` where op transposes the last two axes when the flag is set. Leading
     /// (batch) axes broadcast. 1-D operands are treated as a row (left) or column (right) vector.
-    public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+    @inlinable public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
         if a.rank == 1 || b.rank == 1 {
             let a2 = a.rank == 1 ? a.reshaped(to: [1, a.count]) : a
             let b2 = b.rank == 1 ? b.reshaped(to: [b.count, 1]) : b
@@ -29,7 +29,7 @@ extension Tensor {
         }
     }
 
-    static func matmulKernel(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transposeB: Bool,
+    @inlinable static func matmulKernel(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transposeB: Bool,
                              into destination: TensorStorage<Scalar>?) -> ([Int], TensorStorage<Scalar>) {
         precondition(a.rank >= 2 && b.rank >= 2, "matmul: operands must have at least 2 dimensions, got \(a.shape) and \(b.shape)")
         let (m, ka) = transposeA ? (a.shape[a.rank - 1], a.shape[a.rank - 2]) : (a.shape[a.rank - 2], a.shape[a.rank - 1])
@@ -40,7 +40,7 @@ extension Tensor {
             preconditionFailure("matmul: batch dimensions of \(a.shape) and \(b.shape) cannot be broadcast together")
         }
         let outShape = batch + [m, n]
-        let out = destination ?? TensorStorage<Scalar>(count: shapeCount(outShape))
+        let out = destination ?? TensorStorage<Scalar>.make(count: shapeCount(outShape))
         precondition(out.count == shapeCount(outShape), "matmul(into:): destination has \(out.count) elements, the product \(outShape) needs \(shapeCount(outShape))")
         let batches = shapeCount(batch)
         let lda = a.shape[a.rank - 1], ldb = b.shape[b.rank - 1]
@@ -64,18 +64,18 @@ extension Tensor {
 
     /// Writes `op(a) · op(b)` into `result`, reusing its memory (not recorded for
     /// differentiation). `result` must already have the product's number of elements.
-    public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false, into result: inout Tensor) {
-        if !isKnownUniquelyReferenced(&result.storage) { result.storage = TensorStorage(count: result.count) }
+    @inlinable public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false, into result: inout Tensor) {
+        if !isKnownUniquelyReferenced(&result.storage) { result.storage = TensorStorage<Scalar>.make(count: result.count) }
         result.node = nil
         let (shape, _) = matmulKernel(a, b, transposeA, transposeB, into: result.storage)
-        result.shape = shape
+        result._shape = shape
     }
 
     /// Matrix product, `a · b`.
-    public func matmul(_ other: Tensor) -> Tensor { Tensor.matmul(self, other) }
+    @inlinable public func matmul(_ other: Tensor) -> Tensor { Tensor.matmul(self, other) }
 
     /// Dot product of all elements (a 0-d tensor).
-    public func dot(_ other: Tensor) -> Tensor {
+    @inlinable public func dot(_ other: Tensor) -> Tensor {
         precondition(count == other.count, "dot: \(shape) and \(other.shape) have different sizes")
         return (flattened() * other.flattened()).sum()
     }
@@ -83,4 +83,4 @@ extension Tensor {
 
 infix operator •: MultiplicationPrecedence
 /// Matrix product.
-public func • <S>(a: Tensor<S>, b: Tensor<S>) -> Tensor<S> { Tensor.matmul(a, b) }
+@inlinable public func • <S>(a: Tensor<S>, b: Tensor<S>) -> Tensor<S> { Tensor.matmul(a, b) }

@@ -3,7 +3,7 @@ import CNablaKernels
 // Reduction primitives (sum, max, min) and the reductions composed from them.
 
 extension Tensor {
-    func normalizedAxes(_ axes: [Int]?, _ op: String) -> [Int] {
+    @inlinable func normalizedAxes(_ axes: [Int]?, _ op: String) -> [Int] {
         guard let axes else { return Array(0..<rank) }
         let a = Set(axes.map { normalizeAxis($0, rank: rank, op: op) })
         precondition(a.count == axes.count, "\(op): repeated axis in \(axes)")
@@ -11,13 +11,13 @@ extension Tensor {
     }
 
     /// Shape with the reduced axes kept as size 1.
-    func keptShape(_ axes: [Int]) -> [Int] {
+    @inlinable func keptShape(_ axes: [Int]) -> [Int] {
         var s = shape
         for a in axes { s[a] = 1 }
         return s
     }
 
-    func reduceKernel(_ op: Int32, _ axes: [Int], _ name: String) -> Tensor {
+    @inlinable func reduceKernel(_ op: Int32, _ axes: [Int], _ name: String) -> Tensor {
         precondition(op == Int32(NB_REDUCE_SUM) || axes.allSatisfy { shape[$0] > 0 },
                      "\(name): cannot reduce an empty axis of shape \(shape)")
         var current = self
@@ -26,7 +26,7 @@ extension Tensor {
             let outer = shapeCount(Array(curShape[..<a])), n = curShape[a], inner = shapeCount(Array(curShape[(a + 1)...]))
             var newShape = curShape
             newShape[a] = 1
-            let out = TensorStorage<Scalar>(count: outer * inner)
+            let out = TensorStorage<Scalar>.make(count: outer * inner)
             if n == 0 { Scalar._fill(out.count, 0, out.base) } else {
                 Scalar._reduce(op, outer, n, inner, current.storage.base, out.base)
             }
@@ -38,33 +38,33 @@ extension Tensor {
 
     /// Sum over `axes` (all axes when nil). Reduced axes are removed unless
     /// `keepingDimensions` is true.
-    public func sum(axes: [Int]? = nil, keepingDimensions: Bool = false) -> Tensor {
+    @inlinable public func sum(axes: [Int]? = nil, keepingDimensions: Bool = false) -> Tensor {
         let ax = normalizedAxes(axes, "sum")
         let kept = keptShape(ax)
         var out = reduceKernel(Int32(NB_REDUCE_SUM), ax, "sum")
-        out.shape = keepingDimensions ? kept : shape.enumerated().filter { !ax.contains($0.offset) }.map(\.element)
+        out._shape = keepingDimensions ? kept : shape.enumerated().filter { !ax.contains($0.offset) }.map(\.element)
         let inputShape = shape
         return Tensor.record1("sum", self, output: out) { g, _ in g.reshaped(to: kept).broadcast(to: inputShape) }
     }
 
     /// Sum over one axis.
-    public func sum(axis: Int, keepingDimensions: Bool = false) -> Tensor { sum(axes: [axis], keepingDimensions: keepingDimensions) }
+    @inlinable public func sum(axis: Int, keepingDimensions: Bool = false) -> Tensor { sum(axes: [axis], keepingDimensions: keepingDimensions) }
 
     /// Mean over `axes` (all axes when nil).
-    public func mean(axes: [Int]? = nil, keepingDimensions: Bool = false) -> Tensor {
+    @inlinable public func mean(axes: [Int]? = nil, keepingDimensions: Bool = false) -> Tensor {
         let ax = normalizedAxes(axes, "mean")
         let n = ax.reduce(1) { $0 * shape[$1] }
         return sum(axes: ax, keepingDimensions: keepingDimensions) / Scalar(n)
     }
 
-    public func mean(axis: Int, keepingDimensions: Bool = false) -> Tensor { mean(axes: [axis], keepingDimensions: keepingDimensions) }
+    @inlinable public func mean(axis: Int, keepingDimensions: Bool = false) -> Tensor { mean(axes: [axis], keepingDimensions: keepingDimensions) }
 
-    func extremum(_ op: Int32, _ name: String, _ axes: [Int]?, _ keep: Bool) -> Tensor {
+    @inlinable func extremum(_ op: Int32, _ name: String, _ axes: [Int]?, _ keep: Bool) -> Tensor {
         let ax = normalizedAxes(axes, name)
         let kept = keptShape(ax)
         let reduced = reduceKernel(op, ax, name)
         var out = reduced
-        out.shape = keep ? kept : shape.enumerated().filter { !ax.contains($0.offset) }.map(\.element)
+        out._shape = keep ? kept : shape.enumerated().filter { !ax.contains($0.offset) }.map(\.element)
         let inputShape = shape
         return Tensor.record1(name, self, output: out) { g, _ in
             // The gradient of each group is split evenly among the elements equal to the extremum.
@@ -75,17 +75,17 @@ extension Tensor {
     }
 
     /// Largest element over `axes` (all when nil). Tied maxima share the gradient equally.
-    public func max(axes: [Int]? = nil, keepingDimensions: Bool = false) -> Tensor {
+    @inlinable public func max(axes: [Int]? = nil, keepingDimensions: Bool = false) -> Tensor {
         extremum(Int32(NB_REDUCE_MAX), "max", axes, keepingDimensions)
     }
 
     /// Smallest element over `axes` (all when nil). Tied minima share the gradient equally.
-    public func min(axes: [Int]? = nil, keepingDimensions: Bool = false) -> Tensor {
+    @inlinable public func min(axes: [Int]? = nil, keepingDimensions: Bool = false) -> Tensor {
         extremum(Int32(NB_REDUCE_MIN), "min", axes, keepingDimensions)
     }
 
     /// log(sum(exp(x))) over `axes`, computed stably.
-    public func logSumExp(axes: [Int]? = nil, keepingDimensions: Bool = false) -> Tensor {
+    @inlinable public func logSumExp(axes: [Int]? = nil, keepingDimensions: Bool = false) -> Tensor {
         let ax = normalizedAxes(axes, "logsumexp")
         let m = max(axes: ax, keepingDimensions: true).detached()
         let safeM = Tensor.where(m.unaryKernel(Int32(NB_ABS)) .< Scalar.infinity, m, Tensor(0))
@@ -94,7 +94,7 @@ extension Tensor {
     }
 
     /// Variance over `axes` with `correction` subtracted from the count (1: unbiased, 0: biased).
-    public func variance(axes: [Int]? = nil, correction: Int = 1, keepingDimensions: Bool = false) -> Tensor {
+    @inlinable public func variance(axes: [Int]? = nil, correction: Int = 1, keepingDimensions: Bool = false) -> Tensor {
         let ax = normalizedAxes(axes, "var")
         let n = ax.reduce(1) { $0 * shape[$1] }
         let centered = self - mean(axes: ax, keepingDimensions: true)
@@ -102,23 +102,23 @@ extension Tensor {
     }
 
     /// Standard deviation (square root of ``variance(axes:correction:keepingDimensions:)``).
-    public func standardDeviation(axes: [Int]? = nil, correction: Int = 1, keepingDimensions: Bool = false) -> Tensor {
+    @inlinable public func standardDeviation(axes: [Int]? = nil, correction: Int = 1, keepingDimensions: Bool = false) -> Tensor {
         variance(axes: axes, correction: correction, keepingDimensions: keepingDimensions).squareRoot()
     }
 
     /// log(softmax(x)) along `axis`, computed stably.
-    public func logSoftmax(axis: Int = -1) -> Tensor {
+    @inlinable public func logSoftmax(axis: Int = -1) -> Tensor {
         self - logSumExp(axes: [axis], keepingDimensions: true)
     }
 
     /// exp(x) / sum(exp(x)) along `axis`.
-    public func softmax(axis: Int = -1) -> Tensor { logSoftmax(axis: axis).exp() }
+    @inlinable public func softmax(axis: Int = -1) -> Tensor { logSoftmax(axis: axis).exp() }
 
     /// Euclidean (L2) norm of all elements: the magnitude of a gradient.
-    public func norm() -> Tensor { (self * self).sum().squareRoot() }
+    @inlinable public func norm() -> Tensor { (self * self).sum().squareRoot() }
 
     /// Index of the largest element along `axis` (constant, ties go to the first).
-    public func argmax(axis: Int = -1) -> [Int] {
+    @inlinable public func argmax(axis: Int = -1) -> [Int] {
         let a = normalizeAxis(axis, rank: rank, op: "argmax")
         let outer = shapeCount(Array(shape[..<a])), n = shape[a], inner = shapeCount(Array(shape[(a + 1)...]))
         var result = [Int](repeating: 0, count: outer * inner)

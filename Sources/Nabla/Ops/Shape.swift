@@ -5,7 +5,7 @@ import CNablaKernels
 extension Tensor {
     /// The same elements in row-major order with a new shape; one dimension may be -1 (inferred).
     /// Shares storage with `self`.
-    public func reshaped(to newShape: [Int]) -> Tensor {
+    @inlinable public func reshaped(to newShape: [Int]) -> Tensor {
         var target = newShape
         if let i = newShape.firstIndex(of: -1) {
             let known = newShape.enumerated().filter { $0.offset != i }.reduce(1) { $0 * $1.element }
@@ -20,10 +20,10 @@ extension Tensor {
     }
 
     /// All elements as a 1-D tensor.
-    public func flattened() -> Tensor { reshaped(to: [count]) }
+    @inlinable public func flattened() -> Tensor { reshaped(to: [count]) }
 
     /// Inserts an axis of size 1 at `axis`.
-    public func expandingDimension(at axis: Int) -> Tensor {
+    @inlinable public func expandingDimension(at axis: Int) -> Tensor {
         let a = axis < 0 ? axis + rank + 1 : axis
         precondition(a >= 0 && a <= rank, "expandingDimension: axis \(axis) out of range for rank \(rank)")
         var s = shape
@@ -32,15 +32,15 @@ extension Tensor {
     }
 
     /// Removes axes of size 1 (all of them when `axes` is nil).
-    public func squeezed(axes: [Int]? = nil) -> Tensor {
+    @inlinable public func squeezed(axes: [Int]? = nil) -> Tensor {
         let ax = normalizedAxes(axes ?? shape.indices.filter { shape[$0] == 1 }, "squeeze")
         precondition(ax.allSatisfy { shape[$0] == 1 }, "squeeze: axes \(ax) of shape \(shape) are not all of size 1")
         return reshaped(to: shape.enumerated().filter { !ax.contains($0.offset) }.map(\.element))
     }
 
-    func broadcastKernel(to target: [Int]) -> Tensor {
+    @inlinable func broadcastKernel(to target: [Int]) -> Tensor {
         if target == shape { return self }
-        let out = TensorStorage<Scalar>(count: shapeCount(target))
+        let out = TensorStorage<Scalar>.make(count: shapeCount(target))
         if out.count > 0 {
             let strides = broadcastStrides(shape, to: target)
             Scalar._copyStrided(Int32(target.count), target, storage.base, strides, out.base)
@@ -49,7 +49,7 @@ extension Tensor {
     }
 
     /// Repeats the tensor along dimensions of size 1 (and new leading dimensions) to `target`.
-    public func broadcast(to target: [Int]) -> Tensor {
+    @inlinable public func broadcast(to target: [Int]) -> Tensor {
         if target == shape { return self }
         precondition(broadcastShapes(shape, target) == target, "broadcast: shape \(shape) cannot be broadcast to \(target)")
         let inputShape = shape
@@ -58,7 +58,7 @@ extension Tensor {
 
     /// Sums over the dimensions that broadcasting to `self.shape` from `target` stretched: the
     /// adjoint of ``broadcast(to:)``.
-    public func summed(toShape target: [Int]) -> Tensor {
+    @inlinable public func summed(toShape target: [Int]) -> Tensor {
         if target == shape { return self }
         let lead = rank - target.count
         precondition(lead >= 0, "summed(toShape:): \(target) has more dimensions than \(shape)")
@@ -71,13 +71,13 @@ extension Tensor {
     }
 
     /// Output axis i is input axis `dims[i]`.
-    public func permuted(_ dims: [Int]) -> Tensor {
+    @inlinable public func permuted(_ dims: [Int]) -> Tensor {
         let d = dims.map { normalizeAxis($0, rank: rank, op: "permute") }
         precondition(d.count == rank && Set(d).count == rank, "permute: \(dims) is not a permutation of the \(rank) axes of \(shape)")
         if d == Array(0..<rank) { return self }
         let own = contiguousStrides(shape)
         let outShape = d.map { shape[$0] }
-        let out = TensorStorage<Scalar>(count: count)
+        let out = TensorStorage<Scalar>.make(count: count)
         if count > 0 { Scalar._copyStrided(Int32(rank), outShape, storage.base, d.map { own[$0] }, out.base) }
         var inverse = [Int](repeating: 0, count: rank)
         for (i, a) in d.enumerated() { inverse[a] = i }
@@ -85,7 +85,7 @@ extension Tensor {
     }
 
     /// Swaps two axes.
-    public func transposed(_ axis0: Int, _ axis1: Int) -> Tensor {
+    @inlinable public func transposed(_ axis0: Int, _ axis1: Int) -> Tensor {
         var d = Array(0..<rank)
         d.swapAt(normalizeAxis(axis0, rank: rank, op: "transpose"), normalizeAxis(axis1, rank: rank, op: "transpose"))
         return permuted(d)
@@ -98,7 +98,7 @@ extension Tensor {
     }
 
     /// Joins tensors along an existing axis.
-    public static func concatenate(_ tensors: [Tensor], axis: Int = 0) -> Tensor {
+    @inlinable public static func concatenate(_ tensors: [Tensor], axis: Int = 0) -> Tensor {
         precondition(!tensors.isEmpty, "concatenate: no tensors")
         let first = tensors[0]
         let a = normalizeAxis(axis, rank: first.rank, op: "concatenate")
@@ -110,7 +110,7 @@ extension Tensor {
         outShape[a] = tensors.reduce(0) { $0 + $1.shape[a] }
         let outer = shapeCount(Array(first.shape[..<a])), inner = shapeCount(Array(first.shape[(a + 1)...]))
         let rowOut = outShape[a] * inner
-        let out = TensorStorage<Scalar>(count: shapeCount(outShape))
+        let out = TensorStorage<Scalar>.make(count: shapeCount(outShape))
         var offset = 0
         var starts: [Int] = []
         for t in tensors {
@@ -127,7 +127,7 @@ extension Tensor {
     }
 
     /// Stacks tensors of equal shape along a new axis.
-    public static func stack(_ tensors: [Tensor], axis: Int = 0) -> Tensor {
+    @inlinable public static func stack(_ tensors: [Tensor], axis: Int = 0) -> Tensor {
         precondition(!tensors.isEmpty, "stack: no tensors")
         precondition(tensors.allSatisfy { $0.shape == tensors[0].shape }, "stack: shapes differ: \(tensors.map(\.shape))")
         let a = axis < 0 ? axis + tensors[0].rank + 1 : axis

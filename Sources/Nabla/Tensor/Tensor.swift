@@ -1,28 +1,29 @@
 import CNablaKernels
 
-/// The memory behind one or more tensors. Tensors share it until one of them is written to
-/// (copy-on-write).
-public final class TensorStorage<Scalar: TensorScalar>: @unchecked Sendable {
-    public let count: Int
-    public let base: UnsafeMutablePointer<Scalar>
+/// The memory behind one or more tensors: a count and the elements, in one allocation. Tensors
+/// share it until one of them is written to (copy-on-write).
+public final class TensorStorage<Scalar: TensorScalar>: ManagedBuffer<Int, Scalar>, @unchecked Sendable {
+    /// Number of elements.
+    @inlinable public var count: Int { header }
+    /// The first element; valid while the storage is alive.
+    @inlinable public var base: UnsafeMutablePointer<Scalar> { withUnsafeMutablePointerToElements { $0 } }
 
-    init(count: Int) {
-        self.count = count
-        base = .allocate(capacity: Swift.max(count, 1))
+    @inlinable static func make(count: Int) -> TensorStorage {
+        let b = TensorStorage.create(minimumCapacity: Swift.max(count, 1)) { _ in count }
+        return unsafeDowncast(b, to: TensorStorage.self)
     }
 
-    convenience init(repeating value: Scalar, count: Int) {
-        self.init(count: count)
-        Scalar._fill(count, value, base)
-    }
-
-    func copy() -> TensorStorage {
-        let s = TensorStorage(count: count)
-        s.base.update(from: base, count: count)
+    @inlinable static func make(repeating value: Scalar, count: Int) -> TensorStorage {
+        let s = make(count: count)
+        Scalar._fill(count, value, s.base)
         return s
     }
 
-    deinit { base.deallocate() }
+    @inlinable func copy() -> TensorStorage {
+        let s = TensorStorage.make(count: count)
+        s.base.update(from: base, count: count)
+        return s
+    }
 }
 
 /// An n-dimensional array of `Float` or `Double` with value semantics, NumPy broadcasting and
@@ -39,48 +40,49 @@ public final class TensorStorage<Scalar: TensorScalar>: @unchecked Sendable {
 public struct Tensor<Scalar: TensorScalar>: @unchecked Sendable {
     @usableFromInline internal var storage: TensorStorage<Scalar>
     /// The size of each dimension; `[]` for a scalar (0-d) tensor.
-    public internal(set) var shape: [Int]
+    public var shape: [Int] { _shape }
+    @usableFromInline internal var _shape: [Int]
     @usableFromInline internal var node: GradNode<Scalar>?
 
-    internal init(storage: TensorStorage<Scalar>, shape: [Int], node: GradNode<Scalar>? = nil) {
+    @inlinable internal init(storage: TensorStorage<Scalar>, shape: [Int], node: GradNode<Scalar>? = nil) {
         self.storage = storage
-        self.shape = shape
+        self._shape = shape
         self.node = node
     }
 
     /// A tensor of the given shape holding `scalars` in row-major order.
-    public init(shape: [Int], scalars: [Scalar]) {
+    @inlinable public init(shape: [Int], scalars: [Scalar]) {
         let n = shapeCount(shape)
         precondition(shape.allSatisfy { $0 >= 0 }, "Tensor(shape:scalars:): negative dimension in shape \(shape)")
         precondition(scalars.count == n, "Tensor(shape:scalars:): shape \(shape) holds \(n) elements but \(scalars.count) were given")
-        let s = TensorStorage<Scalar>(count: n)
+        let s = TensorStorage<Scalar>.make(count: n)
         scalars.withUnsafeBufferPointer { if n > 0 { s.base.update(from: $0.baseAddress!, count: n) } }
         self.init(storage: s, shape: shape)
     }
 
     /// A tensor of the given shape whose elements are produced from a Swift sequence.
-    public init<S: Sequence>(shape: [Int], _ elements: S) where S.Element == Scalar {
+    @inlinable public init<S: Sequence>(shape: [Int], _ elements: S) where S.Element == Scalar {
         self.init(shape: shape, scalars: Array(elements))
     }
 
     /// A 1-D tensor.
-    public init(_ scalars: [Scalar]) { self.init(shape: [scalars.count], scalars: scalars) }
+    @inlinable public init(_ scalars: [Scalar]) { self.init(shape: [scalars.count], scalars: scalars) }
 
     /// A 0-d (scalar) tensor.
-    public init(_ value: Scalar) {
-        let s = TensorStorage<Scalar>(count: 1)
+    @inlinable public init(_ value: Scalar) {
+        let s = TensorStorage<Scalar>.make(count: 1)
         s.base.pointee = value
         self.init(storage: s, shape: [])
     }
 
     /// A tensor of `shape` filled with `value`.
-    public init(repeating value: Scalar, shape: [Int]) {
-        self.init(storage: TensorStorage(repeating: value, count: shapeCount(shape)), shape: shape)
+    @inlinable public init(repeating value: Scalar, shape: [Int]) {
+        self.init(storage: TensorStorage<Scalar>.make(repeating: value, count: shapeCount(shape)), shape: shape)
     }
 
     /// Converts a tensor of another precision (not differentiable: the result is a constant).
-    public init<Other: TensorScalar>(converting other: Tensor<Other>) {
-        let s = TensorStorage<Scalar>(count: other.count)
+    @inlinable public init<Other: TensorScalar>(converting other: Tensor<Other>) {
+        let s = TensorStorage<Scalar>.make(count: other.count)
         if let d = other.storage.base as? UnsafeMutablePointer<Scalar> {
             s.base.update(from: d, count: other.count)
         } else {
@@ -102,7 +104,7 @@ public struct Tensor<Scalar: TensorScalar>: @unchecked Sendable {
     }
 
     /// Reads the elements without copying.
-    public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Scalar>) throws -> R) rethrows -> R {
+    @inlinable public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Scalar>) throws -> R) rethrows -> R {
         try withExtendedLifetime(storage) { try body(UnsafeBufferPointer(start: storage.base, count: count)) }
     }
 
@@ -123,7 +125,7 @@ public struct Tensor<Scalar: TensorScalar>: @unchecked Sendable {
         }
     }
 
-    func flatIndex(_ index: [Int]) -> Int {
+    @inlinable func flatIndex(_ index: [Int]) -> Int {
         precondition(index.count == rank, "Tensor element index \(index) does not match rank \(rank) of shape \(shape)")
         var flat = 0
         for (d, i) in index.enumerated() {
@@ -143,13 +145,13 @@ public struct Tensor<Scalar: TensorScalar>: @unchecked Sendable {
     }
 }
 
-func shapeCount(_ shape: [Int]) -> Int {
+@inlinable func shapeCount(_ shape: [Int]) -> Int {
     var n = 1
     for d in shape { n *= d }
     return n
 }
 
-func contiguousStrides(_ shape: [Int]) -> [Int] {
+@inlinable func contiguousStrides(_ shape: [Int]) -> [Int] {
     var strides = [Int](repeating: 1, count: shape.count)
     var s = 1
     for d in stride(from: shape.count - 1, through: 0, by: -1) {
@@ -160,7 +162,7 @@ func contiguousStrides(_ shape: [Int]) -> [Int] {
 }
 
 /// Broadcast shape of two shapes under NumPy rules, or nil when they are incompatible.
-public func broadcastShapes(_ a: [Int], _ b: [Int]) -> [Int]? {
+@inlinable public func broadcastShapes(_ a: [Int], _ b: [Int]) -> [Int]? {
     if a == b { return a }
     let n = Swift.max(a.count, b.count)
     var out = [Int](repeating: 1, count: n)
@@ -173,7 +175,7 @@ public func broadcastShapes(_ a: [Int], _ b: [Int]) -> [Int]? {
 }
 
 /// Strides that read a tensor of `shape` as if it had `target` shape (0 where broadcast).
-func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
+@inlinable func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
     let own = contiguousStrides(shape)
     let offset = target.count - shape.count
     var out = [Int](repeating: 0, count: target.count)
@@ -183,7 +185,7 @@ func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
     return out
 }
 
-func normalizeAxis(_ axis: Int, rank: Int, op: String) -> Int {
+@inlinable func normalizeAxis(_ axis: Int, rank: Int, op: String) -> Int {
     let a = axis < 0 ? axis + rank : axis
     precondition(a >= 0 && a < Swift.max(rank, 1), "\(op): axis \(axis) is out of range for rank \(rank)")
     return a
