@@ -119,6 +119,42 @@ static char nb_blas_label[256] = "built-in";
 static int nb_blas_disabled = 0;
 static int nb_threads = 0;
 
+typedef char *(*get_corename_fn)(void);
+
+// 1 when the loaded GEMMs agree with the built-in kernel on an awkward shape.
+static int nb_blas_self_test(sgemm_fn s, dgemm_fn d) {
+    enum { M = 37, N = 29, K = 45 };
+    static float af[M * K], bf[K * N], cf[M * N], rf[M * N];
+    static double ad[M * K], bd[K * N], cd[M * N], rd[M * N];
+    for (int i = 0; i < M * K; i++) { af[i] = (float)((i * 7 % 13) - 6) / 7.0f; ad[i] = af[i]; }
+    for (int i = 0; i < K * N; i++) { bf[i] = (float)((i * 5 % 11) - 5) / 3.0f; bd[i] = bf[i]; }
+    s(101, 111, 112, M, N, K, 1.0f, af, K, bf, K, 0.0f, cf, N);  // B read transposed as N x K
+    d(101, 111, 112, M, N, K, 1.0, ad, K, bd, K, 0.0, cd, N);
+    gemm_builtin_f32_base(0, 1, M, N, K, 1.0f, af, K, bf, K, 0.0f, rf, N);
+    gemm_builtin_f64_base(0, 1, M, N, K, 1.0, ad, K, bd, K, 0.0, rd, N);
+    for (int i = 0; i < M * N; i++) {
+        if (fabs((double)cf[i] - rf[i]) > 1e-4 * (1 + fabs((double)rf[i]))) return 0;
+        if (fabs(cd[i] - rd[i]) > 1e-12 * (1 + fabs(rd[i]))) return 0;
+    }
+    return 1;
+}
+
+static int nb_is_generic_core(const char *name) {
+    const char *generic[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Katmai", "Coppermine",
+                             "Northwood", "Banias", "Opteron", "Barcelona", "Bobcat", "generic", NULL};
+    for (int i = 0; generic[i]; i++) if (strcmp(name, generic[i]) == 0) return 1;
+    return 0;
+}
+
+static void *nb_open_blas(const char *path, sgemm_fn *s, dgemm_fn *d) {
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) return NULL;
+    *s = (sgemm_fn)dlsym(h, "cblas_sgemm");
+    *d = (dgemm_fn)dlsym(h, "cblas_dgemm");
+    if (!*s || !*d) { dlclose(h); return NULL; }
+    return h;
+}
+
 static void nb_blas_load(void) {
     const char *env = getenv("NABLA_BLAS");
     if (env && strcmp(env, "none") == 0) return;
@@ -131,16 +167,42 @@ static void nb_blas_load(void) {
         NULL};
     for (int i = 0; i < (int)(sizeof(candidates) / sizeof(candidates[0])); i++) {
         if (!candidates[i]) continue;
-        void *h = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
+        sgemm_fn s; dgemm_fn d;
+        void *h = nb_open_blas(candidates[i], &s, &d);
         if (!h) continue;
-        sgemm_fn s = (sgemm_fn)dlsym(h, "cblas_sgemm");
-        dgemm_fn d = (dgemm_fn)dlsym(h, "cblas_dgemm");
-        if (!s || !d) { dlclose(h); continue; }
+#if NB_X86
+        // A DYNAMIC_ARCH OpenBLAS that does not know this CPU falls back to its SSE3 kernels,
+        // several times slower. When the CPU has AVX2+FMA, load it again with the kernels it
+        // can use (unless the user chose with OPENBLAS_CORETYPE), and keep them only if they
+        // pass a self-test.
+        get_corename_fn corename = (get_corename_fn)dlsym(h, "openblas_get_corename");
+        if (corename && nb_is_generic_core(corename()) && !getenv("OPENBLAS_CORETYPE") && nb_cpu_has_avx2_fma()) {
+            __builtin_cpu_init();
+            int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+                      && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+            const char *cores[] = {avx512 ? "SkylakeX" : "Haswell", "Haswell", NULL};
+            for (int c = avx512 ? 0 : 1; cores[c]; c++) {
+                dlclose(h);
+                setenv("OPENBLAS_CORETYPE", cores[c], 1);
+                h = nb_open_blas(candidates[i], &s, &d);
+                if (h && nb_blas_self_test(s, d)) break;
+                if (h) { dlclose(h); h = NULL; }
+            }
+            if (!h) {
+                unsetenv("OPENBLAS_CORETYPE");
+                h = nb_open_blas(candidates[i], &s, &d);
+                if (!h) continue;
+            }
+        }
+#endif
+        if (!nb_blas_self_test(s, d)) { dlclose(h); continue; }
         nb_sgemm = s; nb_dgemm = d;
         nb_blas_threads = (set_threads_fn)dlsym(h, "openblas_set_num_threads");
         if (!nb_blas_threads) nb_blas_threads = (set_threads_fn)dlsym(h, "bli_thread_set_num_threads");
         get_config_fn cfg = (get_config_fn)dlsym(h, "openblas_get_config");
-        if (cfg) snprintf(nb_blas_label, sizeof nb_blas_label, "%s (%s)", cfg(), candidates[i]);
+        get_corename_fn core = (get_corename_fn)dlsym(h, "openblas_get_corename");
+        if (cfg && core) snprintf(nb_blas_label, sizeof nb_blas_label, "OpenBLAS, %s kernels (%s)", core(), candidates[i]);
+        else if (cfg) snprintf(nb_blas_label, sizeof nb_blas_label, "%s (%s)", cfg(), candidates[i]);
         else snprintf(nb_blas_label, sizeof nb_blas_label, "%s", candidates[i]);
         if (nb_threads > 0 && nb_blas_threads) nb_blas_threads(nb_threads);
         return;
