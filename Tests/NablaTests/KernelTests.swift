@@ -49,3 +49,41 @@ import Testing
         #expect(!ComputeBackend.blasName.isEmpty)
     }
 }
+
+@Suite struct FloatTranscendentalTests {
+    /// Float exp, log and tanh run on Nabla's own vectorized code; compare with libm in Double.
+    func worstRelativeError(_ xs: [Double], _ f: (Tensor<Float>) -> Tensor<Float>, _ reference: (Double) -> Double) -> Double {
+        let got = f(Tensor<Float>(converting: Tensor<Double>(xs))).scalars
+        var worst = 0.0
+        for (x, y) in zip(xs, got) {
+            let r = reference(Double(Float(x)))
+            guard r.isFinite, Swift.abs(r) >= 1.2e-38, Swift.abs(r) < 3.4e38 else { continue }
+            worst = Swift.max(worst, Swift.abs(Double(y) - r) / Swift.abs(r))
+        }
+        return worst
+    }
+
+    @Test func accuracyAcrossTheRange() {
+        let wide = (0...20000).map { -87.0 + 175.0 * Double($0) / 20000 }
+        #expect(worstRelativeError(wide, { $0.exp() }, Foundation_exp) < 3e-7)
+        let positive = (0...20000).map { Foundation_exp(-80.0 + 160.0 * Double($0) / 20000) }
+        #expect(worstRelativeError(positive, { $0.log() }, Foundation_log) < 3e-7)
+        let aroundOne = (0...20000).map { 0.5 + Double($0) / 20000 }
+        let logAbs = zip(aroundOne, Tensor<Float>(converting: Tensor<Double>(aroundOne)).log().scalars).map { Swift.abs(Double($1) - Foundation_log(Double(Float($0)))) }
+        #expect(logAbs.max()! < 2e-7)
+        let mid = (0...20000).map { -12.0 + 24.0 * Double($0) / 20000 }
+        #expect(worstRelativeError(mid, { $0.tanh() }, Foundation_tanh) < 5e-7)
+        #expect(worstRelativeError(mid, { $0.sigmoid() }, { 1 / (1 + Foundation_exp(-$0)) }) < 5e-7)
+    }
+
+    @Test func specialValues() {
+        let x = Tensor<Float>([-.infinity, -1000, 0, 1000, .infinity, .nan])
+        let e = x.exp().scalars
+        #expect(e[0] == 0 && e[1] == 0 && e[2] == 1 && e[3] == .infinity && e[4] == .infinity && e[5].isNaN)
+        let l = Tensor<Float>([0, -1, .infinity, .nan, 1, 1e-42]).log().scalars
+        #expect(l[0] == -.infinity && l[1].isNaN && l[2] == .infinity && l[3].isNaN && l[4] == 0)
+        #expect(Swift.abs(Double(l[5]) - Foundation_log(Double(Float(1e-42)))) < 1e-4)
+        let t = Tensor<Float>([-.infinity, -20, 0, 20, .infinity, .nan]).tanh().scalars
+        #expect(t[0] == -1 && t[1] == -1 && t[2] == 0 && t[3] == 1 && t[4] == 1 && t[5].isNaN)
+    }
+}

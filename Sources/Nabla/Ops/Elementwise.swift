@@ -9,9 +9,12 @@ extension Tensor {
     @inlinable static func binaryKernel(_ op: Int32, _ a: Tensor, _ b: Tensor, _ name: String) -> Tensor {
         if a.shape == b.shape {
             let out = TensorStorage<Scalar>.make(count: a.count)
-            var n = a.count, one = 1
-            Scalar._binary(op, 1, &n, out.base, a.storage.base, &one, b.storage.base, &one)
-            return Tensor(storage: out, shape: a.shape)
+            let (pa, pb, po) = (a.storage.base, b.storage.base, out.base)
+            ComputeBackend.parallelize(count: a.count, cost: 1) { lo, hi in
+                var n = hi - lo, one = 1
+                Scalar._binary(op, 1, &n, po + lo, pa + lo, &one, pb + lo, &one)
+            }
+            return withExtendedLifetime((a, b)) { Tensor(storage: out, shape: a.shape) }
         }
         guard let shape = broadcastShapes(a.shape, b.shape) else {
             preconditionFailure("\(name): shapes \(a.shape) and \(b.shape) cannot be broadcast together")
@@ -27,8 +30,11 @@ extension Tensor {
     @inline(__always)
     @inlinable func unaryKernel(_ op: Int32, _ p0: Double = 0, _ p1: Double = 0) -> Tensor {
         let out = TensorStorage<Scalar>.make(count: count)
-        Scalar._unary(op, count, storage.base, out.base, p0, p1)
-        return Tensor(storage: out, shape: shape)
+        let (px, po) = (storage.base, out.base)
+        ComputeBackend.parallelize(count: count, cost: ComputeBackend.unaryCost(op)) { lo, hi in
+            Scalar._unary(op, hi - lo, px + lo, po + lo, p0, p1)
+        }
+        return withExtendedLifetime(self) { Tensor(storage: out, shape: shape) }
     }
 
     // MARK: Arithmetic

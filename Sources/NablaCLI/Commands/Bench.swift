@@ -7,17 +7,17 @@ import NablaConformance
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a benchmark workload (benchmarks are not tests).",
-        discussion: "Workloads: gemm (matrix product against the raw BLAS call), overhead (per-op cost of tiny ops).")
+        discussion: "Workloads: gemm (matrix product against the raw BLAS call), overhead (per-op cost of tiny ops), elementwise (throughput of element-wise ops and reductions by size, to place the threading threshold).")
 
-    @Argument(help: "Workload: gemm or overhead.") var workload: String
+    @Argument(help: "Workload: gemm, overhead or elementwise.") var workload: String
     @Option(help: "Threads for BLAS and Nabla's kernels.") var threads: Int = 1
     @Option(help: "gemm: comma-separated sizes.") var sizes: String = "128,256,512,1024,2048"
     @Option(help: "gemm: float32, float64 or both.") var dtype: String = "both"
     @Flag(help: "One JSON object per line per measurement.") var json = false
 
     func validate() throws {
-        guard ["gemm", "overhead"].contains(workload) else {
-            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead")
+        guard ["gemm", "overhead", "elementwise"].contains(workload) else {
+            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, elementwise")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard ["float32", "float64", "both"].contains(dtype) else { throw ValidationError("--dtype must be float32, float64 or both") }
@@ -45,6 +45,7 @@ struct Bench: ParsableCommand {
         case "gemm":
             if dtype != "float64" { gemm(Float.self) }
             if dtype != "float32" { gemm(Double.self) }
+        case "elementwise": elementwise()
         default: overhead()
         }
     }
@@ -93,6 +94,27 @@ struct Bench: ParsableCommand {
                       ("median_s", .number(t.medianSeconds)), ("min_s", .number(t.minSeconds)), ("repeats", .number(Double(t.repeats))),
                       ("inner", .number(Double(t.inner))), ("others_cores", .number(t.othersCores))],
                      text: "gemm \(S.dtypeName) n=\(n) \(pad(lib, 14)) \(fmt(flops / t.medianSeconds / 1e9, digits: 4)) GFLOPS (median; best \(fmt(flops / t.minSeconds / 1e9, digits: 4))), rel. error \(fmt(err, digits: 2))")
+            }
+        }
+    }
+
+    /// Element-wise ops and a reduction on float32 vectors of growing size.
+    func elementwise() {
+        let sizes = sizes == "128,256,512,1024,2048" ? [1_000, 10_000, 100_000, 1_000_000, 10_000_000] : parsedSizes!
+        for n in sizes {
+            var rng = RandomGenerator(seed: 1)
+            let x = Tensor<Float>.normal(shape: [n], using: &rng), y = Tensor<Float>.normal(shape: [n], using: &rng)
+            let ops: [(String, () -> Void)] = [
+                ("add", { _ = x + y }), ("mul", { _ = x * y }), ("relu", { _ = x.relu() }),
+                ("exp", { _ = x.exp() }), ("tanh", { _ = x.tanh() }), ("sigmoid", { _ = x.sigmoid() }), ("log", { _ = y.abs().log() }),
+                ("sum", { _ = x.sum() }),
+            ]
+            for (name, body) in ops {
+                let t = Timing.measure(minTotal: 0.5, targetRepeat: 0.05, body)
+                emit([("bench", .string("elementwise")), ("op", .string(name)), ("dtype", .string("float32")), ("n", .number(Double(n))),
+                      ("threads", .number(Double(threads))), ("ns_per_element_median", .number(t.medianSeconds * 1e9 / Double(n))),
+                      ("median_s", .number(t.medianSeconds)), ("others_cores", .number(t.othersCores))],
+                     text: "\(pad(name, 8)) n=\(pad("\(n)", 9)) \(fmt(t.medianSeconds * 1e9 / Double(n), digits: 3)) ns/element (median)")
             }
         }
     }
