@@ -170,7 +170,9 @@ enum OpCases {
             let w = try need(i, "weight", c)
             let idx = try c.index("indices")
             guard w.rank == 2, idx.values.allSatisfy({ $0 >= 0 && $0 < w.shape[0] }) else { throw c.fail("indices out of range for weight \(w.shape)") }
-            return w.embeddingLookup(idx)
+            let pad = try c.optionalInt("padding_idx")
+            if let pad { guard pad >= -w.shape[0] && pad < w.shape[0] else { throw c.fail("padding_idx \(pad) out of range") } }
+            return w.embeddingLookup(idx, paddingIndex: pad)
         } },
         "conv1d": { c in try vjpCase(c) { c, i, _ in
             let x = try need(i, "x", c), w = try need(i, "weight", c)

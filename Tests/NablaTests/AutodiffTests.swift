@@ -121,3 +121,34 @@ import Testing
         #expect(isClose(Tensor<Double>(converting: gf), gd, tolerance: 1e-6))
     }
 }
+
+@Suite struct IndexingGradientTests {
+    @Test func embeddingPaddingRowGetsNoGradient() {
+        let w = randn([4, 2], seed: 8)
+        let idx = IndexTensor(shape: [3], values: [1, 2, 1])
+        let (out, grad) = valueWithGradient(at: w) { w in (w.embeddingLookup(idx, paddingIndex: 1) * Tensor<Double>([1, 2])).sum() }
+        #expect(isClose(out.scalar, (w[1].scalars[0] + 2 * w[1].scalars[1]) * 2 + w[2].scalars[0] + 2 * w[2].scalars[1]))
+        #expect(grad.scalars == [0, 0, 0, 0, 1, 2, 0, 0])
+    }
+}
+
+@Suite struct MisuseTests {
+    @Test func incompatibleShapesStopWithAMessageNamingTheOpAndShapes() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let a = Tensor<Double>.zeros(shape: [2, 3]), b = Tensor<Double>.zeros(shape: [4])
+            _ = a + b
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("add: shapes [2, 3] and [4] cannot be broadcast together"))
+        }
+    }
+
+    @Test func matmulInnerDimensionMismatchNamesTheShapes() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Tensor.matmul(Tensor<Float>.zeros(shape: [2, 3]), Tensor<Float>.zeros(shape: [4, 5]))
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("matmul: inner dimensions differ: [2, 3] × [4, 5]"))
+        }
+    }
+}

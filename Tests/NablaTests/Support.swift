@@ -9,6 +9,8 @@ func fixture(_ name: String) -> String {
     return url!.path
 }
 
+func isClose(_ a: Double, _ b: Double, tolerance: Double = 1e-12) -> Bool { Swift.abs(a - b) <= tolerance * Swift.max(1, Swift.abs(b)) }
+
 func isClose(_ a: [Double], _ b: [Double], tolerance: Double = 1e-9) -> Bool {
     a.count == b.count && zip(a, b).allSatisfy { Swift.abs($0 - $1) <= tolerance * Swift.max(1, Swift.abs($1)) }
 }

@@ -142,16 +142,24 @@ extension Tensor {
         return take(flatIndices: positions, shape: outShape)
     }
 
-    /// Rows of a [num, dim] table: output shape `indices.shape + [dim]`.
-    @inlinable public func embeddingLookup(_ indices: IndexTensor) -> Tensor {
+    /// Rows of a [num, dim] table: output shape `indices.shape + [dim]`. Rows looked up at
+    /// `paddingIndex` are returned as stored but receive no gradient.
+    @inlinable public func embeddingLookup(_ indices: IndexTensor, paddingIndex: Int? = nil) -> Tensor {
         precondition(rank == 2, "embedding: weight must be [num, dim], got \(shape)")
         let dim = shape[1]
-        var positions = [Int]()
+        let pad = paddingIndex.map { $0 < 0 ? $0 + shape[0] : $0 }
+        var positions = [Int](), padded = [Int]()
         positions.reserveCapacity(indices.values.count * dim)
         for v in indices.values {
             precondition(v >= 0 && v < shape[0], "embedding: index \(v) out of range for \(shape[0]) rows")
-            for j in 0..<dim { positions.append(v * dim + j) }
+            for j in 0..<dim {
+                let isPad = v == pad
+                positions.append(isPad ? -1 : v * dim + j)
+                if pad != nil { padded.append(isPad ? v * dim + j : -1) }
+            }
         }
-        return take(flatIndices: positions, shape: indices.shape + [dim])
+        let out = take(flatIndices: positions, shape: indices.shape + [dim])
+        guard pad != nil else { return out }
+        return out + detached().take(flatIndices: padded, shape: indices.shape + [dim])
     }
 }
