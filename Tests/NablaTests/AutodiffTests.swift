@@ -152,3 +152,27 @@ import Testing
         }
     }
 }
+
+@Suite struct HessianOperatorTests {
+    @Test func manyProductsAtOnePointAgreeWithTheMatrix() {
+        // Chained Rosenbrock, n = 6, at a random point.
+        let f = { (x: Tensor<Double>) -> Tensor<Double> in
+            let head = x.slice(axis: 0, start: 0, end: 5), tail = x.slice(axis: 0, start: 1, end: 6)
+            let r = tail - head * head, s = 1 - head
+            return (100 * r * r + s * s).sum()
+        }
+        let x = randn([6], seed: 21)
+        let op = HessianOperator(at: x, of: f)
+        let h = op.matrix()
+        #expect(isClose(h, hessian(at: x, of: f), tolerance: 1e-14))
+        #expect(isClose(op.gradient, gradient(at: x, of: f), tolerance: 1e-14))
+        for seed in 0..<3 as Range<UInt64> {
+            let v = randn([6], seed: 100 + seed)
+            #expect(isClose(op(v), Tensor.matmul(h, v), tolerance: 1e-12))
+        }
+        // Symmetric, with the analytic diagonal entry H[0][0] = 1200 x0² − 400 x1 + 2.
+        let x0 = x.scalars[0], x1 = x.scalars[1]
+        #expect(isClose(h.scalars[0], 1200 * x0 * x0 - 400 * x1 + 2))
+        #expect(isClose(h, h.T, tolerance: 1e-14))
+    }
+}

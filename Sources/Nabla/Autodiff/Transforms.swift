@@ -146,37 +146,63 @@ public enum JacobianMode: Sendable {
     }
 }
 
+/// The Hessian of a scalar function at a point, as a linear operator: f and its gradient are
+/// evaluated once, with the gradient's graph kept; each product H v is then one backward pass
+/// over that graph (reverse over reverse). Use it for many products at one point, as Newton-CG
+/// and trust-region methods do.
+public struct HessianOperator<Scalar: TensorScalar> {
+    /// f at the point.
+    public let value: Tensor<Scalar>
+    /// ∇f at the point.
+    public let gradient: Tensor<Scalar>
+    @usableFromInline let variable: Tensor<Scalar>
+    @usableFromInline let gradientWithGraph: Tensor<Scalar>?
+    @usableFromInline let nested: Bool
+
+    @inlinable public init(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) {
+        let nested = isNested([x])
+        self.nested = nested
+        let v = differentiationVariable(x)
+        variable = v
+        let (y, g) = withGradientRecording(true) { () -> (Tensor<Scalar>, Tensor<Scalar>?) in
+            let y = f(v)
+            precondition(y.count == 1, "hessian: the function must return one element, got shape \(y.shape)")
+            return (y, Backpropagation.run(output: y, seed: Tensor(repeating: 1, shape: y.shape), targets: [v.node!], keepingGraph: true)[0])
+        }
+        gradientWithGraph = g
+        value = nested ? y : y.detached()
+        if let g { gradient = nested ? g : g.detached() } else { gradient = Tensor.zeros(shape: x.shape) }
+    }
+
+    /// H v.
+    @inlinable public func callAsFunction(_ vector: Tensor<Scalar>) -> Tensor<Scalar> {
+        precondition(vector.shape == variable.shape, "hessianVectorProduct: vector shape \(vector.shape) does not match \(variable.shape)")
+        guard let g = gradientWithGraph else { return Tensor.zeros(shape: variable.shape) }
+        return Backpropagation.run(output: g, seed: vector, targets: [variable.node!], keepingGraph: nested)[0]
+            ?? Tensor.zeros(shape: variable.shape)
+    }
+
+    /// The whole Hessian, of shape `x.shape + x.shape`, one product per row.
+    @inlinable public func matrix() -> Tensor<Scalar> {
+        let n = variable.count
+        if n == 0 { return Tensor.zeros(shape: variable.shape + variable.shape) }
+        let rows = (0..<n).map { i -> Tensor<Scalar> in
+            var e = [Scalar](repeating: 0, count: n)
+            e[i] = 1
+            return self(Tensor(shape: variable.shape, scalars: e)).reshaped(to: [n])
+        }
+        return Tensor.stack(rows).reshaped(to: variable.shape + variable.shape)
+    }
+}
+
 /// The Hessian of the scalar function `f` at `x`, of shape `x.shape + x.shape`: the Jacobian of
 /// the gradient, one Hessian-vector product per row.
 @inlinable public func hessian<Scalar>(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
-    let nested = isNested([x])
-    let v = differentiationVariable(x)
-    let g = withGradientRecording(true) { () -> Tensor<Scalar>? in
-        let y = f(v)
-        precondition(y.count == 1, "hessian: the function must return one element, got shape \(y.shape)")
-        return Backpropagation.run(output: y, seed: Tensor(repeating: 1, shape: y.shape), targets: [v.node!], keepingGraph: true)[0]
-    }
-    guard let g else { return Tensor.zeros(shape: x.shape + x.shape) }
-    let rows = (0..<x.count).map { i -> Tensor<Scalar> in
-        var e = [Scalar](repeating: 0, count: x.count)
-        e[i] = 1
-        return (Backpropagation.run(output: g, seed: Tensor(shape: x.shape, scalars: e), targets: [v.node!], keepingGraph: nested)[0]
-            ?? Tensor.zeros(shape: x.shape)).reshaped(to: [x.count])
-    }
-    return Tensor.stack(rows).reshaped(to: x.shape + x.shape)
+    HessianOperator(at: x, of: f).matrix()
 }
 
 /// The Hessian-vector product H v of the scalar function `f` at `x`, without forming H
 /// (reverse-over-reverse: the gradient of ⟨∇f(x), v⟩).
 @inlinable public func hessianVectorProduct<Scalar>(at x: Tensor<Scalar>, vector: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> Tensor<Scalar> {
-    precondition(vector.shape == x.shape, "hessianVectorProduct: vector shape \(vector.shape) does not match \(x.shape)")
-    let nested = isNested([x])
-    let v = differentiationVariable(x)
-    let g = withGradientRecording(true) { () -> Tensor<Scalar>? in
-        let y = f(v)
-        precondition(y.count == 1, "hessianVectorProduct: the function must return one element, got shape \(y.shape)")
-        return Backpropagation.run(output: y, seed: Tensor(repeating: 1, shape: y.shape), targets: [v.node!], keepingGraph: true)[0]
-    }
-    guard let g else { return Tensor.zeros(shape: x.shape) }
-    return Backpropagation.run(output: g, seed: vector, targets: [v.node!], keepingGraph: nested)[0] ?? Tensor.zeros(shape: x.shape)
+    HessianOperator(at: x, of: f)(vector)
 }

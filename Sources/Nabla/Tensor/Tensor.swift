@@ -2,7 +2,7 @@ import CNablaKernels
 
 /// The memory behind one or more tensors: a count and the elements, in one allocation. Tensors
 /// share it until one of them is written to (copy-on-write).
-public final class TensorStorage<Scalar: TensorScalar>: ManagedBuffer<Int, Scalar>, @unchecked Sendable {
+public final class TensorStorage<Scalar: TensorScalar>: ManagedBuffer<Int, Scalar> {
     /// Number of elements.
     @inlinable public var count: Int { header }
     /// The first element; valid while the storage is alive.
