@@ -9,6 +9,7 @@
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #define NB_X86 1
 #define NB_ATTR_AVX2 __attribute__((target("avx2,fma")))
+#define NB_ATTR_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma"), unused))
 #else
 #define NB_X86 0
 #define NB_ATTR_AVX2
@@ -88,6 +89,7 @@ static inline float nb_vtanhf(float x) {
 #define M_COS cosf
 #define M_TAN tanf
 #define M_POW powf
+#define NB_VBYTES 32
 #define ATTR
 #define FN(name) name##_f32_base
 #include "kernels_template.inc"
@@ -99,7 +101,15 @@ static inline float nb_vtanhf(float x) {
 #include "kernels_template.inc"
 #undef ATTR
 #undef FN
+#undef NB_VBYTES
+#define NB_VBYTES 64
+#define ATTR NB_ATTR_AVX512
+#define FN(name) name##_f32_avx512
+#include "kernels_template.inc"
+#undef ATTR
+#undef FN
 #endif
+#undef NB_VBYTES
 #undef T
 #undef M_EXP
 #undef M_LOG
@@ -127,6 +137,7 @@ static inline float nb_vtanhf(float x) {
 #define M_COS cos
 #define M_TAN tan
 #define M_POW pow
+#define NB_VBYTES 32
 #define ATTR
 #define FN(name) name##_f64_base
 #include "kernels_template.inc"
@@ -138,11 +149,34 @@ static inline float nb_vtanhf(float x) {
 #include "kernels_template.inc"
 #undef ATTR
 #undef FN
+#undef NB_VBYTES
+#define NB_VBYTES 64
+#define ATTR NB_ATTR_AVX512
+#define FN(name) name##_f64_avx512
+#include "kernels_template.inc"
+#undef ATTR
+#undef FN
 #endif
+#undef NB_VBYTES
 #undef T
 
 // ---- CPU detection ----
 static int nb_avx2_state = -1;
+static int nb_avx512_state = 0;
+
+// 1 when the AVX-512 GEMM micro-kernel is in use (implies AVX2+FMA).
+int nb_cpu_has_avx512(void) { nb_cpu_has_avx2_fma(); return nb_avx512_state; }
+
+// Lowers (or restores) the instruction set of the built-in kernels: 0 portable, 1 AVX2+FMA,
+// 2 AVX-512 GEMM; never above what the CPU has. Returns the level now in use.
+static int nb_avx2_cpu = -1, nb_avx512_cpu = -1;
+int nb_set_instruction_level(int level) {
+    nb_cpu_has_avx2_fma();
+    if (nb_avx2_cpu < 0) { nb_avx2_cpu = nb_avx2_state; nb_avx512_cpu = nb_avx512_state; }
+    nb_avx2_state = level >= 1 && nb_avx2_cpu;
+    nb_avx512_state = level >= 2 && nb_avx512_cpu;
+    return nb_avx2_state + nb_avx512_state;
+}
 int nb_cpu_has_avx2_fma(void) {
     if (nb_avx2_state < 0) {
 #if NB_X86
@@ -150,6 +184,10 @@ int nb_cpu_has_avx2_fma(void) {
         nb_avx2_state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
         const char *env = getenv("NABLA_NO_AVX2");
         if (env && env[0] == '1') nb_avx2_state = 0;
+        nb_avx512_state = nb_avx2_state && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+                       && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+        const char *env512 = getenv("NABLA_NO_AVX512");
+        if (env512 && env512[0] == '1') nb_avx512_state = 0;
 #else
         nb_avx2_state = 0;
 #endif
@@ -159,8 +197,10 @@ int nb_cpu_has_avx2_fma(void) {
 
 #if NB_X86
 #define NB_PICK(name, S) (nb_cpu_has_avx2_fma() ? name##_##S##_avx2 : name##_##S##_base)
+#define NB_PICK_GEMM(S) (nb_cpu_has_avx512() ? gemm_builtin_##S##_avx512 : NB_PICK(gemm_builtin, S))
 #else
 #define NB_PICK(name, S) name##_##S##_base
+#define NB_PICK_GEMM(S) gemm_builtin_##S##_base
 #endif
 
 // ---- BLAS, loaded at run time ----
@@ -300,7 +340,7 @@ void nb_axpy_##S(long n, T alpha, const T *x, T *y) { NB_PICK(axpy, S)(n, alpha,
 T nb_dot_##S(long n, const T *x, const T *y) { return NB_PICK(dot, S)(n, x, y); } \
 void nb_gemm_builtin_##S(int transA, int transB, long M, long N, long K, T alpha, const T *A, long lda, \
                          const T *B, long ldb, T beta, T *C, long ldc) { \
-    NB_PICK(gemm_builtin, S)(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); } \
+    NB_PICK_GEMM(S)(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); } \
 void nb_gemm_##S(int transA, int transB, long M, long N, long K, T alpha, const T *A, long lda, \
                  const T *B, long ldb, T beta, T *C, long ldc) { \
     if (M == 0 || N == 0) return; \
@@ -309,7 +349,7 @@ void nb_gemm_##S(int transA, int transB, long M, long N, long K, T alpha, const 
                (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc); \
         return; \
     } \
-    NB_PICK(gemm_builtin, S)(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); } \
+    NB_PICK_GEMM(S)(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); } \
 void nb_convert_to_##S(long n, const void *src, int srcIsDouble, T *dst) { \
     if (srcIsDouble) { const double *s = (const double *)src; for (long i = 0; i < n; i++) dst[i] = (T)s[i]; } \
     else { const float *s = (const float *)src; for (long i = 0; i < n; i++) dst[i] = (T)s[i]; } }

@@ -16,12 +16,14 @@ import Testing
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let a = randn(ta ? [k, m] : [m, k], seed: 1), b = randn(tb ? [n, k] : [k, n], seed: 2)
             let expected = naiveProduct(a.scalars, b.scalars, m: m, n: n, k: k, ta: ta, tb: tb)
-            for builtin in [true, false] {
+            for (builtin, isa) in [(false, ComputeBackend.widestInstructionSet)] + ComputeBackend.InstructionSet.allCases.map({ (true, $0) }) {
                 ComputeBackend.forcesBuiltinKernels = builtin
+                ComputeBackend.instructionSet = isa
                 let c = Tensor.matmul(a, b, transposeA: ta, transposeB: tb)
                 ComputeBackend.forcesBuiltinKernels = false
+                ComputeBackend.instructionSet = ComputeBackend.widestInstructionSet
                 #expect(c.shape == [m, n])
-                #expect(isClose(c.scalars, expected, tolerance: 1e-12), "m=\(m) n=\(n) k=\(k) ta=\(ta) tb=\(tb) builtin=\(builtin)")
+                #expect(isClose(c.scalars, expected, tolerance: 1e-12), "m=\(m) n=\(n) k=\(k) ta=\(ta) tb=\(tb) builtin=\(builtin) \(isa)")
                 let cf = Tensor.matmul(Tensor<Float>(converting: a), Tensor<Float>(converting: b), transposeA: ta, transposeB: tb)
                 #expect(isClose(Tensor<Double>(converting: cf).scalars, expected, tolerance: 1e-4))
             }
@@ -37,7 +39,7 @@ import Testing
     }
 
     @Test func elementwiseKernelsHandleLengthsAroundTheVectorWidth() {
-        for n in [1, 3, 7, 8, 9, 15, 16, 17, 33, 1000] {
+        for n in [1, 3, 7, 8, 9, 15, 16, 17, 33, 1000, 300_000] {
             let x = randn([n], seed: UInt64(n))
             let viaKernel = (x.exp() * x.tanh() - x.sigmoid()).sum().scalar
             let direct = x.scalars.reduce(0.0) { $0 + Foundation_exp($1) * Foundation_tanh($1) - 1 / (1 + Foundation_exp(-$1)) }
@@ -45,12 +47,23 @@ import Testing
         }
     }
 
+    @Test func splittingAcrossThreadsGivesIdenticalResults() {
+        let x = Tensor<Float>(converting: randn([400_000], seed: 12)), y = Tensor<Float>(converting: randn([400_000], seed: 13))
+        let saved = ComputeBackend.threads
+        ComputeBackend.threads = 1
+        let serial = ((x * y).exp().tanh() + x).scalars
+        ComputeBackend.threads = 2
+        let parallel = ((x * y).exp().tanh() + x).scalars
+        ComputeBackend.threads = saved
+        #expect(serial == parallel)
+    }
+
     @Test func reportsTheBackendInUse() {
         #expect(!ComputeBackend.blasName.isEmpty)
     }
 }
 
-@Suite struct FloatTranscendentalTests {
+extension KernelTests {
     /// Float exp, log and tanh run on Nabla's own vectorized code; compare with libm in Double.
     func worstRelativeError(_ xs: [Double], _ f: (Tensor<Float>) -> Tensor<Float>, _ reference: (Double) -> Double) -> Double {
         let got = f(Tensor<Float>(converting: Tensor<Double>(xs))).scalars
@@ -63,7 +76,10 @@ import Testing
         return worst
     }
 
-    @Test func accuracyAcrossTheRange() {
+    @Test(arguments: ComputeBackend.InstructionSet.allCases)
+    func accuracyAcrossTheRange(_ isa: ComputeBackend.InstructionSet) {
+        ComputeBackend.instructionSet = isa
+        defer { ComputeBackend.instructionSet = ComputeBackend.widestInstructionSet }
         let wide = (0...20000).map { -87.0 + 175.0 * Double($0) / 20000 }
         #expect(worstRelativeError(wide, { $0.exp() }, Foundation_exp) < 3e-7)
         let positive = (0...20000).map { Foundation_exp(-80.0 + 160.0 * Double($0) / 20000) }
@@ -76,7 +92,10 @@ import Testing
         #expect(worstRelativeError(mid, { $0.sigmoid() }, { 1 / (1 + Foundation_exp(-$0)) }) < 5e-7)
     }
 
-    @Test func specialValues() {
+    @Test(arguments: ComputeBackend.InstructionSet.allCases)
+    func specialValues(_ isa: ComputeBackend.InstructionSet) {
+        ComputeBackend.instructionSet = isa
+        defer { ComputeBackend.instructionSet = ComputeBackend.widestInstructionSet }
         let x = Tensor<Float>([-.infinity, -1000, 0, 1000, .infinity, .nan])
         let e = x.exp().scalars
         #expect(e[0] == 0 && e[1] == 0 && e[2] == 1 && e[3] == .infinity && e[4] == .infinity && e[5].isNaN)

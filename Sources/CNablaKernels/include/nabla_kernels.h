@@ -69,6 +69,11 @@ void nb_set_num_threads(int n);
 int nb_get_num_threads(void);
 // 1 when the AVX2+FMA variants are in use.
 int nb_cpu_has_avx2_fma(void);
+// 1 when the AVX-512 variant of the built-in GEMM is in use.
+int nb_cpu_has_avx512(void);
+// Sets the built-in kernels' instruction set: 0 portable, 1 AVX2+FMA, 2 with the AVX-512 GEMM
+// (capped by the CPU). Returns the level in use.
+int nb_set_instruction_level(int level);
 
 // The BLAS GEMM called directly (row-major, no transposes); 0 when no BLAS is loaded.
 int nb_raw_sgemm(long M, long N, long K, const float *A, const float *B, float *C);

@@ -19,6 +19,28 @@ public enum ComputeBackend {
     public static var hasBLAS: Bool { nb_blas_available() != 0 }
     /// Whether the AVX2/FMA variants of the built-in kernels are in use.
     public static var usesAVX2: Bool { nb_cpu_has_avx2_fma() != 0 }
+    /// Whether the AVX-512 variant of the built-in matrix product is in use.
+    public static var usesAVX512: Bool { nb_cpu_has_avx512() != 0 }
+
+    /// Instruction sets of the built-in kernels, from portable to widest.
+    public enum InstructionSet: Int, Sendable, CaseIterable {
+        case portable = 0, avx2 = 1, avx512 = 2
+    }
+
+    /// The instruction set the built-in kernels use. Setting it can only lower it below what the
+    /// processor supports (for testing every variant, or for comparison).
+    public static var instructionSet: InstructionSet {
+        get { InstructionSet(rawValue: Int(nb_cpu_has_avx2_fma() + nb_cpu_has_avx512()))! }
+        set { _ = nb_set_instruction_level(Int32(newValue.rawValue)) }
+    }
+
+    /// The widest instruction set this processor supports for the built-in kernels.
+    public static let widestInstructionSet: InstructionSet = {
+        let current = nb_cpu_has_avx2_fma() + nb_cpu_has_avx512()
+        let widest = nb_set_instruction_level(2)
+        _ = nb_set_instruction_level(current)
+        return InstructionSet(rawValue: Int(widest))!
+    }()
 
     /// Use the built-in kernels even when a BLAS is loaded (for comparison and testing).
     public static var forcesBuiltinKernels: Bool = false {

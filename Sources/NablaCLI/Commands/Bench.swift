@@ -38,9 +38,9 @@ struct Bench: ParsableCommand {
     func run() throws {
         ComputeBackend.threads = threads
         emit([("bench", .string(workload)), ("what", .string("config")), ("blas", .string(ComputeBackend.blasName)),
-              ("avx2_fma", .bool(ComputeBackend.usesAVX2)), ("threads", .number(Double(threads))),
+              ("builtin_isa", .string("\(ComputeBackend.instructionSet)")), ("threads", .number(Double(threads))),
               ("nproc", .number(Double(ProcessInfo.processInfo.activeProcessorCount)))],
-             text: "BLAS: \(ComputeBackend.blasName); built-in kernels: \(ComputeBackend.usesAVX2 ? "AVX2+FMA" : "portable"); threads: \(threads)")
+             text: "BLAS: \(ComputeBackend.blasName); built-in kernels: \(ComputeBackend.instructionSet); threads: \(threads)")
         switch workload {
         case "gemm":
             if dtype != "float64" { gemm(Float.self) }
