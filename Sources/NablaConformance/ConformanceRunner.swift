@@ -48,7 +48,8 @@ public struct ConformanceRunner: Sendable {
 
     /// Every kind Nabla supports.
     public static var standard: ConformanceRunner {
-        ConformanceRunner(evaluators: OpCases.evaluators.merging(HessianCases.evaluators) { a, _ in a })
+        ConformanceRunner(evaluators: OpCases.evaluators.merging(HessianCases.evaluators) { a, _ in a }
+            .merging(OptimizerCases.evaluators) { a, _ in a })
     }
 
     /// Reference files under `paths` (files, or folders searched for `.json` files).

@@ -4,7 +4,7 @@ import NablaConformance
 import Testing
 
 @Suite struct ConformanceTests {
-    @Test(arguments: ["ops.json", "hessians.json"])
+    @Test(arguments: ["ops.json", "hessians.json", "optimizers.json", "schedules.json", "clipping.json"])
     func referenceFilePassesEveryCase(_ name: String) throws {
         let report = ConformanceRunner.standard.run(paths: [fixture(name)])
         for r in report.results where r.status != .passed {

@@ -1,0 +1,83 @@
+/// A group of parameters with its own settings inside one ``Optimizer``.
+public struct ParameterGroup: Sendable {
+    /// Indices into the optimizer's parameter list.
+    public var indices: [Int]
+    /// Multiplies the optimizer's (scheduled) learning rate for this group.
+    public var learningRateScale: Double
+    /// A rule for this group instead of the optimizer's.
+    public var rule: (any UpdateRule)?
+
+    public init(indices: [Int], learningRateScale: Double = 1, rule: (any UpdateRule)? = nil) {
+        self.indices = indices
+        self.learningRateScale = learningRateScale
+        self.rule = rule
+    }
+}
+
+/// Moves a list of parameters against their gradients: gradient transforms (clipping, weight
+/// decay) in order, then the update rule with the scheduled learning rate.
+///
+/// ```swift
+/// var optimizer = Optimizer<Float>(rule: Adam(), learningRate: 1e-3,
+///                                  schedule: CosineAnnealing(maxSteps: 1000),
+///                                  transforms: [ClipByGlobalNorm(maxNorm: 1)])
+/// optimizer.step(&parameters, gradients: grads)
+/// ```
+public struct Optimizer<Scalar: TensorScalar> {
+    public var rule: any UpdateRule
+    /// The base learning rate; a schedule scales it per step.
+    public var learningRate: Double
+    public var schedule: (any LearningRateSchedule)?
+    public var transforms: [any GradientTransform]
+    public var groups: [ParameterGroup]
+    /// Per-parameter state, in the order of the parameters.
+    public var states: [ParameterState<Scalar>] = []
+    /// Steps taken.
+    public private(set) var stepCount = 0
+
+    public init(rule: any UpdateRule, learningRate: Double, schedule: (any LearningRateSchedule)? = nil,
+                transforms: [any GradientTransform] = [], groups: [ParameterGroup] = []) {
+        precondition(learningRate >= 0 && learningRate.isFinite, "Optimizer: learning rate \(learningRate) must be a finite non-negative number")
+        self.rule = rule
+        self.learningRate = learningRate
+        self.schedule = schedule
+        self.transforms = transforms
+        self.groups = groups
+    }
+
+    /// The learning rate the next step will use.
+    public var currentLearningRate: Double {
+        schedule.map { $0.learningRate(at: stepCount, base: learningRate) } ?? learningRate
+    }
+
+    /// One update of every parameter given its gradient.
+    public mutating func step(_ parameters: inout [Tensor<Scalar>], gradients: [Tensor<Scalar>]) {
+        precondition(parameters.count == gradients.count, "Optimizer.step: \(parameters.count) parameters but \(gradients.count) gradients")
+        for (p, g) in zip(parameters, gradients) {
+            precondition(p.shape == g.shape, "Optimizer.step: gradient of shape \(g.shape) for a parameter of shape \(p.shape)")
+        }
+        if states.count != parameters.count { states = parameters.map { _ in ParameterState() } }
+        let lr = currentLearningRate
+        stepCount += 1
+        var grads = gradients.map { $0.detached() }
+        withoutGradients {
+            for t in transforms { t.transform(&grads, parameters: parameters) }
+            var groupOf = [Int?](repeating: nil, count: parameters.count)
+            for (gi, group) in groups.enumerated() { for i in group.indices { groupOf[i] = gi } }
+            for i in parameters.indices {
+                let group = groupOf[i].map { groups[$0] }
+                states[i].step += 1
+                var p = parameters[i].detached()
+                (group?.rule ?? rule).update(&p, gradient: grads[i], state: &states[i], learningRate: lr * (group?.learningRateScale ?? 1))
+                parameters[i] = p
+            }
+        }
+    }
+
+    /// One update of a single parameter tensor.
+    public mutating func step(_ parameter: inout Tensor<Scalar>, gradient: Tensor<Scalar>) {
+        var ps = [parameter]
+        step(&ps, gradients: [gradient])
+        parameter = ps[0]
+    }
+}
