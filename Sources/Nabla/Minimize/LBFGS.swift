@@ -36,12 +36,14 @@ public final class LBFGS {
 
     /// Why a call of ``step(_:objective:)`` returned.
     public enum StopReason: Sendable, Equatable {
-        case gradientTolerance, maxIterations, maxEvaluations, stepTolerance, valueChangeTolerance, notDescent
+        case gradientTolerance, maxIterations, maxEvaluations, stepTolerance, valueChangeTolerance, notDescent, stoppedByCallback
     }
 
     /// Runs one call: updates `x` in place and returns f at the start of the call.
+    /// `onIteration(x, f, g)` is called after every iteration; returning false stops the call.
     @discardableResult
-    public func step(_ x: inout [Double], objective: ObjectiveWithGradient) -> (initialValue: Double, stop: StopReason) {
+    public func step(_ x: inout [Double], objective: ObjectiveWithGradient,
+                     onIteration: (([Double], Double, [Double]) -> Bool)? = nil) -> (initialValue: Double, stop: StopReason) {
         var (f, g) = objective(x)
         let orig = f
         var evals = 1
@@ -89,6 +91,7 @@ public final class LBFGS {
             x = axpy(stepLength, direction, x)
             evals += ls.evaluations
             evaluations += ls.evaluations
+            if let onIteration, !onIteration(x, f, g) { stop = .stoppedByCallback; break }
             if k == maxIterations { stop = .maxIterations; break }
             if evals >= maxEvaluations { stop = .maxEvaluations; break }
             if maxAbs(g) <= toleranceGradient { stop = .gradientTolerance; break }
