@@ -5,8 +5,10 @@ import Foundation
 public struct ContourPlot {
     public struct Path {
         public var label: String
+        /// A second, smaller legend line (e.g. iterations and final value).
+        public var detail: String
         public var points: [(Double, Double)]
-        public init(label: String, points: [(Double, Double)]) { self.label = label; self.points = points }
+        public init(label: String, detail: String = "", points: [(Double, Double)]) { self.label = label; self.detail = detail; self.points = points }
     }
 
     public var title: String
@@ -149,6 +151,10 @@ public struct ContourPlot {
             let color = ContourPlot.palette[k % ContourPlot.palette.count]
             svg += "<line x1=\"\(f2(lx))\" y1=\"\(f2(ly - 4))\" x2=\"\(f2(lx + 22))\" y2=\"\(f2(ly - 4))\" stroke=\"\(color)\" stroke-width=\"3\"/>"
             svg += "<text x=\"\(f2(lx + 28))\" y=\"\(f2(ly))\" font-size=\"12\">\(escape(path.label))</text>\n"
+            if !path.detail.isEmpty {
+                ly += 14
+                svg += "<text x=\"\(f2(lx + 28))\" y=\"\(f2(ly))\" font-size=\"10\" fill=\"#555\">\(escape(path.detail))</text>\n"
+            }
             ly += 20
         }
         ly += 10
