@@ -332,6 +332,8 @@ void nb_unary_##S(int op, long n, const T *x, T *out, double p0, double p1) { NB
 void nb_reduce_##S(int op, long outer, long n, long inner, const T *x, T *out) { NB_PICK(reduce, S)(op, outer, n, inner, x, out); } \
 void nb_copy_strided_##S(int ndim, const long *shape, const T *src, const long *strides, T *dst) { \
     NB_PICK(copy_strided, S)(ndim, shape, src, strides, dst); } \
+void nb_store_strided_##S(int ndim, const long *shape, const T *src, T *dst, const long *strides) { \
+    NB_PICK(store_strided, S)(ndim, shape, src, dst, strides); } \
 void nb_take_##S(long n, const T *src, const long *index, T *dst) { for (long i = 0; i < n; i++) dst[i] = src[index[i]]; } \
 void nb_scatter_add_##S(long n, const T *src, const long *index, T *dst) { for (long i = 0; i < n; i++) dst[index[i]] += src[i]; } \
 void nb_select_##S(long n, const T *cond, const T *a, const T *b, T *out) { for (long i = 0; i < n; i++) out[i] = cond[i] != 0 ? a[i] : b[i]; } \

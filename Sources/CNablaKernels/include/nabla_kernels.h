@@ -43,6 +43,7 @@ void nb_binary_##S(int op, int ndim, const long *shape, T *out, const T *a, cons
 void nb_unary_##S(int op, long n, const T *x, T *out, double p0, double p1); \
 void nb_reduce_##S(int op, long outer, long n, long inner, const T *x, T *out); \
 void nb_copy_strided_##S(int ndim, const long *shape, const T *src, const long *strides, T *dst); \
+void nb_store_strided_##S(int ndim, const long *shape, const T *src, T *dst, const long *strides); \
 void nb_take_##S(long n, const T *src, const long *index, T *dst); \
 void nb_scatter_add_##S(long n, const T *src, const long *index, T *dst); \
 void nb_select_##S(long n, const T *cond, const T *a, const T *b, T *out); \

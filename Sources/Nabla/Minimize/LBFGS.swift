@@ -59,26 +59,37 @@ public final class LBFGS {
                 s = []; y = []; rho = []
                 hDiag = 1
             } else {
-                let yk = subtract(g, previousGradient)
-                let sk = scaled(stepLength, direction)
-                let ys = dot(yk, sk)
+                let n = g.count
+                var yk = [Double](repeating: 0, count: n), sk = [Double](repeating: 0, count: n)
+                var ys = 0.0, yy = 0.0
+                for i in 0..<n {
+                    yk[i] = g[i] - previousGradient[i]
+                    sk[i] = stepLength * direction[i]
+                    ys += yk[i] * sk[i]
+                    yy += yk[i] * yk[i]
+                }
                 if ys > 1e-10 {
                     if s.count == historySize { s.removeFirst(); y.removeFirst(); rho.removeFirst() }
                     s.append(sk); y.append(yk); rho.append(1 / ys)
-                    hDiag = ys / dot(yk, yk)
+                    hDiag = ys / yy
                 }
+                // Two-loop recursion, in place.
                 var q = g.map { -$0 }
                 var alpha = [Double](repeating: 0, count: s.count)
-                for i in stride(from: s.count - 1, through: 0, by: -1) {
-                    alpha[i] = rho[i] * dot(s[i], q)
-                    q = axpy(-alpha[i], y[i], q)
+                q.withUnsafeMutableBufferPointer { qp in
+                    for k in stride(from: s.count - 1, through: 0, by: -1) {
+                        let a = rho[k] * dot(s[k], qp)
+                        alpha[k] = a
+                        axpyInPlace(-a, y[k], qp)
+                    }
+                    for i in 0..<n { qp[i] *= hDiag }
+                    for k in 0..<s.count {
+                        let beta = rho[k] * dot(y[k], qp)
+                        let c = alpha[k] - beta
+                        axpyInPlace(c, s[k], qp)
+                    }
                 }
-                var r = scaled(hDiag, q)
-                for i in 0..<s.count {
-                    let beta = rho[i] * dot(y[i], r)
-                    r = axpy(alpha[i] - beta, s[i], r)
-                }
-                direction = r
+                direction = q
             }
             previousGradient = g
             let fPrev = f

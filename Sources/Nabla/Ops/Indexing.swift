@@ -89,16 +89,39 @@ extension Tensor {
     /// One `(start, end, step)` per dimension; negative start/end count from the end.
     @inlinable public func slice(_ ranges: [(start: Int, end: Int, step: Int)]) -> Tensor {
         precondition(ranges.count == rank, "slice: \(ranges.count) ranges for shape \(shape)")
-        var starts: [Int] = [], steps: [Int] = [], outShape: [Int] = []
+        var offset = 0, strides: [Int] = [], outShape: [Int] = []
+        let own = contiguousStrides(shape)
         for (d, r) in ranges.enumerated() {
             precondition(r.step >= 1, "slice: step \(r.step) must be at least 1")
             let s = Swift.min(Swift.max(r.start < 0 ? r.start + shape[d] : r.start, 0), shape[d])
             let e = Swift.min(Swift.max(r.end < 0 ? r.end + shape[d] : r.end, 0), shape[d])
-            starts.append(s); steps.append(r.step)
             outShape.append(e > s ? (e - s + r.step - 1) / r.step : 0)
+            offset += s * own[d]
+            strides.append(r.step * own[d])
         }
-        let positions = flatPositions(outShape: outShape) { i in (0..<i.count).map { starts[$0] + i[$0] * steps[$0] } }
-        return take(flatIndices: positions, shape: outShape)
+        return stridedRead(offset: offset, strides: strides, shape: outShape)
+    }
+
+    /// The elements at `offset + Σ iₖ stridesₖ` for every index of `outShape` (a view-like copy;
+    /// the positions must not repeat). Its adjoint is ``stridedWrite(offset:strides:shape:)``.
+    @inlinable func stridedRead(offset: Int, strides: [Int], shape outShape: [Int]) -> Tensor {
+        let out = TensorStorage<Scalar>.make(count: shapeCount(outShape))
+        if out.count > 0 { Scalar._copyStrided(Int32(outShape.count), outShape, storage.base + offset, strides, out.base) }
+        let inputShape = shape
+        return Tensor.record1("slice", self, output: withExtendedLifetime(self) { Tensor(storage: out, shape: outShape) }) { g, _ in
+            g.stridedWrite(offset: offset, strides: strides, shape: inputShape)
+        }
+    }
+
+    /// A zero tensor of `shape` with `self` written at `offset + Σ iₖ stridesₖ`: the adjoint of
+    /// ``stridedRead(offset:strides:shape:)``.
+    @inlinable func stridedWrite(offset: Int, strides: [Int], shape outShape: [Int]) -> Tensor {
+        let out = TensorStorage<Scalar>.make(repeating: 0, count: shapeCount(outShape))
+        if count > 0 { Scalar._storeStrided(Int32(rank), shape, storage.base, out.base + offset, strides) }
+        let sliceShape = shape
+        return Tensor.record1("pad", self, output: withExtendedLifetime(self) { Tensor(storage: out, shape: outShape) }) { g, _ in
+            g.stridedRead(offset: offset, strides: strides, shape: sliceShape)
+        }
     }
 
     /// Sub-tensor at position `i` along the first axis (the axis is removed).

@@ -13,6 +13,7 @@ where Self.RawSignificand: FixedWidthInteger {
     static func _unary(_ op: Int32, _ n: Int, _ x: UnsafePointer<Self>, _ out: UnsafeMutablePointer<Self>, _ p0: Double, _ p1: Double)
     static func _reduce(_ op: Int32, _ outer: Int, _ n: Int, _ inner: Int, _ x: UnsafePointer<Self>, _ out: UnsafeMutablePointer<Self>)
     static func _copyStrided(_ ndim: Int32, _ shape: UnsafePointer<Int>, _ src: UnsafePointer<Self>, _ strides: UnsafePointer<Int>, _ dst: UnsafeMutablePointer<Self>)
+    static func _storeStrided(_ ndim: Int32, _ shape: UnsafePointer<Int>, _ src: UnsafePointer<Self>, _ dst: UnsafeMutablePointer<Self>, _ strides: UnsafePointer<Int>)
     static func _take(_ n: Int, _ src: UnsafePointer<Self>, _ index: UnsafePointer<Int>, _ dst: UnsafeMutablePointer<Self>)
     static func _scatterAdd(_ n: Int, _ src: UnsafePointer<Self>, _ index: UnsafePointer<Int>, _ dst: UnsafeMutablePointer<Self>)
     static func _select(_ n: Int, _ cond: UnsafePointer<Self>, _ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>, _ out: UnsafeMutablePointer<Self>)
@@ -33,6 +34,7 @@ extension Float: TensorScalar {
     @inline(__always) public static func _unary(_ op: Int32, _ n: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ p0: Double, _ p1: Double) { nb_unary_f32(op, n, x, out, p0, p1) }
     @inline(__always) public static func _reduce(_ op: Int32, _ outer: Int, _ n: Int, _ inner: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) { nb_reduce_f32(op, outer, n, inner, x, out) }
     @inline(__always) public static func _copyStrided(_ ndim: Int32, _ shape: UnsafePointer<Int>, _ src: UnsafePointer<Float>, _ strides: UnsafePointer<Int>, _ dst: UnsafeMutablePointer<Float>) { nb_copy_strided_f32(ndim, shape, src, strides, dst) }
+    @inline(__always) public static func _storeStrided(_ ndim: Int32, _ shape: UnsafePointer<Int>, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ strides: UnsafePointer<Int>) { nb_store_strided_f32(ndim, shape, src, dst, strides) }
     @inline(__always) public static func _take(_ n: Int, _ src: UnsafePointer<Float>, _ index: UnsafePointer<Int>, _ dst: UnsafeMutablePointer<Float>) { nb_take_f32(n, src, index, dst) }
     @inline(__always) public static func _scatterAdd(_ n: Int, _ src: UnsafePointer<Float>, _ index: UnsafePointer<Int>, _ dst: UnsafeMutablePointer<Float>) { nb_scatter_add_f32(n, src, index, dst) }
     @inline(__always) public static func _select(_ n: Int, _ cond: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) { nb_select_f32(n, cond, a, b, out) }
@@ -53,6 +55,7 @@ extension Double: TensorScalar {
     @inline(__always) public static func _unary(_ op: Int32, _ n: Int, _ x: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>, _ p0: Double, _ p1: Double) { nb_unary_f64(op, n, x, out, p0, p1) }
     @inline(__always) public static func _reduce(_ op: Int32, _ outer: Int, _ n: Int, _ inner: Int, _ x: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>) { nb_reduce_f64(op, outer, n, inner, x, out) }
     @inline(__always) public static func _copyStrided(_ ndim: Int32, _ shape: UnsafePointer<Int>, _ src: UnsafePointer<Double>, _ strides: UnsafePointer<Int>, _ dst: UnsafeMutablePointer<Double>) { nb_copy_strided_f64(ndim, shape, src, strides, dst) }
+    @inline(__always) public static func _storeStrided(_ ndim: Int32, _ shape: UnsafePointer<Int>, _ src: UnsafePointer<Double>, _ dst: UnsafeMutablePointer<Double>, _ strides: UnsafePointer<Int>) { nb_store_strided_f64(ndim, shape, src, dst, strides) }
     @inline(__always) public static func _take(_ n: Int, _ src: UnsafePointer<Double>, _ index: UnsafePointer<Int>, _ dst: UnsafeMutablePointer<Double>) { nb_take_f64(n, src, index, dst) }
     @inline(__always) public static func _scatterAdd(_ n: Int, _ src: UnsafePointer<Double>, _ index: UnsafePointer<Int>, _ dst: UnsafeMutablePointer<Double>) { nb_scatter_add_f64(n, src, index, dst) }
     @inline(__always) public static func _select(_ n: Int, _ cond: UnsafePointer<Double>, _ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>) { nb_select_f64(n, cond, a, b, out) }

@@ -7,17 +7,17 @@ import NablaConformance
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a benchmark workload (benchmarks are not tests).",
-        discussion: "Workloads: gemm (matrix product against the raw BLAS call), overhead (per-op cost of tiny ops), elementwise (throughput of element-wise ops and reductions by size, to place the threading threshold).")
+        discussion: "Workloads: gemm (matrix product against the raw BLAS call), overhead (per-op cost of tiny ops), rosenbrock (minimization with L-BFGS, BFGS, CG, Newton-CG and trust region at n = 2, 100, 1000), elementwise (throughput of element-wise ops and reductions by size, to place the threading threshold).")
 
-    @Argument(help: "Workload: gemm, overhead or elementwise.") var workload: String
+    @Argument(help: "Workload: gemm, overhead, rosenbrock or elementwise.") var workload: String
     @Option(help: "Threads for BLAS and Nabla's kernels.") var threads: Int = 1
     @Option(help: "gemm: comma-separated sizes.") var sizes: String = "128,256,512,1024,2048"
     @Option(help: "gemm: float32, float64 or both.") var dtype: String = "both"
     @Flag(help: "One JSON object per line per measurement.") var json = false
 
     func validate() throws {
-        guard ["gemm", "overhead", "elementwise"].contains(workload) else {
-            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, elementwise")
+        guard ["gemm", "overhead", "elementwise", "rosenbrock"].contains(workload) else {
+            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard ["float32", "float64", "both"].contains(dtype) else { throw ValidationError("--dtype must be float32, float64 or both") }
@@ -46,6 +46,7 @@ struct Bench: ParsableCommand {
             if dtype != "float64" { gemm(Float.self) }
             if dtype != "float32" { gemm(Double.self) }
         case "elementwise": elementwise()
+        case "rosenbrock": rosenbrock()
         default: overhead()
         }
     }
@@ -94,6 +95,42 @@ struct Bench: ParsableCommand {
                       ("median_s", .number(t.medianSeconds)), ("min_s", .number(t.minSeconds)), ("repeats", .number(Double(t.repeats))),
                       ("inner", .number(Double(t.inner))), ("others_cores", .number(t.othersCores))],
                      text: "gemm \(S.dtypeName) n=\(n) \(pad(lib, 14)) \(fmt(flops / t.medianSeconds / 1e9, digits: 4)) GFLOPS (median; best \(fmt(flops / t.minSeconds / 1e9, digits: 4))), rel. error \(fmt(err, digits: 2))")
+            }
+        }
+    }
+
+    /// Chained Rosenbrock from (−1.2, 1, −1.2, 1, …), gradients by automatic differentiation,
+    /// SciPy's default tolerances (max |g| ≤ 1e-5; relative f change ≤ 2.2e-9). BFGS at
+    /// n = 1000 is timed once (its dense n×n update dominates).
+    func rosenbrock() {
+        let sizes = sizes == "128,256,512,1024,2048" ? [2, 100, 1000] : parsedSizes!
+        let methods: [(MinimizationMethod, String)] = [(.lbfgs, "L-BFGS-B"), (.bfgs, "BFGS"), (.conjugateGradient(.polakRibierePlus), "CG"),
+                                                       (.newtonCG, "Newton-CG"), (.trustRegion, "trust-ncg")]
+        for n in sizes {
+            let f = TestFunction.named("rosenbrock", dimension: n)!
+            let x0 = Tensor<Double>(f.start)
+            var options = MinimizeOptions(maxIterations: 50_000, gradientTolerance: 1e-5)
+            options.valueTolerance = 2.2e-9
+            for (method, peer) in methods {
+                var result = minimize(f.function, from: x0, method: method, options: options)
+                let t: Timing
+                if case .bfgs = method, n >= 1000 {
+                    let t0 = Timing.now()
+                    result = minimize(f.function, from: x0, method: method, options: options)
+                    let dt = Timing.now() - t0
+                    t = Timing(medianSeconds: dt, minSeconds: dt, repeats: 1, inner: 1, othersCores: 0)
+                } else {
+                    t = Timing.measure(minTotal: 2, maxTotal: 30) { _ = minimize(f.function, from: x0, method: method, options: options) }
+                }
+                emit([("bench", .string("rosenbrock")), ("impl", .string("nabla")), ("method", .string(method.description)),
+                      ("scipy_method", .string(peer)), ("n", .number(Double(n))), ("nit", .number(Double(result.iterations))),
+                      ("nfev", .number(Double(result.evaluations))), ("njev", .number(Double(result.evaluations))),
+                      ("nhev", .number(Double(result.hessianEvaluations))), ("f", .number(result.value)),
+                      ("grad_inf", .number(result.gradient.reduce(0) { Swift.max($0, Swift.abs($1)) })),
+                      ("success", .bool(result.success)), ("message", .string(result.message)),
+                      ("wall_ms_median", .number(t.medianSeconds * 1000)), ("wall_ms_min", .number(t.minSeconds * 1000)),
+                      ("repeats", .number(Double(t.repeats))), ("others_cores", .number(t.othersCores))],
+                     text: "rosenbrock n=\(pad("\(n)", 5)) \(pad(method.description, 13)) nit \(pad("\(result.iterations)", 6)) nfev \(pad("\(result.evaluations)", 6)) f \(pad(fmt(result.value, digits: 3), 10)) \(fmt(t.medianSeconds * 1000, digits: 4)) ms (median)")
             }
         }
     }
