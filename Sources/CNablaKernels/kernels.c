@@ -375,3 +375,26 @@ int nb_raw_dgemm(long M, long N, long K, const double *A, const double *B, doubl
 // A number no other backward pass has used.
 static unsigned long long nb_pass_counter = 0;
 unsigned long long nb_next_pass_id(void) { return __atomic_add_fetch(&nb_pass_counter, 1, __ATOMIC_RELAXED); }
+
+// Largest |x_i| (0 for n = 0; NaN if any element is NaN); eight running maxima so the loop vectorizes.
+NB_ATTR_AVX2 static double nb_maxabs_f64_avx2(long n, const double *x) {
+    double m[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    long i = 0, nan = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) { double a = fabs(x[i + j]); m[j] = a > m[j] ? a : m[j]; nan |= a != a; }
+    double r = 0;
+    for (int j = 0; j < 8; j++) r = m[j] > r ? m[j] : r;
+    for (; i < n; i++) { double a = fabs(x[i]); r = a > r ? a : r; nan |= a != a; }
+    return nan ? __builtin_nan("") : r;
+}
+static double nb_maxabs_f64_base(long n, const double *x) {
+    double r = 0;
+    for (long i = 0; i < n; i++) { double a = fabs(x[i]); if (a != a) return a; r = a > r ? a : r; }
+    return r;
+}
+double nb_maxabs_f64(long n, const double *x) {
+#if NB_X86
+    if (nb_cpu_has_avx2_fma()) return nb_maxabs_f64_avx2(n, x);
+#endif
+    return nb_maxabs_f64_base(n, x);
+}

@@ -59,6 +59,9 @@ void nb_convert_to_##S(long n, const void *src, int srcIsDouble, T *dst);
 NB_DECLARE(float, f32)
 NB_DECLARE(double, f64)
 
+// Largest absolute value of a double vector; NaN when an element is NaN.
+double nb_maxabs_f64(long n, const double *x);
+
 // BLAS found at run time (OpenBLAS on Linux, Accelerate on macOS). Returns 1 when one was loaded.
 int nb_blas_available(void);
 // A short name of the library in use ("OpenBLAS 0.3.21 (libopenblas.so.0)", or "built-in").

@@ -159,7 +159,16 @@ extension Tensor {
                     guard let input, input.visitedInPass == pass, input.reachesTarget, let gi = inputGrads[i] else { continue }
                     precondition(gi.shape == input.shape,
                                  "backward of \(node.op): cotangent for input \(i) has shape \(gi.shape), expected \(input.shape)")
-                    if let existing = input.cotangent { input.cotangent = existing + gi } else { input.cotangent = gi }
+                    if input.cotangent == nil {
+                        input.cotangent = gi
+                    } else if !keepingGraph && isKnownUniquelyReferenced(&input.cotangent!.storage) && gi.storage !== input.cotangent!.storage {
+                        // Nothing else holds this sum: add in place instead of allocating.
+                        let target = input.cotangent!.storage
+                        Scalar._axpy(gi.count, 1, gi.storage.base, target.base)
+                        withExtendedLifetime(gi) {}
+                    } else {
+                        input.cotangent = input.cotangent! + gi
+                    }
                 }
             }
         }

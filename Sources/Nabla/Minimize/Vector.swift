@@ -25,6 +25,8 @@ func axpy(_ alpha: Double, _ x: [Double], _ y: [Double]) -> [Double] {
 }
 
 func scaled(_ alpha: Double, _ x: [Double]) -> [Double] { x.map { alpha * $0 } }
-func maxAbs(_ x: [Double]) -> Double { x.reduce(0) { Swift.max($0, Swift.abs($1)) } }
+func maxAbs(_ x: [Double]) -> Double {
+    x.withUnsafeBufferPointer { nb_maxabs_f64($0.count, $0.baseAddress!) }
+}
 func norm2(_ x: [Double]) -> Double { dot(x, x).squareRoot() }
 func subtract(_ a: [Double], _ b: [Double]) -> [Double] { zip(a, b).map { $0 - $1 } }

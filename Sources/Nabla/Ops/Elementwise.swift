@@ -41,13 +41,13 @@ extension Tensor {
 
     @inlinable public static func + (a: Tensor, b: Tensor) -> Tensor {
         record("add", inputs: [a, b], output: binaryKernel(Int32(NB_ADD), a, b, "add"), savingOutput: false) { g, _ in
-            [g.summed(toShape: a.shape), g.summed(toShape: b.shape)]
+            [a.node == nil ? nil : g.summed(toShape: a.shape), b.node == nil ? nil : g.summed(toShape: b.shape)]
         }
     }
 
     @inlinable public static func - (a: Tensor, b: Tensor) -> Tensor {
         record("sub", inputs: [a, b], output: binaryKernel(Int32(NB_SUB), a, b, "sub"), savingOutput: false) { g, _ in
-            [g.summed(toShape: a.shape), (-g).summed(toShape: b.shape)]
+            [a.node == nil ? nil : g.summed(toShape: a.shape), b.node == nil ? nil : (-g).summed(toShape: b.shape)]
         }
     }
 
