@@ -390,6 +390,7 @@ struct Minimizer {
                 d = g.map { -$0 }
                 gtd = dot(g, d)
             }
+            // The first trial step is scaled to the gradient; later ones are 1 (the quasi-Newton step).
             let t0 = first ? Swift.min(1, 1 / Swift.max(maxAbs(g), 1e-300)) : 1
             let ls = LineSearch.strongWolfe(objective.valueAndGradient, x: x, step: t0, direction: d, value: f, gradient: g, slope: gtd)
             if !(ls.value < f) && ls.step == 0 { return result(x, f, g, progress, .lineSearchFailed) }
@@ -405,8 +406,8 @@ struct Minimizer {
                 if first {
                     let scale = ys / dot(y, y)
                     for i in 0..<n { h[i * n + i] = scale }
-                    first = false
                 }
+                first = false
                 // H ← (I − ρ s yᵀ) H (I − ρ y sᵀ) + ρ s sᵀ
                 let rho = 1 / ys
                 var hy = [Double](repeating: 0, count: n)
