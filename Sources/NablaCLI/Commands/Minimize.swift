@@ -138,7 +138,9 @@ struct Minimize: ParsableCommand {
                       + (r.success ? "converged" : "stopped") + " (\(r.message))" + xs)
             }
             for (m, r, _) in results where r.status == .diverged {
-                printError("nabla minimize: \(m) diverged (f or its gradient became NaN or infinite); try a smaller --learning-rate")
+                let hint = m.description == "gd" || ["momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax", "nadam", "radam", "rprop"].contains(m.description)
+                    ? "try a smaller --learning-rate" : "the objective may be undefined or unbounded along the way (a log or sqrt of a negative number, a division by zero)"
+                printError("nabla minimize: \(m) diverged (f or its gradient became NaN or infinite, or f grew without bound); \(hint)")
             }
         }
         if let trace {
@@ -147,7 +149,10 @@ struct Minimize: ParsableCommand {
                          "steps": .array(r.trajectory.map { pt in .object(["x": .array(pt.x.map { .number($0) }), "value": .number(pt.value), "gradientNorm": .number(pt.gradientNorm)]) }),
                          "result": .object(Minimize.summary(r, seconds: s))])
             }
-            try writeAtomically(OrderedJSON([("methods", .array(methodsJSON))]).text + "\n", to: trace)
+            do { try writeAtomically(OrderedJSON([("methods", .array(methodsJSON))]).text + "\n", to: trace) } catch {
+                printError("nabla minimize: \(error)")
+                throw ExitCode(1)
+            }
         }
         if let plot {
             var xr = p.window?.x ?? -3...3, yr = p.window?.y ?? -3...3
@@ -168,7 +173,10 @@ struct Minimize: ParsableCommand {
                 ContourPlot.Path(label: m.description, detail: "\(r.iterations) iterations, f = \(fmt(r.value, digits: 2))", points: r.trajectory.map { ($0.x[0], $0.x[1]) })
             }
             chart.minimizers = p.minimizers.filter { $0.count == 2 }.map { ($0[0], $0[1]) }
-            try writeAtomically(chart.svg(), to: plot)
+            do { try writeAtomically(chart.svg(), to: plot) } catch {
+                printError("nabla minimize: \(error)")
+                throw ExitCode(1)
+            }
             if !json { print("plot written to \(plot)") }
         }
     }
