@@ -153,13 +153,9 @@ public struct Adam: UpdateRule {
 
     public func update<Scalar: TensorScalar>(_ x: inout Tensor<Scalar>, gradient: Tensor<Scalar>, state: inout ParameterState<Scalar>, learningRate lr: Double) {
         var g = gradient
-        if decoupledWeightDecay { if weightDecay != 0 { x = x * Scalar(1 - lr * weightDecay) } } else { g = Self.decayed(g, x, weightDecay) }
+        Self.applyWeightDecay(&x, &g, learningRate: lr, weightDecay: weightDecay, decoupled: decoupledWeightDecay)
         let t = Double(state.step)
-        let b1 = Scalar(beta1), b2 = Scalar(beta2)
-        let m = state.slot("exp_avg") { Tensor.zeros(shape: x.shape) } * b1 + g * (1 - b1)
-        var v = state.slot("exp_avg_sq") { Tensor.zeros(shape: x.shape) } * b2 + g * g * (1 - b2)
-        state.slots["exp_avg"] = m
-        state.slots["exp_avg_sq"] = v
+        var (m, v) = Self.updateMoments(&state, g, beta1: beta1, beta2: beta2)
         if amsgrad {
             v = Tensor.maximum(state.slot("max_exp_avg_sq") { Tensor.zeros(shape: x.shape) }, v)
             state.slots["max_exp_avg_sq"] = v
@@ -217,18 +213,14 @@ public struct NAdam: UpdateRule {
 
     public func update<Scalar: TensorScalar>(_ x: inout Tensor<Scalar>, gradient: Tensor<Scalar>, state: inout ParameterState<Scalar>, learningRate lr: Double) {
         var g = gradient
-        if decoupledWeightDecay { if weightDecay != 0 { x = x * Scalar(1 - lr * weightDecay) } } else { g = Self.decayed(g, x, weightDecay) }
+        Self.applyWeightDecay(&x, &g, learningRate: lr, weightDecay: weightDecay, decoupled: decoupledWeightDecay)
         let t = Double(state.step)
         let muT = beta1 * (1 - 0.5 * Foundation.pow(0.96, t * momentumDecay))
         let muNext = beta1 * (1 - 0.5 * Foundation.pow(0.96, (t + 1) * momentumDecay))
         // The running product of μ is kept in Double whatever the parameter's precision.
         let product = Double(state.slot("mu_product") { Tensor<Scalar>(1) }.scalar) * muT
         state.slots["mu_product"] = Tensor(Scalar(product))
-        let b1 = Scalar(beta1), b2 = Scalar(beta2)
-        let m = state.slot("exp_avg") { Tensor.zeros(shape: x.shape) } * b1 + g * (1 - b1)
-        let v = state.slot("exp_avg_sq") { Tensor.zeros(shape: x.shape) } * b2 + g * g * (1 - b2)
-        state.slots["exp_avg"] = m
-        state.slots["exp_avg_sq"] = v
+        let (m, v) = Self.updateMoments(&state, g, beta1: beta1, beta2: beta2)
         let denom = (v / Scalar(1 - Foundation.pow(beta2, t))).squareRoot() + Scalar(epsilon)
         x = x - g * Scalar(lr * (1 - muT) / (1 - product)) / denom
         x = x - m * Scalar(lr * muNext / (1 - product * muNext)) / denom
@@ -254,13 +246,9 @@ public struct RAdam: UpdateRule {
 
     public func update<Scalar: TensorScalar>(_ x: inout Tensor<Scalar>, gradient: Tensor<Scalar>, state: inout ParameterState<Scalar>, learningRate lr: Double) {
         var g = gradient
-        if decoupledWeightDecay { if weightDecay != 0 { x = x * Scalar(1 - lr * weightDecay) } } else { g = Self.decayed(g, x, weightDecay) }
+        Self.applyWeightDecay(&x, &g, learningRate: lr, weightDecay: weightDecay, decoupled: decoupledWeightDecay)
         let t = Double(state.step)
-        let b1 = Scalar(beta1), b2 = Scalar(beta2)
-        let m = state.slot("exp_avg") { Tensor.zeros(shape: x.shape) } * b1 + g * (1 - b1)
-        let v = state.slot("exp_avg_sq") { Tensor.zeros(shape: x.shape) } * b2 + g * g * (1 - b2)
-        state.slots["exp_avg"] = m
-        state.slots["exp_avg_sq"] = v
+        let (m, v) = Self.updateMoments(&state, g, beta1: beta1, beta2: beta2)
         let bc1 = 1 - Foundation.pow(beta1, t), bc2 = 1 - Foundation.pow(beta2, t)
         let mHat = m / Scalar(bc1)
         let rhoInf = 2 / (1 - beta2) - 1

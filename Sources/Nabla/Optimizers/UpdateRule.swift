@@ -38,4 +38,24 @@ extension UpdateRule {
     @inlinable static func decayed<Scalar>(_ g: Tensor<Scalar>, _ x: Tensor<Scalar>, _ weightDecay: Double) -> Tensor<Scalar> {
         weightDecay == 0 ? g : g + x * Scalar(weightDecay)
     }
+
+    /// Weight decay the Adam family's way: decoupled (x ← x (1 − lr wd), gradient untouched) or
+    /// coupled (wd x added to the gradient).
+    @inlinable static func applyWeightDecay<Scalar>(_ x: inout Tensor<Scalar>, _ g: inout Tensor<Scalar>, learningRate lr: Double,
+                                                     weightDecay: Double, decoupled: Bool) {
+        guard weightDecay != 0 else { return }
+        if decoupled { x = x * Scalar(1 - lr * weightDecay) } else { g = g + x * Scalar(weightDecay) }
+    }
+
+    /// The first and second moment estimates m = β₁ m + (1 − β₁) g and v = β₂ v + (1 − β₂) g²,
+    /// updated in `state`.
+    @inlinable static func updateMoments<Scalar>(_ state: inout ParameterState<Scalar>, _ g: Tensor<Scalar>,
+                                                  beta1: Double, beta2: Double) -> (m: Tensor<Scalar>, v: Tensor<Scalar>) {
+        let b1 = Scalar(beta1), b2 = Scalar(beta2)
+        let m = state.slot("exp_avg") { Tensor.zeros(shape: g.shape) } * b1 + g * (1 - b1)
+        let v = state.slot("exp_avg_sq") { Tensor.zeros(shape: g.shape) } * b2 + g * g * (1 - b2)
+        state.slots["exp_avg"] = m
+        state.slots["exp_avg_sq"] = v
+        return (m, v)
+    }
 }
