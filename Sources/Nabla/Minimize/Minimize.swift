@@ -95,9 +95,8 @@ public struct MinimizeOptions {
     /// Stop when max |∂f/∂xᵢ| falls to this (for constrained methods: the gradient mapping, or
     /// the Frank–Wolfe duality gap).
     public var gradientTolerance = 1e-5
-    /// Stop when (f_prev − f) ≤ valueTolerance · max(|f_prev|, |f|, 1). Nil: 2.2e-9 for
-    /// Newton-type and quasi-Newton methods, off for the first-order rules (whose small steps
-    /// would stop them early).
+    /// Stop when (f_prev − f) ≤ valueTolerance · max(|f_prev|, |f|, 1). Nil: SciPy's defaults,
+    /// 2.2e-9 for L-BFGS and off for the other methods (which stop on the gradient).
     public var valueTolerance: Double?
     /// Stop when the step ‖x_{k+1} − x_k‖ falls to this (0: off).
     public var stepTolerance = 0.0
@@ -244,8 +243,10 @@ struct Minimizer {
     let method: MinimizationMethod
     let options: MinimizeOptions
 
+    /// SciPy's defaults: L-BFGS stops on a small relative change of f (ftol = 2.2e-9), the other
+    /// methods only on the gradient (or their own tests).
     var valueTolerance: Double {
-        options.valueTolerance ?? (method.isFirstOrderRule || { if case .projectedGradient = method { return true }; if case .frankWolfe = method { return true }; return false }() ? 0 : 2.2e-9)
+        options.valueTolerance ?? (method == .lbfgs ? 2.2e-9 : 0)
     }
 
     /// Shared bookkeeping: trajectory, callback, and the convergence tests.
@@ -364,16 +365,18 @@ struct Minimizer {
         return result(x, last.f, last.g, progress, status)
     }
 
+    /// BFGS on the inverse Hessian, started from the identity, with the Moré–Thuente line search
+    /// and the first trial step of each iteration taken from the last decrease of f
+    /// (min(1, 2.02 (f − f_prev) / g·d)), as in SciPy's implementation.
     func runBFGS(_ x0: [Double]) -> MinimizeResult {
         let n = x0.count
         let progress = Progress(options: options)
         var x = x0
         var (f, g) = objective.valueAndGradient(x0)
         if let s = progress.record(x, f, g, previous: nil, objective: objective, valueTolerance: valueTolerance) { return result(x, f, g, progress, s) }
-        // Inverse Hessian approximation, row-major; scaled by yᵀs / yᵀy before the first update.
         var h = [Double](repeating: 0, count: n * n)
         for i in 0..<n { h[i * n + i] = 1 }
-        var first = true
+        var previousValue = f + norm2(g) / 2
         while true {
             var d = [Double](repeating: 0, count: n)
             h.withUnsafeBufferPointer { hp in
@@ -384,43 +387,41 @@ struct Minimizer {
                 }
             }
             var gtd = dot(g, d)
-            if gtd >= 0 {  // lost positive definiteness: restart from steepest descent
+            if !(gtd < 0) {  // lost positive definiteness: restart from steepest descent
                 for i in 0..<(n * n) { h[i] = 0 }
                 for i in 0..<n { h[i * n + i] = 1 }
                 d = g.map { -$0 }
                 gtd = dot(g, d)
             }
-            // The first trial step is scaled to the gradient; later ones are 1 (the quasi-Newton step).
-            let t0 = first ? Swift.min(1, 1 / Swift.max(maxAbs(g), 1e-300)) : 1
-            let ls = LineSearch.strongWolfe(objective.valueAndGradient, x: x, step: t0, direction: d, value: f, gradient: g, slope: gtd)
-            if !(ls.value < f) && ls.step == 0 { return result(x, f, g, progress, .lineSearchFailed) }
+            var t0 = Swift.min(1, 1.01 * 2 * (f - previousValue) / gtd)
+            if !(t0 > 0) { t0 = 1 }
+            guard let ls = LineSearch.moreThuente(objective.valueAndGradient, x: x, step: t0, direction: d, value: f, slope: gtd)
+                    ?? { let r = LineSearch.strongWolfe(objective.valueAndGradient, x: x, step: t0, direction: d, value: f, gradient: g, slope: gtd)
+                         return r.value < f ? r : nil }() else {
+                return result(x, f, g, progress, .lineSearchFailed)
+            }
             let previous = (x, f)
+            previousValue = f
             let s = scaled(ls.step, d)
-            let xNew = axpy(1, s, x)
             let y = subtract(ls.gradient, g)
-            x = xNew; f = ls.value; g = ls.gradient
+            x = axpy(1, s, x); f = ls.value; g = ls.gradient
             progress.iterations += 1
             if let st = progress.record(x, f, g, previous: previous, objective: objective, valueTolerance: valueTolerance) { return result(x, f, g, progress, st) }
-            let ys = dot(y, s)
-            if ys > 1e-10 {
-                if first {
-                    let scale = ys / dot(y, y)
-                    for i in 0..<n { h[i * n + i] = scale }
-                }
-                first = false
-                // H ← (I − ρ s yᵀ) H (I − ρ y sᵀ) + ρ s sᵀ
-                let rho = 1 / ys
-                var hy = [Double](repeating: 0, count: n)
-                h.withUnsafeBufferPointer { hp in
-                    for i in 0..<n { var acc = 0.0; for j in 0..<n { acc += hp[i * n + j] * y[j] }; hy[i] = acc }
-                }
-                let yhy = dot(y, hy)
-                let coefficient = (1 + rho * yhy) * rho
-                h.withUnsafeMutableBufferPointer { hp in
-                    for i in 0..<n {
-                        for j in 0..<n {
-                            hp[i * n + j] += coefficient * s[i] * s[j] - rho * (hy[i] * s[j] + s[i] * hy[j])
-                        }
+            var ys = dot(y, s)
+            if ys == 0 { ys = 1e-3 }  // as SciPy: ρ = 1000 when yᵀs vanishes
+            guard ys > 0 else { continue }
+            // H ← (I − ρ s yᵀ) H (I − ρ y sᵀ) + ρ s sᵀ
+            let rho = 1 / ys
+            var hy = [Double](repeating: 0, count: n)
+            h.withUnsafeBufferPointer { hp in
+                for i in 0..<n { var acc = 0.0; for j in 0..<n { acc += hp[i * n + j] * y[j] }; hy[i] = acc }
+            }
+            let yhy = dot(y, hy)
+            let coefficient = (1 + rho * yhy) * rho
+            h.withUnsafeMutableBufferPointer { hp in
+                for i in 0..<n {
+                    for j in 0..<n {
+                        hp[i * n + j] += coefficient * s[i] * s[j] - rho * (hy[i] * s[j] + s[i] * hy[j])
                     }
                 }
             }

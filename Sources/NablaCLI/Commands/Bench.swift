@@ -100,7 +100,8 @@ struct Bench: ParsableCommand {
     }
 
     /// Chained Rosenbrock from (−1.2, 1, −1.2, 1, …), gradients by automatic differentiation,
-    /// SciPy's default tolerances (max |g| ≤ 1e-5; relative f change ≤ 2.2e-9). BFGS at
+    /// SciPy's default tolerances (max |g| ≤ 1e-5, 1e-8 for the trust region; L-BFGS also stops
+    /// at a relative change of f ≤ 2.2e-9). BFGS at
     /// n = 1000 is timed once (its dense n×n update dominates).
     func rosenbrock() {
         let sizes = sizes == "128,256,512,1024,2048" ? [2, 100, 1000] : parsedSizes!
@@ -109,9 +110,10 @@ struct Bench: ParsableCommand {
         for n in sizes {
             let f = TestFunction.named("rosenbrock", dimension: n)!
             let x0 = Tensor<Double>(f.start)
-            var options = MinimizeOptions(maxIterations: 50_000, gradientTolerance: 1e-5)
-            options.valueTolerance = 2.2e-9
             for (method, peer) in methods {
+                // SciPy's default stopping rules for each method.
+                var options = MinimizeOptions(maxIterations: 50_000, gradientTolerance: method == .trustRegion ? 1e-8 : 1e-5)
+                options.valueTolerance = method == .lbfgs ? 2.2e-9 : 0
                 var result = minimize(f.function, from: x0, method: method, options: options)
                 let t: Timing
                 if case .bfgs = method, n >= 1000 {

@@ -22,7 +22,7 @@ struct Minimize: ParsableCommand {
     @Option(help: "Momentum of momentum and nesterov.") var momentum: Double = 0.9
     @Option(name: [.customLong("max-iterations"), .customLong("steps")], help: "Most iterations per run.") var maxIterations: Int = 1000
     @Option(help: "Stop when max |∂f/∂xᵢ| (or the gap for constrained methods) falls to this.") var tolerance: Double = 1e-5
-    @Option(help: "Stop when the relative change of f falls to this (default: 2.2e-9 for Newton-type methods, off for first-order).") var valueTolerance: Double?
+    @Option(help: "Stop when the relative change of f falls to this (default: 2.2e-9 for lbfgs, off for the others).") var valueTolerance: Double?
     @Option(help: "Stop when the step length falls to this.") var stepTolerance: Double = 0
     @Option(help: "Constraint for pgd and frank-wolfe: simplex[:r], box:lo,hi, l1:r, l2:r.") var constraint: String?
     @Option(help: "Extra runs from random starts around the first; the best is kept.") var restarts: Int = 0
