@@ -66,7 +66,8 @@ public enum MinimizationMethod: Sendable, Equatable, CustomStringConvertible {
         self = m
     }
 
-    var isFirstOrderRule: Bool {
+    /// Whether this is one of the first-order update rules (which take a learning rate).
+    public var isFirstOrderRule: Bool {
         switch self {
         case .gradientDescent, .momentum, .nesterov, .adagrad, .rmsprop, .adadelta, .adam, .adamw, .adamax, .nadam, .radam, .rprop: return true
         default: return false
@@ -253,7 +254,6 @@ struct Minimizer {
     final class Progress {
         var trajectory: [MinimizeResult.Point] = []
         var iterations = 0
-        var stopped = false
         var trajectoryStart: Double?
         let options: MinimizeOptions
         init(options: MinimizeOptions) { self.options = options }
@@ -263,7 +263,7 @@ struct Minimizer {
                     valueTolerance: Double, gradientMeasure: Double? = nil) -> MinimizeResult.Status? {
             let point = MinimizeResult.Point(iteration: iterations, x: x, value: f, gradientNorm: norm2(g))
             if options.recordsTrajectory { trajectory.append(point) }
-            if let cb = options.callback, previous != nil, !cb(point) { stopped = true; return .stopped }
+            if let cb = options.callback, previous != nil, !cb(point) { return .stopped }
             if !f.isFinite || g.contains(where: { !$0.isFinite }) { return .diverged }
             if let start = trajectoryStart, f > 1e12 * Swift.max(1, Swift.abs(start)) { return .diverged }
             if previous == nil { trajectoryStart = f }

@@ -138,7 +138,7 @@ struct Minimize: ParsableCommand {
                       + (r.success ? "converged" : "stopped") + " (\(r.message))" + xs)
             }
             for (m, r, _) in results where r.status == .diverged {
-                let hint = m.description == "gd" || ["momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax", "nadam", "radam", "rprop"].contains(m.description)
+                let hint = m.isFirstOrderRule
                     ? "try a smaller --learning-rate" : "the objective may be undefined or unbounded along the way (a log or sqrt of a negative number, a division by zero)"
                 printError("nabla minimize: \(m) diverged (f or its gradient became NaN or infinite, or f grew without bound); \(hint)")
             }
