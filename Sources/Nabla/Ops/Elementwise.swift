@@ -16,6 +16,20 @@ extension Tensor {
             }
             return withExtendedLifetime((a, b)) { Tensor(storage: out, shape: a.shape) }
         }
+        // A one-element operand against a contiguous one (x * 2, 1 - x): one 1-D pass, stride 0.
+        if b.count == 1 && b.rank <= a.rank || a.count == 1 && a.rank <= b.rank {
+            let big = b.count == 1 && b.rank <= a.rank ? a : b
+            let out = TensorStorage<Scalar>.make(count: big.count)
+            var n = big.count, one = 1, zero = 0
+            if big.count > 0 {
+                if b.count == 1 && b.rank <= a.rank {
+                    Scalar._binary(op, 1, &n, out.base, a.storage.base, &one, b.storage.base, &zero)
+                } else {
+                    Scalar._binary(op, 1, &n, out.base, a.storage.base, &zero, b.storage.base, &one)
+                }
+            }
+            return withExtendedLifetime((a, b)) { Tensor(storage: out, shape: big.shape) }
+        }
         guard let shape = broadcastShapes(a.shape, b.shape) else {
             preconditionFailure("\(name): shapes \(a.shape) and \(b.shape) cannot be broadcast together")
         }
