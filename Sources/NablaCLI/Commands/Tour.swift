@@ -56,6 +56,6 @@ struct Tour: ParsableCommand {
         let final = withoutGradients { f(x) }.scalar
         print("   \(stopReason)")
         print("   minimum found at \(vectorText(x.scalars, digits: 6)) with f = \(fmt(final, digits: 6)); the true minimum is f(0, 0) = 0\n")
-        print("Next: `nabla grad 'sin(x)*y^2' --at x=1,y=2 --hessian`, `nabla conformance PATH`, `nabla bench gemm`.")
+        print("Next: `nabla grad 'sin(x)*y^2' --at x=1,y=2 --hessian`, `nabla minimize rosenbrock --method gd,momentum,adam,lbfgs --plot race.svg`, `nabla --help`.")
     }
 }
