@@ -279,6 +279,20 @@ struct Minimizer {
         }
     }
 
+    /// Records the starting point; the result when a stopping test already holds there.
+    func begin(_ progress: Progress, _ x: [Double], _ f: Double, _ g: [Double], gradientMeasure: Double? = nil) -> MinimizeResult? {
+        progress.record(x, f, g, previous: nil, objective: objective, valueTolerance: valueTolerance, gradientMeasure: gradientMeasure)
+            .map { result(x, f, g, progress, $0) }
+    }
+
+    /// Counts and records an accepted iterate; the result when a stopping test fires.
+    func accept(_ progress: Progress, _ x: [Double], _ f: Double, _ g: [Double], previous: ([Double], Double),
+                gradientMeasure: Double? = nil) -> MinimizeResult? {
+        progress.iterations += 1
+        return progress.record(x, f, g, previous: previous, objective: objective, valueTolerance: valueTolerance, gradientMeasure: gradientMeasure)
+            .map { result(x, f, g, progress, $0) }
+    }
+
     func result(_ x: [Double], _ f: Double, _ g: [Double], _ progress: Progress, _ status: MinimizeResult.Status) -> MinimizeResult {
         MinimizeResult(method: method, x: x, value: f, gradient: g, gradientNorm: norm2(g), iterations: progress.iterations,
                        evaluations: objective.evaluations, hessianEvaluations: objective.hessianEvaluations, status: status,
@@ -321,15 +335,12 @@ struct Minimizer {
         let progress = Progress(options: options)
         var x = Tensor(x0)
         var (f, g) = objective.valueAndGradient(x0)
-        if let s = progress.record(x0, f, g, previous: nil, objective: objective, valueTolerance: valueTolerance) { return result(x0, f, g, progress, s) }
+        if let done = begin(progress, x0, f, g) { return done }
         while true {
             let previous = (x.scalars, f)
             optimizer.step(&x, gradient: Tensor(g))
-            progress.iterations += 1
             (f, g) = objective.valueAndGradient(x.scalars)
-            if let s = progress.record(x.scalars, f, g, previous: previous, objective: objective, valueTolerance: valueTolerance) {
-                return result(x.scalars, f, g, progress, s)
-            }
+            if let done = accept(progress, x.scalars, f, g, previous: previous) { return done }
         }
     }
 
@@ -339,7 +350,7 @@ struct Minimizer {
         let progress = Progress(options: options)
         var x = x0
         let (f0, g0) = objective.valueAndGradient(x0)
-        if let s = progress.record(x0, f0, g0, previous: nil, objective: objective, valueTolerance: valueTolerance) { return result(x0, f0, g0, progress, s) }
+        if let done = begin(progress, x0, f0, g0) { return done }
         let lbfgs = LBFGS(learningRate: 1, maxIterations: options.maxIterations, maxEvaluations: options.maxEvaluations ?? Int.max / 2,
                           toleranceGradient: 0, toleranceChange: 0, historySize: 10)
         var status = MinimizeResult.Status.maxIterations
@@ -373,7 +384,7 @@ struct Minimizer {
         let progress = Progress(options: options)
         var x = x0
         var (f, g) = objective.valueAndGradient(x0)
-        if let s = progress.record(x, f, g, previous: nil, objective: objective, valueTolerance: valueTolerance) { return result(x, f, g, progress, s) }
+        if let done = begin(progress, x, f, g) { return done }
         var h = [Double](repeating: 0, count: n * n)
         for i in 0..<n { h[i * n + i] = 1 }
         var previousValue = f + norm2(g) / 2
@@ -405,8 +416,7 @@ struct Minimizer {
             let s = scaled(ls.step, d)
             let y = subtract(ls.gradient, g)
             x = axpy(1, s, x); f = ls.value; g = ls.gradient
-            progress.iterations += 1
-            if let st = progress.record(x, f, g, previous: previous, objective: objective, valueTolerance: valueTolerance) { return result(x, f, g, progress, st) }
+            if let done = accept(progress, x, f, g, previous: previous) { return done }
             var ys = dot(y, s)
             if ys == 0 { ys = 1e-3 }  // as SciPy: ρ = 1000 when yᵀs vanishes
             guard ys > 0 else { continue }
@@ -465,7 +475,7 @@ struct Minimizer {
         let progress = Progress(options: options)
         var x = x0
         var (f, g) = objective.valueAndGradient(x0)
-        if let s = progress.record(x, f, g, previous: nil, objective: objective, valueTolerance: valueTolerance) { return result(x, f, g, progress, s) }
+        if let done = begin(progress, x, f, g) { return done }
         while true {
             let p = Minimizer.dampedNewtonStep(objective.hessian(x), g)
             let gtd = dot(g, p)
@@ -474,8 +484,7 @@ struct Minimizer {
             if !(ls.value <= f) { return result(x, f, g, progress, .lineSearchFailed) }
             let previous = (x, f)
             x = axpy(ls.step, d, x); f = ls.value; g = ls.gradient
-            progress.iterations += 1
-            if let s = progress.record(x, f, g, previous: previous, objective: objective, valueTolerance: valueTolerance) { return result(x, f, g, progress, s) }
+            if let done = accept(progress, x, f, g, previous: previous) { return done }
         }
     }
 
@@ -483,7 +492,7 @@ struct Minimizer {
         let progress = Progress(options: options)
         var x = x0
         var (f, g) = objective.valueAndGradient(x0)
-        if let s = progress.record(x, f, g, previous: nil, objective: objective, valueTolerance: valueTolerance) { return result(x, f, g, progress, s) }
+        if let done = begin(progress, x, f, g) { return done }
         var d = g.map { -$0 }
         var t = Swift.min(1, 1 / Swift.max(maxAbs(g), 1e-300))
         while true {
@@ -504,8 +513,7 @@ struct Minimizer {
             t = Swift.min(1, Swift.max(1e-10, ls.step * Swift.max(norm2(d), 1e-300) / Swift.max(norm2(newD), 1e-300)))
             d = newD
             f = ls.value; g = gNew
-            progress.iterations += 1
-            if let s = progress.record(x, f, g, previous: previous, objective: objective, valueTolerance: valueTolerance) { return result(x, f, g, progress, s) }
+            if let done = accept(progress, x, f, g, previous: previous) { return done }
         }
     }
 
@@ -515,7 +523,7 @@ struct Minimizer {
         let progress = Progress(options: options)
         var x = x0
         var (f, g) = objective.valueAndGradient(x0)
-        if let s = progress.record(x, f, g, previous: nil, objective: objective, valueTolerance: valueTolerance) { return result(x, f, g, progress, s) }
+        if let done = begin(progress, x, f, g) { return done }
         while true {
             let hv = objective.hessianOperator(x)
             let gNorm = norm2(g)
@@ -543,8 +551,7 @@ struct Minimizer {
             if !(ls.value <= f) { return result(x, f, g, progress, .lineSearchFailed) }
             let previous = (x, f)
             x = axpy(ls.step, p, x); f = ls.value; g = ls.gradient
-            progress.iterations += 1
-            if let s = progress.record(x, f, g, previous: previous, objective: objective, valueTolerance: valueTolerance) { return result(x, f, g, progress, s) }
+            if let done = accept(progress, x, f, g, previous: previous) { return done }
         }
     }
 
@@ -554,7 +561,7 @@ struct Minimizer {
         let progress = Progress(options: options)
         var x = x0
         var (f, g) = objective.valueAndGradient(x0)
-        if let s = progress.record(x, f, g, previous: nil, objective: objective, valueTolerance: valueTolerance) { return result(x, f, g, progress, s) }
+        if let done = begin(progress, x, f, g) { return done }
         var radius = 1.0
         let maxRadius = 1e3
         var rejected = 0
@@ -593,8 +600,7 @@ struct Minimizer {
                 let previous = (x, f)
                 x = xNew; f = fNew; g = gNew
                 rejected = 0
-                progress.iterations += 1
-                if let s = progress.record(x, f, g, previous: previous, objective: objective, valueTolerance: valueTolerance) { return result(x, f, g, progress, s) }
+                if let done = accept(progress, x, f, g, previous: previous) { return done }
             } else {
                 rejected += 1
                 if radius < 1e-14 || rejected > 60 { return result(x, f, g, progress, .lineSearchFailed) }
@@ -611,9 +617,7 @@ struct Minimizer {
         let progress = Progress(options: options)
         var x = set.project(x0)
         var (f, g) = objective.valueAndGradient(x)
-        if let s = progress.record(x, f, g, previous: nil, objective: objective, valueTolerance: valueTolerance, gradientMeasure: .infinity) {
-            return result(x, f, g, progress, s)
-        }
+        if let done = begin(progress, x, f, g, gradientMeasure: .infinity) { return done }
         var t = options.learningRate ?? 1
         while true {
             var xNew: [Double], fNew: Double, gNew: [Double]
@@ -629,10 +633,7 @@ struct Minimizer {
             let mapping = norm2(subtract(xNew, x)) / t
             let previous = (x, f)
             x = xNew; f = fNew; g = gNew
-            progress.iterations += 1
-            if let s = progress.record(x, f, g, previous: previous, objective: objective, valueTolerance: valueTolerance, gradientMeasure: mapping) {
-                return result(x, f, g, progress, s)
-            }
+            if let done = accept(progress, x, f, g, previous: previous, gradientMeasure: mapping) { return done }
             t *= 2  // let the step grow back
         }
     }
@@ -646,9 +647,7 @@ struct Minimizer {
         var (f, g) = objective.valueAndGradient(x)
         var s = set.linearMinimizer(g)
         var gap = dot(g, subtract(x, s))
-        if let st = progress.record(x, f, g, previous: nil, objective: objective, valueTolerance: valueTolerance, gradientMeasure: gap) {
-            return result(x, f, g, progress, st)
-        }
+        if let done = begin(progress, x, f, g, gradientMeasure: gap) { return done }
         while true {
             let d = subtract(s, x)
             let k = Double(progress.iterations)
@@ -666,10 +665,7 @@ struct Minimizer {
             x = axpy(gamma, d, x); f = fNew; g = gNew
             s = set.linearMinimizer(g)
             gap = dot(g, subtract(x, s))
-            progress.iterations += 1
-            if let st = progress.record(x, f, g, previous: previous, objective: objective, valueTolerance: valueTolerance, gradientMeasure: gap) {
-                return result(x, f, g, progress, st)
-            }
+            if let done = accept(progress, x, f, g, previous: previous, gradientMeasure: gap) { return done }
         }
     }
 }
