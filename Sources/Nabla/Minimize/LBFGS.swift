@@ -17,11 +17,15 @@ public final class LBFGS {
     public private(set) var iterations = 0
     public private(set) var evaluations = 0
 
-    var direction: [Double] = []
-    var stepLength = 0.0
-    var s: [[Double]] = [], y: [[Double]] = [], rho: [Double] = []
-    var hDiag = 1.0
-    var previousGradient: [Double] = []
+    /// What persists between calls: the last direction and step, the curvature pairs.
+    struct History {
+        var direction: [Double] = []
+        var stepLength = 0.0
+        var s: [[Double]] = [], y: [[Double]] = [], rho: [Double] = []
+        var hDiag = 1.0
+        var previousGradient: [Double] = []
+    }
+    var history = History()
 
     public init(learningRate: Double = 1, maxIterations: Int = 20, maxEvaluations: Int? = nil,
                 toleranceGradient: Double = 1e-7, toleranceChange: Double = 1e-9, historySize: Int = 100) {
@@ -44,69 +48,80 @@ public final class LBFGS {
     @discardableResult
     public func step(_ x: inout [Double], objective: ObjectiveWithGradient,
                      onIteration: (([Double], Double, [Double]) -> Bool)? = nil) -> (initialValue: Double, stop: StopReason) {
+        // Work on local copies (the class's stored properties would be checked for exclusive
+        // access on every use in the loops) and store them back at the end.
+        var h = history
+        var iterationCount = iterations, evaluationCount = evaluations
+        defer { history = h; iterations = iterationCount; evaluations = evaluationCount }
         var (f, g) = objective(x)
         let orig = f
         var evals = 1
-        evaluations += 1
+        evaluationCount += 1
         if maxAbs(g) <= toleranceGradient { return (orig, .gradientTolerance) }
+        let n = g.count
         var k = 0
         var stop = StopReason.maxIterations
         while k < maxIterations {
             k += 1
-            iterations += 1
-            if iterations == 1 {
-                direction = g.map { -$0 }
-                s = []; y = []; rho = []
-                hDiag = 1
+            iterationCount += 1
+            if iterationCount == 1 {
+                h.direction = g.map { -$0 }
+                h.s = []; h.y = []; h.rho = []
+                h.hDiag = 1
             } else {
-                let n = g.count
-                var yk = [Double](repeating: 0, count: n), sk = [Double](repeating: 0, count: n)
                 var ys = 0.0, yy = 0.0
-                for i in 0..<n {
-                    yk[i] = g[i] - previousGradient[i]
-                    sk[i] = stepLength * direction[i]
-                    ys += yk[i] * sk[i]
-                    yy += yk[i] * yk[i]
+                let t = h.stepLength
+                let yk = [Double](unsafeUninitializedCapacity: n) { yb, count in
+                    g.withUnsafeBufferPointer { gp in h.previousGradient.withUnsafeBufferPointer { pp in
+                        for i in 0..<n { yb[i] = gp[i] - pp[i]; yy += yb[i] * yb[i] }
+                    } }
+                    count = n
+                }
+                let sk = [Double](unsafeUninitializedCapacity: n) { sb, count in
+                    h.direction.withUnsafeBufferPointer { dp in yk.withUnsafeBufferPointer { yp in
+                        for i in 0..<n { sb[i] = t * dp[i]; ys += yp[i] * sb[i] }
+                    } }
+                    count = n
                 }
                 if ys > 1e-10 {
-                    if s.count == historySize { s.removeFirst(); y.removeFirst(); rho.removeFirst() }
-                    s.append(sk); y.append(yk); rho.append(1 / ys)
-                    hDiag = ys / yy
+                    if h.s.count == historySize { h.s.removeFirst(); h.y.removeFirst(); h.rho.removeFirst() }
+                    h.s.append(sk); h.y.append(yk); h.rho.append(1 / ys)
+                    h.hDiag = ys / yy
                 }
                 // Two-loop recursion, in place.
                 var q = g.map { -$0 }
-                var alpha = [Double](repeating: 0, count: s.count)
+                var alpha = [Double](repeating: 0, count: h.s.count)
+                let hDiag = h.hDiag
                 q.withUnsafeMutableBufferPointer { qp in
-                    for k in stride(from: s.count - 1, through: 0, by: -1) {
-                        let a = rho[k] * dot(s[k], qp)
-                        alpha[k] = a
-                        axpyInPlace(-a, y[k], qp)
+                    for j in stride(from: h.s.count - 1, through: 0, by: -1) {
+                        let a = h.rho[j] * dot(h.s[j], qp)
+                        alpha[j] = a
+                        axpyInPlace(-a, h.y[j], qp)
                     }
                     for i in 0..<n { qp[i] *= hDiag }
-                    for k in 0..<s.count {
-                        let beta = rho[k] * dot(y[k], qp)
-                        let c = alpha[k] - beta
-                        axpyInPlace(c, s[k], qp)
+                    for j in 0..<h.s.count {
+                        let beta = h.rho[j] * dot(h.y[j], qp)
+                        axpyInPlace(alpha[j] - beta, h.s[j], qp)
                     }
                 }
-                direction = q
+                h.direction = q
             }
-            previousGradient = g
+            h.previousGradient = g
             let fPrev = f
-            stepLength = iterations == 1 ? Swift.min(1, 1 / g.reduce(0) { $0 + Swift.abs($1) }) * learningRate : learningRate
-            let gtd = dot(g, direction)
+            h.stepLength = iterationCount == 1 ? Swift.min(1, 1 / g.reduce(0) { $0 + Swift.abs($1) }) * learningRate : learningRate
+            let gtd = dot(g, h.direction)
             if gtd > -toleranceChange { stop = .notDescent; break }
-            let ls = LineSearch.strongWolfe(objective, x: x, step: stepLength, direction: direction, value: f, gradient: g,
+            let ls = LineSearch.strongWolfe(objective, x: x, step: h.stepLength, direction: h.direction, value: f, gradient: g,
                                             slope: gtd, maxEvaluations: maxEvaluations - evals)
-            f = ls.value; g = ls.gradient; stepLength = ls.step
-            x = axpy(stepLength, direction, x)
+            f = ls.value; g = ls.gradient; h.stepLength = ls.step
+            x.withUnsafeMutableBufferPointer { axpyInPlace(h.stepLength, h.direction, $0) }
             evals += ls.evaluations
-            evaluations += ls.evaluations
+            evaluationCount += ls.evaluations
             if let onIteration, !onIteration(x, f, g) { stop = .stoppedByCallback; break }
             if k == maxIterations { stop = .maxIterations; break }
             if evals >= maxEvaluations { stop = .maxEvaluations; break }
             if maxAbs(g) <= toleranceGradient { stop = .gradientTolerance; break }
-            if maxAbs(direction) * Swift.abs(stepLength) <= toleranceChange { stop = .stepTolerance; break }
+            if maxAbs(h.direction) * Swift.abs(h.stepLength) <= toleranceChange { stop = .stepTolerance; break }
             if Swift.abs(f - fPrev) < toleranceChange { stop = .valueChangeTolerance; break }
         }
         return (orig, stop)
