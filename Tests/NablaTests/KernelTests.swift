@@ -59,7 +59,11 @@ import Testing
     }
 
     @Test func reportsTheBackendInUse() {
-        #expect(!ComputeBackend.blasName.isEmpty)
+        #expect(ComputeBackend.blasName == "built-in" || ComputeBackend.hasBLAS)
+        ComputeBackend.forcesBuiltinKernels = true
+        #expect(ComputeBackend.blasName == "built-in")
+        ComputeBackend.forcesBuiltinKernels = false
+        if ComputeBackend.hasBLAS { #expect(ComputeBackend.blasName != "built-in") }
     }
 }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Standard test functions for optimization, written with tensor operations (so every method,
 /// including Newton's, can differentiate them).
 public struct TestFunction: Sendable {
@@ -54,7 +56,7 @@ public struct TestFunction: Sendable {
                window: (-5.12...5.12, -5.12...5.12))
         case "quadratic":
             // f(x) = ½ Σ κ^(i/(n−1)) xᵢ² − Σ xᵢ with condition number κ = 10.
-            let scales = (0..<n).map { n == 1 ? 1 : Foundation_pow(10, Double($0) / Double(n - 1)) }
+            let scales = (0..<n).map { n == 1 ? 1 : Foundation.pow(10, Double($0) / Double(n - 1)) }
             let s = Tensor<Double>(scales)
             return TestFunction(name: "quadratic", dimension: n, function: { x in (0.5 * s * x * x - x).sum() },
                                 start: Array(repeating: 2, count: n), minimizer: scales.map { 1 / $0 },
@@ -64,5 +66,3 @@ public struct TestFunction: Sendable {
     }
 }
 
-import Foundation
-func Foundation_pow(_ a: Double, _ b: Double) -> Double { Foundation.pow(a, b) }
