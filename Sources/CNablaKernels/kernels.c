@@ -321,6 +321,9 @@ int nb_get_num_threads(void) { return nb_threads; }
 static _Thread_local int nb_grad_off = 0;
 int nb_grad_enabled(void) { return !nb_grad_off; }
 void nb_set_grad_enabled(int enabled) { nb_grad_off = !enabled; }
+static _Thread_local int nb_anomaly_on = 0;
+int nb_anomaly_detection(void) { return nb_anomaly_on; }
+void nb_set_anomaly_detection(int enabled) { nb_anomaly_on = enabled; }
 
 // ---- Public entry points ----
 enum { NB_ROW_MAJOR = 101, NB_NO_TRANS = 111, NB_TRANS = 112 };

@@ -89,6 +89,9 @@ unsigned long long nb_next_pass_id(void);
 // Gradient recording switch, per thread.
 int nb_grad_enabled(void);
 void nb_set_grad_enabled(int enabled);
+/* Anomaly detection (checking every recorded op's output and cotangents for NaN/Inf), per thread. */
+int nb_anomaly_detection(void);
+void nb_set_anomaly_detection(int enabled);
 
 #ifdef __cplusplus
 }

@@ -85,6 +85,7 @@ extension Tensor {
     @inlinable static func record(_ op: String, inputs: [Tensor], output: Tensor, savingOutput: Bool,
                        _ pullback: @escaping (Tensor, Tensor) -> [Tensor?]) -> Tensor {
         guard nb_grad_enabled() != 0, inputs.contains(where: { $0.node != nil }) else { return output }
+        if nb_anomaly_detection() != 0 { AnomalyDetection.check(output, op: op, phase: .forward) }
         var out = output
         out.node = GradNode(op: op, inputs: inputs.map { $0.node }, shape: output.shape,
                             savedOutput: savingOutput ? output.storage : nil, pullback: pullback)
@@ -95,6 +96,7 @@ extension Tensor {
     @inlinable static func record1(_ op: String, _ input: Tensor, output: Tensor, savingOutput: Bool = false,
                         _ pullback: @escaping (Tensor, Tensor) -> Tensor?) -> Tensor {
         guard nb_grad_enabled() != 0, let n = input.node else { return output }
+        if nb_anomaly_detection() != 0 { AnomalyDetection.check(output, op: op, phase: .forward) }
         var out = output
         out.node = GradNode(op: op, inputs: [n], shape: output.shape,
                             savedOutput: savingOutput ? output.storage : nil,
@@ -155,6 +157,9 @@ extension Tensor {
                 let y = Tensor<Scalar>(storage: node.savedOutput ?? g.storage, shape: node.shape,
                                        node: node.savedOutput == nil ? nil : node)
                 let inputGrads = pullback(g, y)
+                if nb_anomaly_detection() != 0 {
+                    for case let gi? in inputGrads { AnomalyDetection.check(gi, op: node.op, phase: .backward) }
+                }
                 for (i, input) in node.inputs.enumerated() {
                     guard let input, input.visitedInPass == pass, input.reachesTarget, let gi = inputGrads[i] else { continue }
                     precondition(gi.shape == input.shape,

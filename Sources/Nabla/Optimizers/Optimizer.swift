@@ -33,7 +33,7 @@ public struct Optimizer<Scalar: TensorScalar> {
     /// Per-parameter state, in the order of the parameters.
     public var states: [ParameterState<Scalar>] = []
     /// Steps taken.
-    public private(set) var stepCount = 0
+    public internal(set) var stepCount = 0
 
     public init(rule: any UpdateRule, learningRate: Double, schedule: (any LearningRateSchedule)? = nil,
                 transforms: [any GradientTransform] = [], groups: [ParameterGroup] = []) {
@@ -53,25 +53,44 @@ public struct Optimizer<Scalar: TensorScalar> {
     /// One update of every parameter given its gradient.
     public mutating func step(_ parameters: inout [Tensor<Scalar>], gradients: [Tensor<Scalar>]) {
         precondition(parameters.count == gradients.count, "Optimizer.step: \(parameters.count) parameters but \(gradients.count) gradients")
+        step(&parameters, optionalGradients: gradients)
+    }
+
+    /// One update of the parameters that have a gradient; those with `nil` (frozen ones) are left
+    /// untouched, state included. Clipping sees only the parameters being updated.
+    public mutating func step(_ parameters: inout [Tensor<Scalar>], optionalGradients gradients: [Tensor<Scalar>?]) {
+        precondition(parameters.count == gradients.count, "Optimizer.step: \(parameters.count) parameters but \(gradients.count) gradients")
         for (p, g) in zip(parameters, gradients) {
-            precondition(p.shape == g.shape, "Optimizer.step: gradient of shape \(g.shape) for a parameter of shape \(p.shape)")
+            if let g { precondition(p.shape == g.shape, "Optimizer.step: gradient of shape \(g.shape) for a parameter of shape \(p.shape)") }
         }
         if states.count != parameters.count { states = parameters.map { _ in ParameterState() } }
         let lr = currentLearningRate
         stepCount += 1
-        var grads = gradients.map { $0.detached() }
+        let active = gradients.indices.filter { gradients[$0] != nil }
+        var grads = active.map { gradients[$0]!.detached() }
         withoutGradients {
-            for t in transforms { t.transform(&grads, parameters: parameters) }
+            let activeParameters = active.map { parameters[$0] }
+            for t in transforms { t.transform(&grads, parameters: activeParameters) }
             var groupOf = [Int?](repeating: nil, count: parameters.count)
             for (gi, group) in groups.enumerated() { for i in group.indices { groupOf[i] = gi } }
-            for i in parameters.indices {
+            for (k, i) in active.enumerated() {
                 let group = groupOf[i].map { groups[$0] }
                 states[i].step += 1
                 var p = parameters[i].detached()
-                (group?.rule ?? rule).update(&p, gradient: grads[i], state: &states[i], learningRate: lr * (group?.learningRateScale ?? 1))
+                (group?.rule ?? rule).update(&p, gradient: grads[k], state: &states[i], learningRate: lr * (group?.learningRateScale ?? 1))
                 parameters[i] = p
             }
         }
+    }
+
+    /// One update of a model's trainable parameters from the gradients stored by
+    /// ``Module/valueWithGradient(_:)``. State is kept per parameter in the model's order, so
+    /// freezing a parameter does not disturb the others' state.
+    public mutating func step(_ model: Module<Scalar>) {
+        let params = model.parameters
+        var values = params.map(\.value)
+        step(&values, optionalGradients: params.map { $0.isFrozen ? nil : $0.gradient })
+        for (p, v) in zip(params, values) { p.value = v }
     }
 
     /// One update of a single parameter tensor.

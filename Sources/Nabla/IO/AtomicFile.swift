@@ -1,0 +1,35 @@
+import Foundation
+
+/// A file that could not be written, with the reason.
+public struct FileWriteError: Error, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+    public var description: String { "cannot write \(path): \(reason)" }
+}
+
+/// Writes `contents` to `path` atomically: to a temporary file in the same folder, then renamed
+/// over the destination, so a reader never sees a half-written file.
+public func writeAtomically(_ contents: String, to path: String) throws {
+    try writeAtomically(Data(contents.utf8), to: path)
+}
+
+/// Writes `data` to `path` atomically (see ``writeAtomically(_:to:)-(String,_)``).
+public func writeAtomically(_ data: Data, to path: String) throws {
+    let url = URL(fileURLWithPath: path)
+    let dir = url.deletingLastPathComponent()
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
+        throw FileWriteError(path: path, reason: "the folder \(dir.path) does not exist")
+    }
+    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).\(UUID().uuidString.prefix(8)).tmp")
+    do {
+        try data.write(to: tmp)
+    } catch {
+        throw FileWriteError(path: path, reason: (error as NSError).localizedFailureReason ?? "the temporary file could not be written")
+    }
+    if rename(tmp.path, url.path) != 0 {
+        let reason = String(cString: strerror(errno))
+        try? FileManager.default.removeItem(at: tmp)
+        throw FileWriteError(path: path, reason: reason)
+    }
+}
