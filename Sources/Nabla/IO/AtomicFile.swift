@@ -33,3 +33,10 @@ public func writeAtomically(_ data: Data, to path: String) throws {
         throw FileWriteError(path: path, reason: reason)
     }
 }
+
+/// The contents of `path`, or a ``TensorFileError`` saying why it cannot be read.
+func readFile(_ path: String) throws -> Data {
+    do { return try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+        throw TensorFileError(path: path, message: "cannot read the file (\((error as NSError).localizedDescription))")
+    }
+}

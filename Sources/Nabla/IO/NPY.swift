@@ -22,11 +22,7 @@ public enum NPY {
     }
 
     public static func read(_ path: String) throws -> StoredTensor {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw TensorFileError(path: path, message: "cannot read the file (\((error as NSError).localizedDescription))")
-        }
-        return try decode(data, path: path)
+        try decode(readFile(path), path: path)
     }
 
     /// The array of an `.npy` file, converted to little-endian C order.

@@ -141,11 +141,7 @@ public enum SafeTensors {
     }
 
     public static func read(_ path: String) throws -> Archive {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw TensorFileError(path: path, message: "cannot read the file (\((error as NSError).localizedDescription))")
-        }
-        return try decode(data, path: path)
+        try decode(readFile(path), path: path)
     }
 
     public static func decode(_ data: Data, path: String = "<data>") throws -> Archive {
