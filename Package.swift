@@ -20,7 +20,7 @@ let package = Package(
             linkerSettings: [.linkedLibrary("m"), .linkedLibrary("dl", .when(platforms: [.linux])), .linkedLibrary("pthread", .when(platforms: [.linux]))]
         ),
         // Tensor, automatic differentiation, ops, expressions.
-        .target(name: "Nabla", dependencies: ["CNablaKernels"]),
+        .target(name: "Nabla", dependencies: ["CNablaKernels"], resources: [.copy("Resources")]),
         // Reader and runner for reference (oracle) case files.
         .target(name: "NablaConformance", dependencies: ["Nabla"]),
         // The `nabla` command-line tool.

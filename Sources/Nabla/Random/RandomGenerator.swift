@@ -31,6 +31,19 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable {
         return result
     }
 
+    /// The complete state as text (`s0,s1,s2,s3[,spare]`), for checkpoints: a generator made
+    /// from it continues the same sequence.
+    public var snapshot: String {
+        ([s0, s1, s2, s3] + (spareNormal.map { [$0.bitPattern] } ?? [])).map { String($0) }.joined(separator: ",")
+    }
+
+    public init?(snapshot: String) {
+        let words = snapshot.split(separator: ",").compactMap { UInt64($0) }
+        guard words.count == 4 || words.count == 5, words.count == snapshot.split(separator: ",").count else { return nil }
+        (s0, s1, s2, s3) = (words[0], words[1], words[2], words[3])
+        spareNormal = words.count == 5 ? Double(bitPattern: words[4]) : nil
+    }
+
     /// Uniform in [0, 1).
     public mutating func nextUniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
 

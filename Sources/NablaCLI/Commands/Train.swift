@@ -1,0 +1,455 @@
+import ArgumentParser
+import Foundation
+import Nabla
+
+/// Everything that defines a training run; saved as `config.json` in the run folder so that
+/// `--resume` rebuilds the same run.
+struct TrainConfiguration: Codable {
+    var data: String
+    var target: String?
+    var categorical: [String]
+    var task: Task?
+    var model: String
+    var activation: String
+    var dropout: Double
+    var batch: String
+    var optimizer: String
+    var learningRate: Double?
+    var momentum: Double
+    var weightDecay: Double
+    var schedule: String
+    var clip: Double?
+    var epochs: Int
+    var patience: Int?
+    var minDelta: Double
+    var tolerance: Double?
+    var l1: Double
+    var l2: Double
+    var seed: UInt64
+    var test: Double
+    var validation: Double
+    var scale: String
+}
+
+/// What `nabla predict` needs to apply a trained model: the model, its inputs and outputs.
+struct ModelCard: Codable {
+    var spec: ModelSpec
+    var task: Task
+    var features: [String]
+    var target: String
+    var classes: [String]
+    var scaler: FeatureScaler
+    var outputs: Int
+}
+
+/// A failure that is reported in the run folder's `error.log` and ends the run with status 1.
+struct RunFailure: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+nonisolated(unsafe) var interruptRequested: sig_atomic_t = 0
+
+/// `nabla train`: the main job — train a model on a data set and see it learn.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model on bundled data or a CSV file, with a progress bar, checkpoints, metrics and plots.",
+        discussion: """
+        With no arguments: an MLP on the bundled digits data. Everything goes to a run folder (printed at the \
+        start): config.json, checkpoint.safetensors (every epoch), model.safetensors and model.json (for \
+        `nabla predict`), metrics.jsonl, TensorBoard event files, loss.svg and metric.svg, summary.json.
+        Bundled data: \(Dataset.Bundled.allCases.map(\.rawValue).joined(separator: ", ")).
+        Examples:
+          nabla train --model logistic --data breast_cancer
+          nabla train --data my.csv --target price --model mlp:32,16 --batch full --optimizer sgd --lr 0.05
+          nabla train --resume runs/mlp-digits-20260101-120000
+        """)
+
+    @Option(help: "Bundled data set name or a CSV file path.") var data: String = "digits"
+    @Option(help: "Target column of a CSV file (default: the last column).") var target: String?
+    @Option(help: "CSV columns to one-hot encode, comma-separated (text columns are encoded anyway).") var categorical: String?
+    @Option(help: "classification or regression (default: inferred from the target column).") var task: String?
+    @Option(help: "linear, logistic, svm, or mlp:H1,H2,... (hidden layer sizes).") var model: String = "mlp:64"
+    @Option(help: "Activation of the MLP's hidden layers: relu, tanh, sigmoid, gelu.") var activation: String = "relu"
+    @Option(help: "Dropout probability after each hidden layer.") var dropout: Double = 0
+    @Option(help: "Samples per step: full (batch gradient descent), 1 (stochastic), or N (mini-batch).") var batch: String = "32"
+    @Option(help: "sgd, momentum, nesterov, adam, adamw, adamax, nadam, radam, rmsprop, adagrad, adadelta.") var optimizer: String = "adam"
+    @Option(name: .customLong("lr"), help: "Learning rate (default: 1e-3 for the Adam family and RMSprop, 1 for Adadelta, 0.01 otherwise).") var learningRate: Double?
+    @Option(help: "Momentum of momentum and nesterov.") var momentum: Double = 0.9
+    @Option(help: "Weight decay (decoupled for adamw).") var weightDecay: Double = 0
+    @Option(help: "Learning-rate schedule: constant, cosine, step:EPOCHS,GAMMA, exponential:GAMMA (per epoch), onecycle, warmup:STEPS.") var schedule: String = "constant"
+    @Option(help: "Clip gradients to this global L2 norm.") var clip: Double?
+    @Option(help: "Most epochs (default 60; with --resume, the saved run's).") var epochs: Int?
+    @Option(help: "Early stopping: epochs without improvement of the validation loss.") var patience: Int?
+    @Option(help: "Early stopping: smallest improvement that counts.") var minDelta: Double = 0
+    @Option(help: "Stop when the training loss changes by less than this between epochs.") var tolerance: Double?
+    @Option(help: "L1 penalty strength on the weights.") var l1: Double = 0
+    @Option(help: "L2 penalty strength on the weights (λ/2 ‖W‖²).") var l2: Double = 0
+    @Option(help: "Seed of the split, the initial weights, the batch order and dropout.") var seed: UInt64 = 0
+    @Option(help: "Fraction of the data held out for the test.") var test: Double = 0.2
+    @Option(help: "Fraction of the data held out for validation (early stopping, curves).") var validation: Double = 0.1
+    @Option(help: "Feature scaling fitted on the training rows: standard, minmax, none.") var scale: String = "standard"
+    @Option(help: "Run folder (default: runs/MODEL-DATA-TIME).") var out: String?
+    @Option(help: "Continue the run in this folder from its last checkpoint.") var resume: String?
+    @Flag(help: "At the end, print one JSON object summarizing the run.") var json = false
+    @Flag(help: "No progress output.") var quiet = false
+
+    func configurationFromFlags() throws -> TrainConfiguration {
+        TrainConfiguration(data: data, target: target,
+                           categorical: categorical.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? [],
+                           task: try task.map { t in guard let v = Task(rawValue: t) else { throw ValidationError("--task must be classification or regression") }; return v },
+                           model: model, activation: activation, dropout: dropout, batch: batch, optimizer: optimizer, learningRate: learningRate,
+                           momentum: momentum, weightDecay: weightDecay, schedule: schedule, clip: clip, epochs: epochs ?? 60,
+                           patience: patience, minDelta: minDelta, tolerance: tolerance, l1: l1, l2: l2, seed: seed, test: test,
+                           validation: validation, scale: scale)
+    }
+
+    func validate() throws {
+        guard test > 0, validation >= 0, test + validation < 1 else { throw ValidationError("--test and --validation must be fractions with test > 0 and test + validation < 1") }
+        guard ModelSpec(parsing: model, activation: activation, dropout: dropout) != nil else {
+            throw ValidationError("--model '\(model)' is not one of linear, logistic, svm, mlp or mlp:H1,H2 (positive sizes); --activation must be relu, tanh, sigmoid or gelu, --dropout in [0, 1)")
+        }
+        guard batch == "full" || (Int(batch) ?? 0) > 0 else { throw ValidationError("--batch must be full, 1 or a positive batch size, got '\(batch)'") }
+        guard (epochs ?? 1) >= 1 else { throw ValidationError("--epochs must be at least 1") }
+        guard (patience ?? 1) >= 1 else { throw ValidationError("--patience must be at least 1") }
+        guard ["standard", "minmax", "none"].contains(scale) else { throw ValidationError("--scale must be standard, minmax or none") }
+        guard (learningRate ?? 1) > 0, learningRate?.isFinite ?? true else { throw ValidationError("--lr must be a positive number") }
+        guard (clip ?? 1) > 0 else { throw ValidationError("--clip must be positive") }
+        _ = try rule(for: optimizer, momentum: momentum, weightDecay: weightDecay)
+        _ = try parseSchedule(schedule, epochs: 1, batchesPerEpoch: 1, learningRate: 1)
+    }
+
+    func run() throws {
+        let started = Date()
+        // 1. The configuration and the run folder.
+        var config: TrainConfiguration
+        let folder: String
+        if let resume {
+            let path = (resume as NSString).appendingPathComponent("config.json")
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("--resume \(resume): no config.json there; give the folder of an earlier run")
+            }
+            do { config = try JSONDecoder().decode(TrainConfiguration.self, from: data) } catch {
+                throw ValidationError("--resume \(resume): config.json cannot be read (\(error))")
+            }
+            if let epochs { config.epochs = epochs }
+            folder = resume
+        } else {
+            config = try configurationFromFlags()
+            folder = out ?? defaultFolder(config)
+        }
+        func fail(_ message: String) -> ExitCode {
+            printError("error: \(message)")
+            try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try? writeAtomically("\(ISO8601DateFormatter().string(from: Date())) error: \(message)\n", to: (folder as NSString).appendingPathComponent("error.log"))
+            return ExitCode.failure
+        }
+
+        // 2. Data and model; nothing is written but an error log if these fail.
+        let prepared: PreparedData
+        let spec: ModelSpec
+        do {
+            prepared = try PreparedData(config)
+            guard let s = ModelSpec(parsing: config.model, activation: config.activation, dropout: config.dropout) else { throw RunFailure(message: "bad model '\(config.model)'") }
+            guard s.supports(prepared.task) else {
+                throw RunFailure(message: "the \(s.kind.rawValue) model does not do \(prepared.task.rawValue) (the target '\(prepared.targetName)' of \(config.data) is \(prepared.task == .regression ? "real-valued" : "a class label")); use \(prepared.task == .regression ? "linear or mlp" : "logistic, svm or mlp")")
+            }
+            spec = s
+        } catch { throw fail("\(error)") }
+
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            if resume == nil { try writeJSON(config, to: file(folder, "config.json")) }
+        } catch { throw fail("cannot create the run folder \(folder): \(error)") }
+
+        if !quiet && !json {
+            print("\(resume == nil ? "training" : "resuming") \(spec) on \(config.data) (\(prepared.task.rawValue): \(prepared.train.count) train, \(prepared.validation?.count ?? 0) validation, \(prepared.test.count) test samples, \(prepared.featureNames.count) features\(prepared.task == .classification ? ", \(prepared.classNames.count) classes" : ""))")
+            print("run folder: \(folder)")
+        }
+
+        // 3. The trainer.
+        GlobalRandom.seed(config.seed)
+        let network: Sequential<Float> = spec.build(inputs: prepared.featureNames.count, outputs: prepared.outputs)
+        let batchSize = config.batch == "full" ? nil : Int(config.batch)!
+        let batchesPerEpoch = batchSize.map { (prepared.train.count + $0 - 1) / $0 } ?? 1
+        let lr = config.learningRate ?? defaultLearningRate(config.optimizer)
+        var transforms: [any GradientTransform] = []
+        if let c = config.clip { transforms.append(ClipByGlobalNorm(maxNorm: c)) }
+        let optimizer = Optimizer<Float>(rule: try rule(for: config.optimizer, momentum: config.momentum, weightDecay: config.weightDecay),
+                                         learningRate: lr,
+                                         schedule: try parseSchedule(config.schedule, epochs: config.epochs, batchesPerEpoch: batchesPerEpoch, learningRate: lr),
+                                         transforms: transforms)
+        let checkpointPath = file(folder, "checkpoint.safetensors")
+        let options = TrainingOptions(epochs: config.epochs, batchSize: batchSize, shuffle: true, seed: config.seed, patience: config.patience,
+                                      minimumImprovement: config.minDelta, restoreBestWeights: true, lossChangeTolerance: config.tolerance,
+                                      checkpointPath: checkpointPath)
+        let weights = network.namedParameters.filter { $0.name.hasSuffix("weight") }.map(\.parameter)
+        let train = prepared.train
+        let trainer = Trainer(model: network, optimizer: optimizer, trainingCount: train.count, options: options) { m, rows in
+            let x = train.x.indexSelect(axis: 0, indices: rows)
+            var loss = spec.loss((m as! Sequential<Float>)(x), classes: train.labels.map { l in IndexTensor(rows.map { l.values[$0] }) },
+                                 values: train.values?.indexSelect(axis: 0, indices: rows))
+            if config.l2 > 0 { loss = loss + l2Penalty(weights, strength: config.l2) }
+            if config.l1 > 0 { loss = loss + l1Penalty(weights, strength: config.l1) }
+            return loss
+        }
+        let metricName = prepared.task == .classification ? "accuracy" : "r2"
+        let evaluationSet = prepared.validation ?? prepared.train
+        trainer.validate = { m in prepared.evaluate(m as! Sequential<Float>, spec: spec, on: evaluationSet) }
+        if let resume {
+            do { try trainer.resume(from: checkpointPath) } catch {
+                throw fail("cannot resume from \(resume): \(error)")
+            }
+            if trainer.epoch >= config.epochs {
+                printError("note: the run already has \(trainer.epoch) epochs; pass --epochs N with N > \(trainer.epoch) to train further")
+            }
+        }
+
+        // 4. Logs: metrics as JSON lines, TensorBoard events, the progress display.
+        let display = ProgressDisplay(quiet: quiet || json)
+        let board: TensorBoardWriter
+        do { board = try TensorBoardWriter(folder: folder) } catch { throw fail("\(error)") }
+        trainer.onBatch = { display.batch($0) }
+        var logError: Error?
+        trainer.onEpoch = { record in
+            display.epoch(record, metricName: metricName)
+            var scalars = ["train/loss": record.trainLoss, "learning_rate": record.learningRate]
+            for (k, v) in record.validation { scalars["validation/\(k)"] = v }
+            do {
+                try board.add(scalars: scalars, step: record.epoch)
+                try writeMetrics(trainer.history, to: file(folder, "metrics.jsonl"))
+            } catch { logError = error; return false }
+            return true
+        }
+        signal(SIGINT) { _ in interruptRequested = 1 }
+        trainer.shouldInterrupt = { interruptRequested != 0 }
+
+        let history: TrainingHistory
+        do { history = try trainer.fit() } catch { throw fail("\(error)") }
+        if let logError { throw fail("cannot write the logs: \(logError)") }
+        do { try writeMetrics(history, to: file(folder, "metrics.jsonl")) } catch { throw fail("\(error)") }
+        if history.stopReason == .interrupted {
+            print("")
+            printError("interrupted: the checkpoint of epoch \(trainer.epoch) is in \(checkpointPath); continue with: nabla train --resume \(folder)")
+            throw ExitCode(130)
+        }
+
+        // 5. Results: test metrics, the model for `nabla predict`, plots, the summary.
+        network.eval()
+        let trainMetrics = prepared.evaluate(network, spec: spec, on: prepared.train)
+        let testMetrics = prepared.evaluate(network, spec: spec, on: prepared.test)
+        let card = ModelCard(spec: spec, task: prepared.task, features: prepared.featureNames, target: prepared.targetName,
+                             classes: prepared.classNames, scaler: prepared.scaler, outputs: prepared.outputs)
+        do {
+            let cardJSON = String(decoding: try JSONEncoder().encode(card), as: UTF8.self)
+            try network.save(to: file(folder, "model.safetensors"), metadata: ["nabla.model": cardJSON])
+            try writeJSON(card, to: file(folder, "model.json"))
+            try writePlots(history, folder: folder, metricName: metricName)
+        } catch { throw fail("cannot write the results: \(error)") }
+
+        var summary: [(String, Any)] = [("data", config.data), ("model", spec.description), ("task", prepared.task.rawValue),
+                                        ("epochs", history.records.count), ("stop_reason", history.stopReason?.rawValue ?? ""),
+                                        ("seconds", Date().timeIntervalSince(started)), ("run_folder", folder),
+                                        ("train_samples", prepared.train.count), ("test_samples", prepared.test.count)]
+        for (k, v) in trainMetrics.sorted(by: { $0.key < $1.key }) { summary.append(("train_\(k)", v)) }
+        for (k, v) in testMetrics.sorted(by: { $0.key < $1.key }) { summary.append(("test_\(k)", v)) }
+        var confusion: [[Int]]?
+        if prepared.task == .classification {
+            let predicted = withoutGradients { network(prepared.test.x) }.argmax(axis: 1)
+            confusion = Metrics.confusionMatrix(predicted: predicted, actual: prepared.test.labels!.values, classes: prepared.classNames.count)
+            summary.append(("confusion_matrix", confusion!))
+            summary.append(("classes", prepared.classNames))
+        }
+        do { try writeAtomically(jsonObject(summary), to: file(folder, "summary.json")) } catch { throw fail("\(error)") }
+
+        if json {
+            print(jsonObject(summary))
+            return
+        }
+        print("stopped after \(history.records.count) epochs: \(history.stopReason?.rawValue ?? "")\(history.stopReason == .earlyStopping ? " (best epoch \(history.bestEpoch ?? 0) restored)" : "")")
+        if prepared.task == .classification {
+            print("train accuracy \(fmt(trainMetrics["accuracy"]!, digits: 4)), test accuracy \(fmt(testMetrics["accuracy"]!, digits: 4)), test loss \(fmt(testMetrics["loss"]!, digits: 4))")
+            print(confusionTable(confusion!, classes: prepared.classNames))
+        } else {
+            print("train R² \(fmt(trainMetrics["r2"]!, digits: 4)), test R² \(fmt(testMetrics["r2"]!, digits: 4)), test MSE \(fmt(testMetrics["mse"]!, digits: 5))")
+        }
+        print("wrote \(folder)/: model.safetensors, checkpoint.safetensors, metrics.jsonl, \((board.path as NSString).lastPathComponent), loss.svg, metric.svg, summary.json")
+        print("took \(fmt(Date().timeIntervalSince(started), digits: 3)) s")
+    }
+
+    func defaultFolder(_ c: TrainConfiguration) -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        let dataName = ((c.data as NSString).lastPathComponent as NSString).deletingPathExtension
+        let modelName = c.model.replacingOccurrences(of: ":", with: "-").replacingOccurrences(of: ",", with: "-")
+        return "runs/\(modelName)-\(dataName)-\(f.string(from: Date()))"
+    }
+}
+
+func file(_ folder: String, _ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
+
+func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
+    let e = JSONEncoder()
+    e.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try writeAtomically(e.encode(value), to: path)
+}
+
+/// One JSON object per epoch, the whole file rewritten atomically.
+func writeMetrics(_ h: TrainingHistory, to path: String) throws {
+    let lines = h.records.map { r -> String in
+        var pairs: [(String, Any)] = [("epoch", r.epoch), ("train_loss", r.trainLoss)]
+        for (k, v) in r.validation.sorted(by: { $0.key < $1.key }) { pairs.append(("val_\(k)", v)) }
+        pairs += [("learning_rate", r.learningRate), ("seconds", r.seconds)]
+        return jsonObject(pairs)
+    }
+    try writeAtomically(lines.map { $0 + "\n" }.joined(), to: path)
+}
+
+func writePlots(_ h: TrainingHistory, folder: String, metricName: String) throws {
+    let epochs = h.records.map { Double($0.epoch) }
+    var lossSeries = [LinePlot.Series(name: "training", points: zip(epochs, h.records.map(\.trainLoss)).map { ($0, $1) })]
+    if h.records.contains(where: { $0.validation["loss"] != nil }) {
+        lossSeries.append(LinePlot.Series(name: "validation", points: zip(epochs, h.records.map { $0.validation["loss"] ?? .nan }).map { ($0, $1) }))
+    }
+    try LinePlot(title: "Loss", xLabel: "epoch", yLabel: "loss", series: lossSeries, logarithmic: true).write(to: file(folder, "loss.svg"))
+    let metric = LinePlot.Series(name: "validation \(metricName)", points: zip(epochs, h.records.map { $0.validation[metricName] ?? .nan }).map { ($0, $1) })
+    try LinePlot(title: metricName == "r2" ? "Validation R²" : "Validation accuracy", xLabel: "epoch", yLabel: metricName, series: [metric]).write(to: file(folder, "metric.svg"))
+}
+
+/// A JSON object with keys in the given order (numbers, strings, arrays of them).
+func jsonObject(_ pairs: [(String, Any)]) -> String {
+    func value(_ v: Any) -> String {
+        switch v {
+        case let d as Double: return d.isFinite ? "\(d)" : "null"
+        case let i as Int: return String(i)
+        case let s as String: return String(decoding: try! JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes]), as: UTF8.self).dropFirst().dropLast().description
+        case let a as [Any]: return "[" + a.map(value).joined(separator: ",") + "]"
+        default: return "null"
+        }
+    }
+    return "{" + pairs.map { "\(value($0.0)):\(value($0.1))" }.joined(separator: ",") + "}"
+}
+
+func confusionTable(_ m: [[Int]], classes: [String]) -> String {
+    let width = Swift.max(4, (m.flatMap { $0 }.map { String($0).count } + classes.map(\.count)).max() ?? 4)
+    var lines = ["confusion matrix (rows: actual, columns: predicted)"]
+    lines.append(String(repeating: " ", count: width + 2) + classes.map { pad(String($0.suffix(width)), width) }.joined(separator: " "))
+    for (i, row) in m.enumerated() {
+        lines.append(pad(String(classes[i].suffix(width)), width) + "  " + row.map { pad(String($0), width) }.joined(separator: " "))
+    }
+    return lines.joined(separator: "\n")
+}
+
+func defaultLearningRate(_ optimizer: String) -> Double {
+    switch optimizer {
+    case "adam", "adamw", "adamax", "nadam", "radam", "rmsprop": return 1e-3
+    case "adadelta": return 1
+    default: return 0.01
+    }
+}
+
+func rule(for name: String, momentum: Double, weightDecay: Double) throws -> any UpdateRule {
+    switch name {
+    case "sgd": return SGD(weightDecay: weightDecay)
+    case "momentum": return SGD(momentum: momentum, weightDecay: weightDecay)
+    case "nesterov": return SGD(momentum: momentum, nesterov: true, weightDecay: weightDecay)
+    case "adam": return Adam(weightDecay: weightDecay)
+    case "adamw": return Adam(weightDecay: weightDecay == 0 ? 0.01 : weightDecay, decoupledWeightDecay: true)
+    case "adamax": return Adamax(weightDecay: weightDecay)
+    case "nadam": return NAdam(weightDecay: weightDecay)
+    case "radam": return RAdam(weightDecay: weightDecay)
+    case "rmsprop": return RMSprop(weightDecay: weightDecay)
+    case "adagrad": return Adagrad(weightDecay: weightDecay)
+    case "adadelta": return Adadelta(weightDecay: weightDecay)
+    default: throw ValidationError("--optimizer '\(name)' is not one of sgd, momentum, nesterov, adam, adamw, adamax, nadam, radam, rmsprop, adagrad, adadelta")
+    }
+}
+
+func parseSchedule(_ text: String, epochs: Int, batchesPerEpoch: Int, learningRate: Double) throws -> (any LearningRateSchedule)? {
+    let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+    let args = parts.count > 1 ? parts[1].split(separator: ",").map { Double($0) } : []
+    guard args.allSatisfy({ $0 != nil }) else { throw ValidationError("--schedule '\(text)': the arguments must be numbers") }
+    let a = args.map { $0! }
+    let total = Swift.max(1, epochs * batchesPerEpoch)
+    switch parts[0] {
+    case "constant": return nil
+    case "cosine": return CosineAnnealing(maxSteps: total)
+    case "step":
+        guard a.count == 2, a[0] >= 1, a[1] > 0 else { throw ValidationError("--schedule step:EPOCHS,GAMMA, e.g. step:10,0.5") }
+        return StepDecay(stepSize: Int(a[0]) * batchesPerEpoch, gamma: a[1])
+    case "exponential":
+        guard a.count == 1, a[0] > 0 else { throw ValidationError("--schedule exponential:GAMMA (per epoch), e.g. exponential:0.95") }
+        return ExponentialDecay(gamma: Foundation.pow(a[0], 1 / Double(batchesPerEpoch)))
+    case "onecycle": return OneCycle(maxLearningRate: learningRate, totalSteps: total)
+    case "warmup":
+        guard a.count == 1, a[0] >= 1 else { throw ValidationError("--schedule warmup:STEPS, e.g. warmup:100") }
+        return Warmup(steps: Int(a[0]))
+    default: throw ValidationError("--schedule '\(text)' is not one of constant, cosine, step:E,G, exponential:G, onecycle, warmup:N")
+    }
+}
+
+/// A split of the data as Float tensors.
+struct Split {
+    var x: Tensor<Float>
+    var labels: IndexTensor?
+    var values: Tensor<Float>?
+    var count: Int { x.shape[0] }
+}
+
+/// The data of a run: read, split (stratified, seeded), scaled on the training rows.
+struct PreparedData {
+    var train: Split, validation: Split?, test: Split
+    var task: Task
+    var featureNames: [String]
+    var classNames: [String]
+    var targetName: String
+    var scaler: FeatureScaler
+    var outputs: Int { task == .classification ? classNames.count : 1 }
+
+    init(_ c: TrainConfiguration) throws {
+        let dataset: Dataset
+        if let bundled = Dataset.Bundled(rawValue: c.data) ?? Dataset.Bundled.allCases.first(where: { "\($0)" == c.data }) {
+            dataset = try Dataset.bundled(bundled)
+        } else {
+            guard FileManager.default.fileExists(atPath: c.data) else {
+                throw RunFailure(message: "--data \(c.data): no such file, and not a bundled data set (\(Dataset.Bundled.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            dataset = try Dataset.readCSV(c.data, target: c.target, categorical: Set(c.categorical), task: c.task)
+        }
+        if dataset.task == .classification && dataset.classCount < 2 {
+            throw RunFailure(message: "\(c.data): the target '\(dataset.targetName)' has only one class")
+        }
+        let parts = dataset.splitIndices(fractions: [c.test, c.validation, 1 - c.test - c.validation], seed: c.seed)
+        guard !parts[0].isEmpty, !parts[2].isEmpty, c.validation == 0 || !parts[1].isEmpty else {
+            throw RunFailure(message: "\(c.data): \(dataset.count) samples are too few for the test and validation fractions")
+        }
+        let trainSet = dataset.subset(parts[2])
+        let scaler = FeatureScaler.fitted(c.scale == "minmax" ? .minMax : c.scale == "none" ? .none : .standard, on: trainSet.features)
+        func make(_ d: Dataset) -> Split {
+            let x = Tensor<Float>(converting: scaler.transform(d.features))
+            return d.task == .classification ? Split(x: x, labels: d.labels, values: nil)
+                : Split(x: x, labels: nil, values: Tensor(shape: [d.count, 1], scalars: d.targets.map { Float($0) }))
+        }
+        train = make(trainSet)
+        validation = c.validation > 0 ? make(dataset.subset(parts[1])) : nil
+        test = make(dataset.subset(parts[0]))
+        task = dataset.task
+        featureNames = dataset.featureNames
+        classNames = dataset.classNames
+        targetName = dataset.targetName
+        self.scaler = scaler
+    }
+
+    /// Loss and accuracy (classification) or R² and MSE (regression) of the model on a split.
+    func evaluate(_ model: Sequential<Float>, spec: ModelSpec, on s: Split) -> [String: Double] {
+        withoutGradients {
+            let out = model(s.x)
+            let loss = Double(spec.loss(out, classes: s.labels, values: s.values).scalar)
+            if let labels = s.labels {
+                return ["loss": loss, "accuracy": Metrics.accuracy(predicted: out.argmax(axis: 1), actual: labels.values)]
+            }
+            let p = out.scalars.map(Double.init), y = s.values!.scalars.map(Double.init)
+            return ["loss": loss, "r2": Metrics.r2(predicted: p, actual: y), "mse": Metrics.meanSquaredError(predicted: p, actual: y)]
+        }
+    }
+}
