@@ -174,9 +174,9 @@ public struct LogisticRegression: Sendable {
         (self.c, self.solver, self.maxIterations, self.tolerance, self.learningRate, self.seed) = (c, solver, maxIterations, tolerance, learningRate, seed)
     }
 
-    /// The objective as a function of θ = (W row-major, b) on (x, labels); `rows` picks a batch
-    /// (the penalty is scaled to the batch's share of n).
-    static func objective(x: Tensor<Double>, labels: [Int], classes k: Int, c: Double) -> (Tensor<Double>) -> Tensor<Double> {
+    /// The objective as a function of θ = (W row-major, then b) on (x, labels): mean negative
+    /// log-likelihood plus ‖W‖² / (2 C n), n = the number of rows of x.
+    public static func objectiveFunction(x: Tensor<Double>, labels: [Int], classes k: Int, c: Double) -> (Tensor<Double>) -> Tensor<Double> {
         let (n, d) = (x.shape[0], x.shape[1])
         let rows = k == 2 ? 1 : k
         if k == 2 {
@@ -199,7 +199,7 @@ public struct LogisticRegression: Sendable {
         let k = Swift.max(2, (labels.max() ?? 0) + 1), d = x.shape[1]
         classCount = k
         let rows = k == 2 ? 1 : k
-        let f = LogisticRegression.objective(x: x, labels: labels, classes: k, c: c)
+        let f = LogisticRegression.objectiveFunction(x: x, labels: labels, classes: k, c: c)
         var theta = Tensor<Double>.zeros(shape: [rows * (d + 1)])
         switch solver {
         case .lbfgs, .newton:
@@ -222,7 +222,7 @@ public struct LogisticRegression: Sendable {
             for epoch in 0..<maxIterations {
                 let lr = learningRate / Double(epoch + 1).squareRoot()
                 for rows in sampler.batches(epoch: epoch) {
-                    let fb = LogisticRegression.objective(x: x.indexSelect(axis: 0, indices: rows).detached(), labels: rows.map { labels[$0] },
+                    let fb = LogisticRegression.objectiveFunction(x: x.indexSelect(axis: 0, indices: rows).detached(), labels: rows.map { labels[$0] },
                                                           classes: k, c: c * Double(n) / Double(rows.count))
                     theta = theta - gradient(at: theta, of: fb) * lr
                 }

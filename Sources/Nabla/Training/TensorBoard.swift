@@ -159,3 +159,8 @@ enum CRC32C {
         return ((c >> 15) | (c << 17)) &+ 0xA282_EAD8
     }
 }
+
+/// CRC-32C of "123456789", the standard check value (0xE3069283), for tests of the checksum.
+public enum CRC32CCheck {
+    public static var value: UInt32 { CRC32C.checksum(Array("123456789".utf8)) }
+}
