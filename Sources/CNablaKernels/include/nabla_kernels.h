@@ -61,6 +61,9 @@ NB_DECLARE(double, f64)
 
 // Largest absolute value of a double vector; NaN when an element is NaN.
 double nb_maxabs_f64(long n, const double *x);
+/* Row-wise softmax cross-entropy of logits z [n, k] against class indices: probabilities and per-row losses. */
+void nb_softmax_xent_f64(long n, long k, const double *z, const long *targets, double *probs, double *loss);
+void nb_softmax_xent_f32(long n, long k, const float *z, const long *targets, float *probs, float *loss);
 
 // BLAS found at run time (OpenBLAS on Linux, Accelerate on macOS). Returns 1 when one was loaded.
 int nb_blas_available(void);

@@ -76,6 +76,10 @@ public func crossEntropy<Scalar>(logits: Tensor<Scalar>, targets: IndexTensor, w
                                  labelSmoothing eps: Double = 0, reduction: Reduction = .mean) -> Tensor<Scalar> {
     let c = checkClassTargets("crossEntropy", logits, targets, weight)
     precondition(eps >= 0 && eps <= 1, "crossEntropy: label smoothing \(eps) is not in [0, 1]")
+    if weight == nil && eps == 0 && (reduction == .mean || reduction == .sum) {
+        let mean = logits.softmaxCrossEntropy(targets: targets.values)   // the fused kernel
+        return reduction == .mean ? mean : mean * Scalar(targets.values.count)
+    }
     let nlp = -logits.logSoftmax(axis: 1)
     let wy = weight.map { w in w.detached().take(flatIndices: targets.values, shape: [targets.values.count, 1]) }
     var l = pickTargets(nlp, targets)

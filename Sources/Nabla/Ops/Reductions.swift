@@ -111,6 +111,34 @@ extension Tensor {
         self - logSumExp(axes: [axis], keepingDimensions: true)
     }
 
+    /// The mean over rows of −log softmax(self)[i, targets[i]] for logits [n, k]: one fused pass
+    /// (row maximum, exponentials, log-sum-exp, probabilities) forward, (P − onehot)/n backward.
+    /// When the backward pass is itself recorded (higher order), the derivative is built from
+    /// differentiable ops instead, so derivatives of every order stay exact.
+    @inlinable public func softmaxCrossEntropy(targets: [Int]) -> Tensor {
+        precondition(rank == 2 && targets.count == shape[0] && targets.allSatisfy { $0 >= 0 && $0 < shape[1] },
+                     "softmaxCrossEntropy: logits \(shape) need [n, k] with one target in 0..<k per row, got \(targets.count) targets")
+        let (n, k) = (shape[0], shape[1])
+        let probs = TensorStorage<Scalar>.make(count: n * k), rowLoss = TensorStorage<Scalar>.make(count: n)
+        targets.withUnsafeBufferPointer { t in Scalar._softmaxCrossEntropy(n, k, storage.base, t.baseAddress!, probs.base, rowLoss.base) }
+        var total = 0.0
+        for i in 0..<n { total += Double(rowLoss.base[i]) }
+        let output = Tensor(Scalar(total / Double(n)))
+        let logits = self
+        return Tensor.record("softmax_cross_entropy", inputs: [self], output: output, savingOutput: false) { g, _ in
+            if isRecordingGradients {
+                var onehot = [Scalar](repeating: 0, count: n * k)
+                for (i, t) in targets.enumerated() { onehot[i * k + t] = 1 }
+                return [(logits.softmax(axis: 1) - Tensor(shape: [n, k], scalars: onehot)) * (g / Scalar(n))]
+            }
+            let out = TensorStorage<Scalar>.make(count: n * k)
+            let scale = g.scalar / Scalar(n)
+            for i in 0..<(n * k) { out.base[i] = probs.base[i] * scale }
+            for (i, t) in targets.enumerated() { out.base[i * k + t] -= scale }
+            return [Tensor(storage: out, shape: [n, k])]
+        }
+    }
+
     /// exp(x) / sum(exp(x)) along `axis`.
     @inlinable public func softmax(axis: Int = -1) -> Tensor { logSoftmax(axis: axis).exp() }
 

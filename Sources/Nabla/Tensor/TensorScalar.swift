@@ -26,6 +26,8 @@ where Self.RawSignificand: FixedWidthInteger {
     static func _gemmBuiltin(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Self,
                              _ a: UnsafePointer<Self>, _ lda: Int, _ b: UnsafePointer<Self>, _ ldb: Int,
                              _ beta: Self, _ c: UnsafeMutablePointer<Self>, _ ldc: Int)
+    static func _softmaxCrossEntropy(_ n: Int, _ k: Int, _ z: UnsafePointer<Self>, _ targets: UnsafePointer<Int>,
+                                     _ probs: UnsafeMutablePointer<Self>, _ loss: UnsafeMutablePointer<Self>)
 }
 
 extension Float: TensorScalar {
@@ -47,6 +49,9 @@ extension Float: TensorScalar {
     @inline(__always) public static func _gemmBuiltin(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
         nb_gemm_builtin_f32(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     }
+    @inline(__always) public static func _softmaxCrossEntropy(_ n: Int, _ k: Int, _ z: UnsafePointer<Float>, _ targets: UnsafePointer<Int>, _ probs: UnsafeMutablePointer<Float>, _ loss: UnsafeMutablePointer<Float>) {
+        nb_softmax_xent_f32(n, k, z, targets, probs, loss)
+    }
 }
 
 extension Double: TensorScalar {
@@ -67,5 +72,8 @@ extension Double: TensorScalar {
     }
     @inline(__always) public static func _gemmBuiltin(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Double, _ a: UnsafePointer<Double>, _ lda: Int, _ b: UnsafePointer<Double>, _ ldb: Int, _ beta: Double, _ c: UnsafeMutablePointer<Double>, _ ldc: Int) {
         nb_gemm_builtin_f64(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+    @inline(__always) public static func _softmaxCrossEntropy(_ n: Int, _ k: Int, _ z: UnsafePointer<Double>, _ targets: UnsafePointer<Int>, _ probs: UnsafeMutablePointer<Double>, _ loss: UnsafeMutablePointer<Double>) {
+        nb_softmax_xent_f64(n, k, z, targets, probs, loss)
     }
 }

@@ -157,7 +157,10 @@ public struct LogisticRegression: Sendable {
     public var c: Double
     public var solver: Solver
     public var maxIterations: Int
+    /// Stop when max |∂L/∂θᵢ| falls to this.
     public var tolerance: Double
+    /// L-BFGS and Newton also stop when the relative decrease of L falls to this.
+    public var valueTolerance: Double
     public var learningRate: Double
     public var seed: UInt64
     /// [k, d] for k > 2 classes, [1, d] for two.
@@ -168,10 +171,13 @@ public struct LogisticRegression: Sendable {
     /// The objective at the solution.
     public private(set) var objective = Double.nan
 
-    public init(c: Double = 1, solver: Solver = .lbfgs, maxIterations: Int = 1000, tolerance: Double = 1e-8,
-                learningRate: Double = 0.5, seed: UInt64 = 0) {
+    /// The defaults are scikit-learn's (`tol` 1e-4 on the gradient, `ftol` 64 ε): the same
+    /// solution to about six digits of the objective. Tighten `tolerance` for the exact optimum.
+    public init(c: Double = 1, solver: Solver = .lbfgs, maxIterations: Int = 1000, tolerance: Double = 1e-4,
+                valueTolerance: Double = 64 * Double.ulpOfOne, learningRate: Double = 0.5, seed: UInt64 = 0) {
         precondition(c > 0, "LogisticRegression: C \(c) must be positive")
-        (self.c, self.solver, self.maxIterations, self.tolerance, self.learningRate, self.seed) = (c, solver, maxIterations, tolerance, learningRate, seed)
+        (self.c, self.solver, self.maxIterations, self.tolerance, self.valueTolerance, self.learningRate, self.seed) =
+            (c, solver, maxIterations, tolerance, valueTolerance, learningRate, seed)
     }
 
     /// The objective as a function of θ = (W row-major, then b) on (x, labels): mean negative
@@ -204,7 +210,7 @@ public struct LogisticRegression: Sendable {
         switch solver {
         case .lbfgs, .newton:
             var options = MinimizeOptions(maxIterations: maxIterations, gradientTolerance: tolerance)
-            options.valueTolerance = 0
+            options.valueTolerance = valueTolerance
             let r = minimize(f, from: theta, method: solver == .lbfgs ? .lbfgs : .newton, options: options)
             theta = Tensor(r.x)
             iterations = r.iterations

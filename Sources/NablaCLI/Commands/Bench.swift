@@ -7,17 +7,17 @@ import NablaConformance
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a benchmark workload (benchmarks are not tests).",
-        discussion: "Workloads: gemm (matrix product against the raw BLAS call), overhead (per-op cost of tiny ops), rosenbrock (minimization with L-BFGS, BFGS, CG, Newton-CG and trust region at n = 2, 100, 1000), elementwise (throughput of element-wise ops and reductions by size, to place the threading threshold).")
+        discussion: "Workloads: gemm (matrix product against the raw BLAS call), overhead (per-op cost of tiny ops), rosenbrock (minimization with L-BFGS, BFGS, CG, Newton-CG and trust region at n = 2, 100, 1000), elementwise (throughput of element-wise ops and reductions by size, to place the threading threshold), logreg (L2 logistic regression, C = 1, on digits and breast_cancer with the reference split, standardized; objective, accuracy, fit time).")
 
-    @Argument(help: "Workload: gemm, overhead, rosenbrock or elementwise.") var workload: String
+    @Argument(help: "Workload: gemm, overhead, rosenbrock, elementwise or logreg.") var workload: String
     @Option(help: "Threads for BLAS and Nabla's kernels.") var threads: Int = 1
     @Option(help: "gemm: comma-separated sizes.") var sizes: String = "128,256,512,1024,2048"
     @Option(help: "gemm: float32, float64 or both.") var dtype: String = "both"
     @Flag(help: "One JSON object per line per measurement.") var json = false
 
     func validate() throws {
-        guard ["gemm", "overhead", "elementwise", "rosenbrock"].contains(workload) else {
-            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise")
+        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg"].contains(workload) else {
+            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard ["float32", "float64", "both"].contains(dtype) else { throw ValidationError("--dtype must be float32, float64 or both") }
@@ -47,6 +47,7 @@ struct Bench: ParsableCommand {
             if dtype != "float32" { gemm(Double.self) }
         case "elementwise": elementwise()
         case "rosenbrock": rosenbrock()
+        case "logreg": try logreg()
         default: overhead()
         }
     }
@@ -133,6 +134,31 @@ struct Bench: ParsableCommand {
                       ("wall_ms_median", .number(t.medianSeconds * 1000)), ("wall_ms_min", .number(t.minSeconds * 1000)),
                       ("repeats", .number(Double(t.repeats))), ("others_cores", .number(t.othersCores))],
                      text: "rosenbrock n=\(pad("\(n)", 5)) \(pad(method.description, 13)) nit \(pad("\(result.iterations)", 6)) nfev \(pad("\(result.evaluations)", 6)) f \(pad(fmt(result.value, digits: 3), 10)) \(fmt(t.medianSeconds * 1000, digits: 4)) ms (median)")
+            }
+        }
+    }
+
+    /// Workload W5: logistic regression with scikit-learn's objective at C = 1 on the reference
+    /// 80/20 splits of digits and breast_cancer, standardized with the training rows' statistics.
+    func logreg() throws {
+        for set in [Dataset.Bundled.digits, .breastCancer] {
+            let d = try Dataset.bundled(set)
+            guard let split = Dataset.referenceSplit(set) else { continue }
+            let train = d.subset(split.train), test = d.subset(split.test)
+            let scaler = FeatureScaler.standard(fittedOn: train.features)
+            let (x, xt) = (scaler.transform(train.features), scaler.transform(test.features))
+            let (y, yt) = (train.labels.values, test.labels.values)
+            for solver in [LogisticRegression.Solver.lbfgs, .newton] {
+                var model = LogisticRegression(c: 1, solver: solver)
+                model.fit(x, labels: y)
+                let t = Timing.measure(minTotal: 2, maxTotal: 30) { var m = model; m.fit(x, labels: y) }
+                let accuracy = model.score(xt, labels: yt)
+                emit([("bench", .string("logreg")), ("impl", .string("nabla")), ("dataset", .string(set.rawValue)),
+                      ("model", .string("LogisticRegression(\(solver.rawValue),C=1)")), ("threads", .number(Double(threads))),
+                      ("n_train", .number(Double(x.shape[0]))), ("test_acc", .number(accuracy)), ("train_objective", .number(model.objective)),
+                      ("n_iter", .number(Double(model.iterations))), ("fit_ms_median", .number(t.medianSeconds * 1000)),
+                      ("fit_ms_min", .number(t.minSeconds * 1000)), ("others_cores", .number(t.othersCores))],
+                     text: "logreg \(pad(set.rawValue, 14)) \(pad(solver.rawValue, 7)) objective \(fmt(model.objective, digits: 10))  test accuracy \(fmt(accuracy, digits: 4))  \(model.iterations) iterations  \(fmt(t.medianSeconds * 1000, digits: 4)) ms (median)")
             }
         }
     }
