@@ -59,6 +59,8 @@ let primitiveCases: [PrimitiveCase] = [
     .init(name: "softmax", inputs: { [randn([3, 5], seed: 57)] }, f: { $0[0].softmax(axis: 1) }),
     .init(name: "log softmax", inputs: { [randn([3, 5], seed: 58)] }, f: { $0[0].logSoftmax(axis: 0) }),
     .init(name: "logsumexp", inputs: { [randn([3, 5], seed: 59)] }, f: { $0[0].logSumExp(axes: [1]) }),
+    .init(name: "softmax cross-entropy (fused)", inputs: { [randn([4, 3], seed: 90)] }, f: { $0[0].softmaxCrossEntropy(targets: [0, 2, 1, 2]) }),
+    .init(name: "log sigmoid", inputs: { [randn([6], seed: 91) * 3] }, f: { logSigmoid($0[0]) }),
     .init(name: "variance", inputs: { [randn([3, 5], seed: 60)] }, f: { $0[0].variance(axes: [1], correction: 1) }),
     .init(name: "conv2d (stride, padding, dilation, groups)", inputs: { [randn([2, 4, 6, 5], seed: 61), randn([6, 2, 3, 2], seed: 62), randn([6], seed: 63)] },
           f: { $0[0].conv2d(weight: $0[1], bias: $0[2], stride: [2, 1], padding: [1, 1], dilation: [1, 2], groups: 2) }),
