@@ -198,6 +198,7 @@ public final class Trainer<Scalar: TensorScalar> {
         a.metadata.merge(opt.metadata) { $1 }
         if let best { for (k, v) in archive(best).tensors { a.tensors["best." + k] = v } }
         let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         a.metadata["trainer.history"] = String(decoding: try encoder.encode(history), as: UTF8.self)
         a.metadata["trainer.epoch"] = String(epoch)

@@ -241,7 +241,9 @@ struct Train: ParsableCommand {
         let card = ModelCard(spec: spec, task: prepared.task, features: prepared.featureNames, target: prepared.targetName,
                              classes: prepared.classNames, scaler: prepared.scaler, outputs: prepared.outputs)
         do {
-            let cardJSON = String(decoding: try JSONEncoder().encode(card), as: UTF8.self)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let cardJSON = String(decoding: try encoder.encode(card), as: UTF8.self)
             try network.save(to: file(folder, "model.safetensors"), metadata: ["nabla.model": cardJSON])
             try writeJSON(card, to: file(folder, "model.json"))
             try writePlots(history, folder: folder, metricName: metricName)
