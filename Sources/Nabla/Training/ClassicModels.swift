@@ -208,10 +208,17 @@ public struct LogisticRegression: Sendable {
         let f = LogisticRegression.objectiveFunction(x: x, labels: labels, classes: k, c: c)
         var theta = Tensor<Double>.zeros(shape: [rows * (d + 1)])
         switch solver {
-        case .lbfgs, .newton:
+        case .lbfgs:
+            // As scikit-learn calls SciPy's L-BFGS-B (memory 10, up to 50 line-search steps).
+            let objective = Objective(f, shape: theta.shape)
+            let r = ScipyLBFGSB.minimize(objective.valueAndGradient, from: theta.scalars, gradientTolerance: tolerance,
+                                         valueTolerance: valueTolerance, maxIterations: maxIterations, maxLineSearchSteps: 50)
+            theta = Tensor(r.x)
+            iterations = r.iterations
+        case .newton:
             var options = MinimizeOptions(maxIterations: maxIterations, gradientTolerance: tolerance)
             options.valueTolerance = valueTolerance
-            let r = minimize(f, from: theta, method: solver == .lbfgs ? .lbfgs : .newton, options: options)
+            let r = minimize(f, from: theta, method: .newton, options: options)
             theta = Tensor(r.x)
             iterations = r.iterations
         case .gradientDescent:
