@@ -110,4 +110,29 @@ final class Net: Module<Float>, Layer {
         #expect(throws: TensorFileError.self) { try NPY.decode(Data(data.prefix(data.count - 2))) }
         #expect(throws: TensorFileError.self) { try NPY.decode(Data("not numpy".utf8)) }
     }
+
+    @Test func idxFilesPlainAndGzipped() throws {
+        let d = try Dataset.readIDX(images: fixture("tiny-images-idx3-ubyte.gz"), labels: fixture("tiny-labels-idx1-ubyte"))
+        #expect(d.features.shape == [5, 12] && d.targets == [3, 1, 4, 1, 0] && d.classCount == 5)
+        #expect(d.features.rows[0].map { Int(($0 * 255).rounded()) } == [255, 228, 34, 121, 243, 189, 6, 131, 102, 168, 82, 193])
+        #expect(d.features.rows[4].map { Int(($0 * 255).rounded()) } == [36, 109, 238, 69, 51, 81, 228, 211, 202, 58, 202, 65])
+        var gz = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixture("tiny-images-idx3-ubyte.gz"))))
+        #expect(throws: TensorFileError.self) { try Gzip.decompress(Array(gz.prefix(gz.count - 5))) }
+        gz[gz.count - 9] ^= 0xFF   // the last byte of the compressed data
+        #expect(throws: TensorFileError.self) { try Gzip.decompress(gz) }
+    }
+
+    @Test func npzReadsNumPysCompressedArchivesAndRoundTrips() throws {
+        let arrays = try NPZ.read(fixture("arrays.npz"))
+        #expect(Set(arrays.keys) == ["weights", "counts", "big"])
+        #expect(arrays["weights"]!.dtype == .F32 && arrays["weights"]!.doubles == (0..<12).map { Double(Float($0) / 7) })
+        #expect(arrays["counts"]!.doubles == [1, 2, 3])
+        let big = arrays["big"]!.doubles
+        #expect(big.count == 2000 && big[49] == 1 && big[50] == 0 && isClose(big[1], 1.0 / 49, tolerance: 1e-15))
+        let path = temporaryPath("out.npz")
+        let t = Tensor<Double>(shape: [2, 2], scalars: [1, -2, 3.5, 4])
+        try NPZ.write(["a": t, "b": t * 2], to: path)
+        let back = try NPZ.read(path)
+        #expect(back["a"]!.doubles == t.scalars && back["b"]!.doubles == [2, -4, 7, 8])
+    }
 }

@@ -61,6 +61,12 @@ NB_DECLARE(double, f64)
 
 // Largest absolute value of a double vector; NaN when an element is NaN.
 double nb_maxabs_f64(long n, const double *x);
+/* DEFLATE decompression: 0 on success (*out to be released with nb_free), negative on corrupt or
+   truncated input; *consumed is the number of input bytes the stream used. */
+long nb_inflate(const unsigned char *in, size_t inlen, unsigned char **out, size_t *outlen, size_t *consumed);
+void nb_free(void *p);
+/* CRC-32 (the zip and gzip checksum), continuing from `crc` (0 to start). */
+unsigned int nb_crc32(unsigned int crc, const unsigned char *p, size_t n);
 /* Row-wise softmax cross-entropy of logits z [n, k] against class indices: probabilities and per-row losses. */
 void nb_softmax_xent_f64(long n, long k, const double *z, const long *targets, double *probs, double *loss);
 void nb_softmax_xent_f32(long n, long k, const float *z, const long *targets, float *probs, float *loss);

@@ -65,7 +65,7 @@ struct Train: ParsableCommand {
           nabla train --resume runs/mlp-digits-20260101-120000
         """)
 
-    @Option(help: "Bundled data set name or a CSV file path.") var data: String = "digits"
+    @Option(help: "Bundled data set name, a CSV file, or an MNIST-style IDX images file (…-images-idx3-ubyte[.gz], labels beside it).") var data: String = "digits"
     @Option(help: "Target column of a CSV file (default: the last column).") var target: String?
     @Option(help: "CSV columns to one-hot encode, comma-separated (text columns are encoded anyway).") var categorical: String?
     @Option(help: "classification or regression (default: inferred from the target column).") var task: String?
@@ -416,7 +416,16 @@ struct PreparedData {
             guard FileManager.default.fileExists(atPath: c.data) else {
                 throw RunFailure(message: "--data \(c.data): no such file, and not a bundled data set (\(Dataset.Bundled.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
-            dataset = try Dataset.readCSV(c.data, target: c.target, categorical: Set(c.categorical), task: c.task)
+            if c.data.contains("idx3-ubyte") {
+                // MNIST-style IDX: the labels file sits beside the images file.
+                let labels = c.data.replacingOccurrences(of: "images", with: "labels").replacingOccurrences(of: "idx3-ubyte", with: "idx1-ubyte")
+                guard labels != c.data, FileManager.default.fileExists(atPath: labels) else {
+                    throw RunFailure(message: "--data \(c.data): no labels file \(labels) beside the images")
+                }
+                dataset = try Dataset.readIDX(images: c.data, labels: labels)
+            } else {
+                dataset = try Dataset.readCSV(c.data, target: c.target, categorical: Set(c.categorical), task: c.task)
+            }
         }
         if dataset.task == .classification && dataset.classCount < 2 {
             throw RunFailure(message: "\(c.data): the target '\(dataset.targetName)' has only one class")
