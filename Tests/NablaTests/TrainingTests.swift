@@ -226,6 +226,20 @@ func csvError(_ text: String, target: String? = nil) -> DataFileError? {
         #expect(hinge.score(xt, labels: yt) > 0.93)
     }
 
+    @Test func mlpClassifierAndRegressorFitPredictScore() throws {
+        let (x, y, xt, yt) = try breastCancer()
+        let clf = MLPClassifier(hidden: [16], epochs: 30)
+        try clf.fit(x, labels: y)
+        #expect(clf.score(xt, labels: yt) > 0.95)
+        #expect(isClose(clf.predictProbabilities(xt).sum(axes: [1]).scalars, [Double](repeating: 1, count: yt.count), tolerance: 1e-5))
+        let d = try Dataset.bundled(.diabetes)
+        let s = FeatureScaler.standard(fittedOn: d.features)
+        let mean = d.targets.reduce(0, +) / Double(d.count), sd = (d.targets.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(d.count)).squareRoot()
+        let reg = MLPRegressor(hidden: [16], epochs: 60, learningRate: 0.01)
+        try reg.fit(s.transform(d.features), d.targets.map { ($0 - mean) / sd })
+        #expect(reg.score(s.transform(d.features), d.targets.map { ($0 - mean) / sd }) > 0.4)
+    }
+
     @Test func metricsOfAKnownConfusion() {
         let predicted = [0, 0, 1, 1, 2, 2, 2], actual = [0, 1, 1, 1, 2, 0, 2]
         let m = Metrics.confusionMatrix(predicted: predicted, actual: actual, classes: 3)
