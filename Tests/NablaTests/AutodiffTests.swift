@@ -176,3 +176,32 @@ import Testing
         #expect(isClose(h, h.T, tolerance: 1e-14))
     }
 }
+
+@Suite struct ScalarTapeTests {
+    @Test func classicGradientAndMagnitude() {
+        let (value, g) = ScalarTape.valueWithGradient(at: [1, 3]) { v in v[0] * v[0] + v[1] * v[1] + v[0] * v[1] }
+        #expect(value == 13 && g == [5, 7])
+        #expect(isClose((g[0] * g[0] + g[1] * g[1]).squareRoot(), 74.0.squareRoot()))
+    }
+
+    @Test func everyOperationMatchesTensorAutodiff() {
+        let point = [0.7, -1.3, 2.1]
+        let tape = ScalarTape()
+        let (value, g) = tape.valueWithGradient(at: point) { v in
+            let (x, y, z) = (v[0], v[1], v[2])
+            let a = (x * y - z / (1 + x * x)).tanh() + (2 - y).exp() / z
+            let b = (z.log() + (x * x + 1).squareRoot()).sin() * y.cos() - 3 * x.sigmoid() + (y / 2).abs()
+            return a * b + ScalarTape.Variable.pow(z, x) + z.pow(1.5) - y.tan() * 0.25 + (-x) / 4
+        }
+        let f = { (t: Tensor<Double>) -> Tensor<Double> in
+            let (x, y, z) = (t[0], t[1], t[2])
+            let a = (x * y - z / (1 + x * x)).tanh() + (2 - y).exp() / z
+            let b = (z.log() + (x * x + 1).squareRoot()).sin() * y.cos() - 3 * x.sigmoid() + (y / 2).abs()
+            return a * b + Tensor.pow(z, x) + z.pow(1.5) - y.tan() * 0.25 + (-x) / 4
+        }
+        let (tv, tg) = valueWithGradient(at: Tensor(point), of: f)
+        #expect(isClose(value, tv.scalar, tolerance: 1e-14))
+        #expect(isClose(g, tg.scalars, tolerance: 1e-13))
+        #expect(isClose(g, GradientCheck.numericalGradient(at: Tensor(point), of: f).scalars, tolerance: 1e-7))
+    }
+}

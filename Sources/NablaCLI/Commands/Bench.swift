@@ -7,17 +7,17 @@ import NablaConformance
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a benchmark workload (benchmarks are not tests).",
-        discussion: "Workloads: gemm (matrix product against the raw BLAS call), overhead (per-op cost of tiny ops), rosenbrock (minimization with L-BFGS, BFGS, CG, Newton-CG and trust region at n = 2, 100, 1000), elementwise (throughput of element-wise ops and reductions by size, to place the threading threshold), logreg (L2 logistic regression, C = 1, on digits and breast_cancer with the reference split, standardized; objective, accuracy, fit time).")
+        discussion: "Workloads: gemm (matrix product against the raw BLAS call), overhead (per-op cost of tiny ops), rosenbrock (minimization with L-BFGS, BFGS, CG, Newton-CG and trust region at n = 2, 100, 1000), elementwise (throughput of element-wise ops and reductions by size, to place the threading threshold), logreg (L2 logistic regression, C = 1, on digits and breast_cancer with the reference split, standardized; objective, accuracy, fit time), scalar (the gradient of x² + y² + xy at (1, 3) per second, and the y = m·x + b fit by gradient descent).")
 
-    @Argument(help: "Workload: gemm, overhead, rosenbrock, elementwise or logreg.") var workload: String
+    @Argument(help: "Workload: gemm, overhead, rosenbrock, elementwise, logreg or scalar.") var workload: String
     @Option(help: "Threads for BLAS and Nabla's kernels.") var threads: Int = 1
     @Option(help: "gemm: comma-separated sizes.") var sizes: String = "128,256,512,1024,2048"
     @Option(help: "gemm: float32, float64 or both.") var dtype: String = "both"
     @Flag(help: "One JSON object per line per measurement.") var json = false
 
     func validate() throws {
-        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg"].contains(workload) else {
-            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg")
+        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar"].contains(workload) else {
+            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard ["float32", "float64", "both"].contains(dtype) else { throw ValidationError("--dtype must be float32, float64 or both") }
@@ -48,6 +48,7 @@ struct Bench: ParsableCommand {
         case "elementwise": elementwise()
         case "rosenbrock": rosenbrock()
         case "logreg": try logreg()
+        case "scalar": scalar()
         default: overhead()
         }
     }
@@ -161,6 +162,36 @@ struct Bench: ParsableCommand {
                      text: "logreg \(pad(set.rawValue, 14)) \(pad(solver.rawValue, 7)) objective \(fmt(model.objective, digits: 10))  test accuracy \(fmt(accuracy, digits: 4))  \(model.iterations) iterations  \(fmt(t.medianSeconds * 1000, digits: 4)) ms (median)")
             }
         }
+    }
+
+    /// Workload W3: one evaluation = build the inputs, evaluate f(x, y) = x² + y² + xy, get both
+    /// partials as Doubles; with the scalar tape and with tensors. Then the seed example.
+    func scalar() {
+        let tape = ScalarTape()
+        var grad: [Double] = []
+        let variants: [(String, () -> Void)] = [
+            ("nabla-scalar-tape", {
+                grad = tape.valueWithGradient(at: [1, 3]) { v in v[0] * v[0] + v[1] * v[1] + v[0] * v[1] }.gradient
+            }),
+            ("nabla-tensor", {
+                let x = Tensor<Double>(1).requiringGradient(), y = Tensor<Double>(3).requiringGradient()
+                let g = gradients(of: x * x + y * y + x * y, wrt: [x, y])
+                grad = [g[0].scalar, g[1].scalar]
+            }),
+        ]
+        for (name, body) in variants {
+            let t = Timing.measure(body)
+            emit([("bench", .string("scalar_grad")), ("impl", .string(name)), ("grad", .array(grad.map { .number($0) })),
+                  ("evals_per_s_median", .number(1 / t.medianSeconds)), ("evals_per_s_max", .number(1 / t.minSeconds)),
+                  ("median_s", .number(t.medianSeconds)), ("others_cores", .number(t.othersCores))],
+                 text: "scalar gradient \(pad(name, 18)) (5, 7) = (\(fmt(grad[0])), \(fmt(grad[1])))  \(fmt(1 / t.medianSeconds, digits: 4)) evaluations/s (median)")
+        }
+        let x = Tensor<Double>(shape: [5, 1], scalars: [1, 2, 3, 4, 5]), y: [Double] = [2, 4, 5, 4, 5]
+        var model = LinearRegression(solver: .gradientDescent(learningRate: 0.01, steps: 1000))
+        let t = Timing.measure(minTotal: 1) { model.fit(x, y) }
+        emit([("bench", .string("scalar_grad")), ("impl", .string("nabla-linear-regression-gd")), ("m", .number(model.weights[0])),
+              ("b", .number(model.intercept)), ("fit_ms_median", .number(t.medianSeconds * 1000)), ("others_cores", .number(t.othersCores))],
+             text: "y = m·x + b by gradient descent (1000 steps): m = \(fmt(model.weights[0], digits: 7)), b = \(fmt(model.intercept, digits: 7)), \(fmt(t.medianSeconds * 1000, digits: 4)) ms (median)")
     }
 
     /// Element-wise ops and a reduction on float32 vectors of growing size.
