@@ -67,6 +67,12 @@ long nb_inflate(const unsigned char *in, size_t inlen, unsigned char **out, size
 void nb_free(void *p);
 /* CRC-32 (the zip and gzip checksum), continuing from `crc` (0 to start). */
 unsigned int nb_crc32(unsigned int crc, const unsigned char *p, size_t n);
+/* One Adam step in place: x, first moment m and second moment v (coupled weight decay adds
+   coupledDecay·x to g; decoupled decay scales x by xScale first). */
+void nb_adam_f32(long n, float *x, const float *g, float *m, float *v, float b1, float omb1, float b2, float omb2,
+                 float coupledDecay, float xScale, float stepScale, float sqrtBc2, float eps);
+void nb_adam_f64(long n, double *x, const double *g, double *m, double *v, double b1, double omb1, double b2, double omb2,
+                 double coupledDecay, double xScale, double stepScale, double sqrtBc2, double eps);
 /* Row-wise softmax cross-entropy of logits z [n, k] against class indices: probabilities and per-row losses. */
 void nb_softmax_xent_f64(long n, long k, const double *z, const long *targets, double *probs, double *loss);
 void nb_softmax_xent_f32(long n, long k, const float *z, const long *targets, float *probs, float *loss);

@@ -152,6 +152,10 @@ public struct Adam: UpdateRule {
     }
 
     public func update<Scalar: TensorScalar>(_ x: inout Tensor<Scalar>, gradient: Tensor<Scalar>, state: inout ParameterState<Scalar>, learningRate lr: Double) {
+        if !amsgrad && !isRecordingGradients {
+            fusedUpdate(&x, gradient: gradient, state: &state, learningRate: lr)
+            return
+        }
         var g = gradient
         Self.applyWeightDecay(&x, &g, learningRate: lr, weightDecay: weightDecay, decoupled: decoupledWeightDecay)
         let t = Double(state.step)
@@ -163,6 +167,33 @@ public struct Adam: UpdateRule {
         let bc1 = 1 - Foundation.pow(beta1, t), bc2 = 1 - Foundation.pow(beta2, t)
         let denom = v.squareRoot() / Scalar(bc2.squareRoot()) + Scalar(epsilon)
         x = x - m * Scalar(lr / bc1) / denom
+    }
+}
+
+extension Adam {
+    /// The same update in one pass over the parameter (moments updated in place): each term
+    /// rounded as in the op-by-op formula above.
+    func fusedUpdate<Scalar: TensorScalar>(_ x: inout Tensor<Scalar>, gradient: Tensor<Scalar>, state: inout ParameterState<Scalar>, learningRate lr: Double) {
+        let t = Double(state.step)
+        let b1 = Scalar(beta1), b2 = Scalar(beta2)
+        let bc1 = 1 - Foundation.pow(beta1, t), bc2 = 1 - Foundation.pow(beta2, t)
+        let decoupled = decoupledWeightDecay && weightDecay != 0
+        let constants: [Scalar] = [b1, 1 - b1, b2, 1 - b2, decoupledWeightDecay ? 0 : Scalar(weightDecay),
+                                   decoupled ? Scalar(1 - lr * weightDecay) : 1, Scalar(lr / bc1), Scalar(bc2.squareRoot()), Scalar(epsilon)]
+        var m = state.slots.removeValue(forKey: "exp_avg") ?? Tensor.zeros(shape: x.shape)
+        var v = state.slots.removeValue(forKey: "exp_avg_sq") ?? Tensor.zeros(shape: x.shape)
+        let n = x.count
+        x.withUnsafeMutableBufferPointer { xp in
+            m.withUnsafeMutableBufferPointer { mp in
+                v.withUnsafeMutableBufferPointer { vp in
+                    gradient.withUnsafeBufferPointer { gp in
+                        Scalar._adam(n, xp.baseAddress!, gp.baseAddress!, mp.baseAddress!, vp.baseAddress!, constants)
+                    }
+                }
+            }
+        }
+        state.slots["exp_avg"] = m
+        state.slots["exp_avg_sq"] = v
     }
 }
 

@@ -7,17 +7,17 @@ import NablaConformance
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a benchmark workload (benchmarks are not tests).",
-        discussion: "Workloads: gemm (matrix product against the raw BLAS call), overhead (per-op cost of tiny ops), rosenbrock (minimization with L-BFGS, BFGS, CG, Newton-CG and trust region at n = 2, 100, 1000), elementwise (throughput of element-wise ops and reductions by size, to place the threading threshold), logreg (L2 logistic regression, C = 1, on digits and breast_cancer with the reference split, standardized; objective, accuracy, fit time), scalar (the gradient of x² + y² + xy at (1, 3) per second, and the y = m·x + b fit by gradient descent).")
+        discussion: "Workloads: gemm (matrix product against the raw BLAS call), overhead (per-op cost of tiny ops), rosenbrock (minimization with L-BFGS, BFGS, CG, Newton-CG and trust region at n = 2, 100, 1000), elementwise (throughput of element-wise ops and reductions by size, to place the threading threshold), logreg (L2 logistic regression, C = 1, on digits and breast_cancer with the reference split, standardized; objective, accuracy, fit time), scalar (the gradient of x² + y² + xy at (1, 3) per second, and the y = m·x + b fit by gradient descent), mlp (training steps per second of a 784-256-128-10 ReLU MLP with Adam at batch 1, 32, 128, 1024), mlp-memory (peak resident memory of one epoch at batch 128), mlp-accuracy (5 epochs at batch 128).")
 
-    @Argument(help: "Workload: gemm, overhead, rosenbrock, elementwise, logreg or scalar.") var workload: String
+    @Argument(help: "Workload: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, mlp-memory or mlp-accuracy.") var workload: String
     @Option(help: "Threads for BLAS and Nabla's kernels.") var threads: Int = 1
     @Option(help: "gemm: comma-separated sizes.") var sizes: String = "128,256,512,1024,2048"
     @Option(help: "gemm: float32, float64 or both.") var dtype: String = "both"
     @Flag(help: "One JSON object per line per measurement.") var json = false
 
     func validate() throws {
-        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar"].contains(workload) else {
-            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar")
+        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar", "mlp", "mlp-memory", "mlp-accuracy"].contains(workload) else {
+            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, mlp-memory, mlp-accuracy")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard ["float32", "float64", "both"].contains(dtype) else { throw ValidationError("--dtype must be float32, float64 or both") }
@@ -49,6 +49,9 @@ struct Bench: ParsableCommand {
         case "rosenbrock": rosenbrock()
         case "logreg": try logreg()
         case "scalar": scalar()
+        case "mlp": mlp()
+        case "mlp-memory": mlpMemory()
+        case "mlp-accuracy": mlpAccuracy()
         default: overhead()
         }
     }
@@ -192,6 +195,89 @@ struct Bench: ParsableCommand {
         emit([("bench", .string("scalar_grad")), ("impl", .string("nabla-linear-regression-gd")), ("m", .number(model.weights[0])),
               ("b", .number(model.intercept)), ("fit_ms_median", .number(t.medianSeconds * 1000)), ("others_cores", .number(t.othersCores))],
              text: "y = m·x + b by gradient descent (1000 steps): m = \(fmt(model.weights[0], digits: 7)), b = \(fmt(model.intercept, digits: 7)), \(fmt(t.medianSeconds * 1000, digits: 4)) ms (median)")
+    }
+
+    /// Workload W2's data and model: X ~ N(0, 1) [8192, 784] float32, labels argmax(X W_true),
+    /// 784-256-128-10 ReLU with U(−k, k) weights and biases (k = 1/√fan-in), Adam lr 1e-3.
+    struct MLPWorkload {
+        let x: Tensor<Float>
+        let labels: [Int]
+        let model: Sequential<Float>
+        var optimizer = Optimizer<Float>(rule: Adam(), learningRate: 1e-3)
+
+        init() {
+            var rng = RandomGenerator(seed: 0)
+            let (n, d, c) = (8192, 784, 10)
+            let xs = (0..<(n * d)).map { _ in Float(rng.nextNormal()) }
+            let w = (0..<(d * c)).map { _ in rng.nextNormal() }
+            labels = (0..<n).map { i in
+                var best = 0, bestValue = -Double.infinity
+                for k in 0..<c {
+                    var s = 0.0
+                    for j in 0..<d { s += Double(xs[i * d + j]) * w[j * c + k] }
+                    if s > bestValue { bestValue = s; best = k }
+                }
+                return best
+            }
+            x = Tensor(shape: [n, d], scalars: xs)
+            GlobalRandom.seed(1)
+            model = Sequential(Linear(inputSize: 784, outputSize: 256), Activation(.relu), Linear(inputSize: 256, outputSize: 128),
+                               Activation(.relu), Linear(inputSize: 128, outputSize: 10))
+        }
+
+        /// Batch k of an epoch: rows [kB, (k+1)B).
+        func batch(_ k: Int, size b: Int) -> (Tensor<Float>, [Int]) {
+            let start = (k * b) % 8192
+            return (x.slice(axis: 0, start: start, end: start + b).detached(), Array(labels[start..<(start + b)]))
+        }
+
+        mutating func step(_ xb: Tensor<Float>, _ yb: [Int]) {
+            let m = model
+            m.valueWithGradient { $0(xb).softmaxCrossEntropy(targets: yb) }
+            optimizer.step(m)
+        }
+    }
+
+    func mlp() {
+        var w = MLPWorkload()
+        for b in sizes == "128,256,512,1024,2048" ? [1, 32, 128, 1024] : parsedSizes! {
+            var k = 0
+            let batches = (0..<(8192 / b)).map { w.batch($0, size: b) }
+            let t = Timing.measure(minTotal: 2, maxTotal: 20) {
+                let (xb, yb) = batches[k % batches.count]
+                w.step(xb, yb)
+                k += 1
+            }
+            emit([("bench", .string("mlp")), ("impl", .string("nabla")), ("batch", .number(Double(b))), ("threads", .number(Double(threads))),
+                  ("steps_per_s_median", .number(1 / t.medianSeconds)), ("steps_per_s_max", .number(1 / t.minSeconds)),
+                  ("median_s", .number(t.medianSeconds)), ("others_cores", .number(t.othersCores))],
+                 text: "mlp step batch \(pad("\(b)", 5)) \(fmt(1 / t.medianSeconds, digits: 4)) steps/s (median)")
+        }
+    }
+
+    func mlpMemory() {
+        var w = MLPWorkload()
+        for k in 0..<(8192 / 128) { let (xb, yb) = w.batch(k, size: 128); w.step(xb, yb) }
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let mib = Double(usage.ru_maxrss) / 1024
+        emit([("bench", .string("mlp")), ("impl", .string("nabla")), ("what", .string("rss")), ("batch", .number(128)),
+              ("peak_rss_mib", .number(mib))],
+             text: "mlp one epoch at batch 128: peak resident memory \(fmt(mib, digits: 4)) MiB (data, model, process)")
+    }
+
+    func mlpAccuracy() {
+        var w = MLPWorkload()
+        for epoch in 1...5 {
+            for k in 0..<(8192 / 128) { let (xb, yb) = w.batch(k, size: 128); w.step(xb, yb) }
+            let (loss, accuracy) = withoutGradients { () -> (Double, Double) in
+                let logits = w.model(w.x)
+                return (Double(logits.softmaxCrossEntropy(targets: w.labels).scalar), Metrics.accuracy(predicted: logits.argmax(axis: 1), actual: w.labels))
+            }
+            emit([("bench", .string("mlp")), ("impl", .string("nabla")), ("what", .string("accuracy")), ("epoch", .number(Double(epoch))),
+                  ("train_loss", .number(loss)), ("train_acc", .number(accuracy))],
+                 text: "mlp epoch \(epoch): train loss \(fmt(loss, digits: 4)), train accuracy \(fmt(accuracy, digits: 4))")
+        }
     }
 
     /// Element-wise ops and a reduction on float32 vectors of growing size.
