@@ -76,7 +76,10 @@ public struct Optimizer<Scalar: TensorScalar> {
             for (k, i) in active.enumerated() {
                 let group = groupOf[i].map { groups[$0] }
                 states[i].step += 1
+                // Take the tensor out of the array so that, when nothing else holds it, the rule
+                // can update it in place.
                 var p = parameters[i].detached()
+                parameters[i] = Optimizer.placeholder
                 (group?.rule ?? rule).update(&p, gradient: grads[k], state: &states[i], learningRate: lr * (group?.learningRateScale ?? 1))
                 parameters[i] = p
             }
@@ -88,10 +91,14 @@ public struct Optimizer<Scalar: TensorScalar> {
     /// freezing a parameter does not disturb the others' state.
     public mutating func step(_ model: Module<Scalar>) {
         let params = model.parameters
+        let gradients = params.map { $0.isFrozen ? nil : $0.gradient }
         var values = params.map(\.value)
-        step(&values, optionalGradients: params.map { $0.isFrozen ? nil : $0.gradient })
+        for p in params where !p.isFrozen && p.gradient != nil { p.value = Optimizer.placeholder }   // (updated in place)
+        step(&values, optionalGradients: gradients)
         for (p, v) in zip(params, values) { p.value = v }
     }
+
+    static var placeholder: Tensor<Scalar> { Tensor(0) }
 
     /// One update of a single parameter tensor.
     public mutating func step(_ parameter: inout Tensor<Scalar>, gradient: Tensor<Scalar>) {
