@@ -123,6 +123,21 @@ open class Module<Scalar: TensorScalar> {
     }
 
     public var parameters: [Parameter<Scalar>] { namedParameters.map(\.parameter) }
+
+    /// The parameters as the training hot path sees them: found once and remembered (like an
+    /// optimizer that is handed a model's parameters once). Call ``refreshParameters()`` after
+    /// replacing a submodule or a parameter object of a module that has already been trained.
+    var trainingParameters: [Parameter<Scalar>] {
+        if let cached = parameterCache { return cached }
+        let list = parameters
+        parameterCache = list
+        return list
+    }
+    var parameterCache: [Parameter<Scalar>]?
+
+    /// Forgets the remembered parameter list (see ``valueWithGradient(_:)``); needed only after
+    /// the module's structure changed.
+    public func refreshParameters() { parameterCache = nil }
     public var trainableParameters: [Parameter<Scalar>] { parameters.filter { !$0.isFrozen } }
 
     /// The number of scalars in all parameters (or only the trainable ones).
@@ -207,7 +222,7 @@ extension ModuleProtocol {
     /// ```
     @discardableResult
     public func valueWithGradient<Scalar>(_ loss: (Self) throws -> Tensor<Scalar>) rethrows -> Tensor<Scalar> where Self: Module<Scalar> {
-        let trainable = (self as Module<Scalar>).trainableParameters
+        let trainable = (self as Module<Scalar>).trainingParameters.filter { !$0.isFrozen }
         for p in trainable { p.value = p.value.requiringGradient() }
         defer { for p in trainable { p.value = p.value.detached() } }
         let value = try withGradientRecording(true) { try loss(self) }

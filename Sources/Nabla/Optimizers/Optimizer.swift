@@ -90,7 +90,7 @@ public struct Optimizer<Scalar: TensorScalar> {
     /// ``Module/valueWithGradient(_:)``. State is kept per parameter in the model's order, so
     /// freezing a parameter does not disturb the others' state.
     public mutating func step(_ model: Module<Scalar>) {
-        let params = model.parameters
+        let params = model.trainingParameters
         let gradients = params.map { $0.isFrozen ? nil : $0.gradient }
         var values = params.map(\.value)
         for p in params where !p.isFrozen && p.gradient != nil { p.value = Optimizer.placeholder }   // (updated in place)
