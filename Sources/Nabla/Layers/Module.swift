@@ -128,16 +128,18 @@ open class Module<Scalar: TensorScalar> {
     /// optimizer that is handed a model's parameters once). Call ``refreshParameters()`` after
     /// replacing a submodule or a parameter object of a module that has already been trained.
     var trainingParameters: [Parameter<Scalar>] {
-        if let cached = parameterCache { return cached }
+        if let cached = parameterCache.list { return cached }
         let list = parameters
-        parameterCache = list
+        parameterCache.list = list
         return list
     }
-    var parameterCache: [Parameter<Scalar>]?
+    /// A box, so that the walk over stored properties does not see the remembered list.
+    final class ParameterCache { var list: [Parameter<Scalar>]? }
+    let parameterCache = ParameterCache()
 
     /// Forgets the remembered parameter list (see ``valueWithGradient(_:)``); needed only after
     /// the module's structure changed.
-    public func refreshParameters() { parameterCache = nil }
+    public func refreshParameters() { parameterCache.list = nil }
     public var trainableParameters: [Parameter<Scalar>] { parameters.filter { !$0.isFrozen } }
 
     /// The number of scalars in all parameters (or only the trainable ones).
