@@ -7,17 +7,17 @@ import NablaConformance
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a benchmark workload (benchmarks are not tests).",
-        discussion: "Workloads: gemm (matrix product against the raw BLAS call), overhead (per-op cost of tiny ops), rosenbrock (minimization with L-BFGS, BFGS, CG, Newton-CG and trust region at n = 2, 100, 1000), elementwise (throughput of element-wise ops and reductions by size, to place the threading threshold), logreg (L2 logistic regression, C = 1, on digits and breast_cancer with the reference split, standardized; objective, accuracy, fit time), scalar (the gradient of x² + y² + xy at (1, 3) per second, and the y = m·x + b fit by gradient descent), mlp (training steps per second of a 784-256-128-10 ReLU MLP with Adam at batch 1, 32, 128, 1024), mlp-memory (peak resident memory of one epoch at batch 128), mlp-accuracy (5 epochs at batch 128).")
+        discussion: "Workloads: gemm (matrix product against the raw BLAS call), overhead (per-op cost of tiny ops), rosenbrock (minimization with L-BFGS, BFGS, CG, Newton-CG and trust region at n = 2, 100, 1000), elementwise (throughput of element-wise ops and reductions by size, to place the threading threshold), logreg (L2 logistic regression, C = 1, on digits and breast_cancer with the reference split, standardized; objective, accuracy, fit time), scalar (the gradient of x² + y² + xy at (1, 3) per second, and the y = m·x + b fit by gradient descent), mlp (training steps per second of a 784-256-128-10 ReLU MLP with Adam at batch 1, 32, 128, 1024), mlp-memory (peak resident memory of one epoch at batch 128), mlp-accuracy (5 epochs at batch 128), hessian (full Hessian of Rosenbrock at n = 10, 100, 1000 and Hessian-vector products at n = 10⁴, 10⁶).")
 
-    @Argument(help: "Workload: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, mlp-memory or mlp-accuracy.") var workload: String
+    @Argument(help: "Workload: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, mlp-memory, mlp-accuracy or hessian.") var workload: String
     @Option(help: "Threads for BLAS and Nabla's kernels.") var threads: Int = 1
     @Option(help: "gemm: comma-separated sizes.") var sizes: String = "128,256,512,1024,2048"
     @Option(help: "gemm: float32, float64 or both.") var dtype: String = "both"
     @Flag(help: "One JSON object per line per measurement.") var json = false
 
     func validate() throws {
-        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar", "mlp", "mlp-memory", "mlp-accuracy"].contains(workload) else {
-            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, mlp-memory, mlp-accuracy")
+        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar", "mlp", "mlp-memory", "mlp-accuracy", "hessian"].contains(workload) else {
+            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, mlp-memory, mlp-accuracy, hessian")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard ["float32", "float64", "both"].contains(dtype) else { throw ValidationError("--dtype must be float32, float64 or both") }
@@ -52,6 +52,7 @@ struct Bench: ParsableCommand {
         case "mlp": mlp()
         case "mlp-memory": mlpMemory()
         case "mlp-accuracy": mlpAccuracy()
+        case "hessian": hessianWorkload()
         default: overhead()
         }
     }
@@ -277,6 +278,41 @@ struct Bench: ParsableCommand {
             emit([("bench", .string("mlp")), ("impl", .string("nabla")), ("what", .string("accuracy")), ("epoch", .number(Double(epoch))),
                   ("train_loss", .number(loss)), ("train_acc", .number(accuracy))],
                  text: "mlp epoch \(epoch): train loss \(fmt(loss, digits: 4)), train accuracy \(fmt(accuracy, digits: 4))")
+        }
+    }
+
+    /// Workload W6: Rosenbrock's Hessian (checked against its closed form) and Hessian-vector
+    /// products, float64, from x0 = (−1.2, 1, …).
+    func hessianWorkload() {
+        let f = { (n: Int) in TestFunction.named("rosenbrock", dimension: n)!.function }
+        for n in [10, 100, 1000] {
+            let x = Tensor<Double>((0..<n).map { $0 % 2 == 0 ? -1.2 : 1 })
+            var h = Tensor<Double>(0)
+            let t = Timing.measure(minTotal: 1, maxTotal: 20) { h = hessian(at: x, of: f(n)) }
+            // Closed form: H[j][j] = [j < n−1](1200 x_j² − 400 x_{j+1} + 2) + [j > 0] 200, H[j][j+1] = −400 x_j.
+            let xs = x.scalars, hs = h.scalars
+            var err = 0.0
+            for i in 0..<n {
+                for j in 0..<n {
+                    var e = 0.0
+                    if i == j { e = (i < n - 1 ? 1200 * xs[i] * xs[i] - 400 * xs[i + 1] + 2 : 0) + (i > 0 ? 200 : 0) }
+                    if j == i + 1 { e = -400 * xs[i] }
+                    if i == j + 1 { e = -400 * xs[j] }
+                    err = Swift.max(err, Swift.abs(hs[i * n + j] - e) / Swift.max(1, Swift.abs(e)))
+                }
+            }
+            emit([("bench", .string("hessian")), ("impl", .string("nabla.hessian")), ("n", .number(Double(n))), ("rel_err", .number(err)),
+                  ("ms_median", .number(t.medianSeconds * 1000)), ("others_cores", .number(t.othersCores))],
+                 text: "hessian n=\(pad("\(n)", 5)) \(fmt(t.medianSeconds * 1000, digits: 4)) ms (median), max rel. error \(fmt(err, digits: 2))")
+        }
+        for n in [10_000, 1_000_000] {
+            let x = Tensor<Double>((0..<n).map { $0 % 2 == 0 ? -1.2 : 1 })
+            var rng = RandomGenerator(seed: 0)
+            let v = Tensor<Double>.normal(shape: [n], using: &rng)
+            let t = Timing.measure(minTotal: 1, maxTotal: 20) { _ = hessianVectorProduct(at: x, vector: v, of: f(n)) }
+            emit([("bench", .string("hvp")), ("impl", .string("nabla.hessianVectorProduct")), ("n", .number(Double(n))),
+                  ("ms_median", .number(t.medianSeconds * 1000)), ("others_cores", .number(t.othersCores))],
+                 text: "hvp n=\(pad("\(n)", 8)) \(fmt(t.medianSeconds * 1000, digits: 4)) ms (median)")
         }
     }
 
