@@ -418,5 +418,24 @@ void nb_softmax_xent_##SUFFIX(long n, long k, const T *z, const long *targets, T
         loss[i] = lse - row[targets[i]]; \
     } \
 }
-NB_SOFTMAX_XENT(double, f64, exp, log)
 NB_SOFTMAX_XENT(float, f32, expf, logf)
+
+// Double: the shifted logits of every row first, then one vectorized exp over all of them.
+void nb_softmax_xent_f64(long n, long k, const double *z, const long *targets, double *probs, double *loss) {
+    for (long i = 0; i < n; i++) {
+        const double *row = z + i * k; double *p = probs + i * k;
+        double m = row[0];
+        for (long j = 1; j < k; j++) m = row[j] > m ? row[j] : m;
+        for (long j = 0; j < k; j++) p[j] = row[j] - m;
+        loss[i] = m;   // the row maximum, for now
+    }
+    nb_exp_nonpositive_f64(n * k, probs);
+    for (long i = 0; i < n; i++) {
+        const double *row = z + i * k; double *p = probs + i * k;
+        double s = 0;
+        for (long j = 0; j < k; j++) s += p[j];
+        double lse = loss[i] + log(s), inv = 1.0 / s;
+        for (long j = 0; j < k; j++) p[j] *= inv;
+        loss[i] = lse - row[targets[i]];
+    }
+}

@@ -1,0 +1,44 @@
+// Vectorized special functions where libm's scalar calls dominate a kernel.
+#include <math.h>
+#include <stdint.h>
+#include "nabla_kernels.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+// exp(x) for x ≤ 0 in place, to within about one unit in the last place: x = n ln2 + r with
+// |r| ≤ ln2/2 (ln2 split in two so r is exact), exp(r) by its degree-13 Taylor polynomial in
+// Horner form with fused multiply-adds, times 2ⁿ built in the exponent bits. Below −708 the
+// result is 0 (a softmax term that small cannot change a sum holding exp(0) = 1).
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static void nb_exp_nonpositive_f64_avx2(long n, double *x) {
+    const __m256d log2e = _mm256_set1_pd(1.4426950408889634), ln2hi = _mm256_set1_pd(0.6931471803691238),
+                  ln2lo = _mm256_set1_pd(1.9082149292705877e-10), lo = _mm256_set1_pd(-708.0), zero = _mm256_setzero_pd();
+    static const double c[14] = {1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
+                                 1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0};
+    long i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256d v = _mm256_loadu_pd(x + i);
+        __m256d under = _mm256_cmp_pd(v, lo, _CMP_LT_OQ);
+        v = _mm256_max_pd(v, lo);
+        __m256d k = _mm256_round_pd(_mm256_mul_pd(v, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256d r = _mm256_fnmadd_pd(k, ln2hi, v);
+        r = _mm256_fnmadd_pd(k, ln2lo, r);
+        __m256d p = _mm256_set1_pd(c[13]);
+        for (int j = 12; j >= 0; j--) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(c[j]));
+        __m128i ki = _mm256_cvtpd_epi32(k);
+        __m256i e = _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(ki), _mm256_set1_epi64x(1023)), 52);
+        __m256d result = _mm256_mul_pd(p, _mm256_castsi256_pd(e));
+        _mm256_storeu_pd(x + i, _mm256_blendv_pd(result, zero, under));
+    }
+    for (; i < n; i++) x[i] = exp(x[i]);
+}
+#endif
+
+void nb_exp_nonpositive_f64(long n, double *x) {
+#if defined(__x86_64__)
+    if (nb_cpu_has_avx2_fma()) { nb_exp_nonpositive_f64_avx2(n, x); return; }
+#endif
+    for (long i = 0; i < n; i++) x[i] = exp(x[i]);
+}
