@@ -187,7 +187,10 @@ extension Adam {
             m.withUnsafeMutableBufferPointer { mp in
                 v.withUnsafeMutableBufferPointer { vp in
                     gradient.withUnsafeBufferPointer { gp in
-                        Scalar._adam(n, xp.baseAddress!, gp.baseAddress!, mp.baseAddress!, vp.baseAddress!, constants)
+                        let (x0, g0, m0, v0) = (xp.baseAddress!, gp.baseAddress!, mp.baseAddress!, vp.baseAddress!)
+                        ComputeBackend.parallelize(count: n, cost: 4) { lo, hi in
+                            Scalar._adam(hi - lo, x0 + lo, g0 + lo, m0 + lo, v0 + lo, constants)
+                        }
                     }
                 }
             }
