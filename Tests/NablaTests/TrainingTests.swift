@@ -128,6 +128,15 @@ func csvError(_ text: String, target: String? = nil) -> DataFileError? {
         }
     }
 
+    @Test func gradientMonitorHookReportsDuringTraining() throws {
+        let (t, _) = try irisTrainer(epochs: 1, checkpoint: nil)
+        t.gradientMonitor = GradientMonitor(vanishingBelow: 1e-7, explodingAbove: 1e-3)   // everything "explodes"
+        var reports: [(Int, Int, Int)] = []
+        t.onGradientWarnings = { e, b, w in reports.append((e, b, w.count)) }
+        try t.fit()
+        #expect(reports.count == 10 && reports[0].0 == 1 && reports[0].1 == 1 && reports.allSatisfy { $0.2 == 4 })
+    }
+
     @Test func divergingTrainingIsAClearError() throws {
         let (t, _) = try irisTrainer(epochs: 5, checkpoint: nil)
         t.optimizer.learningRate = 1e30

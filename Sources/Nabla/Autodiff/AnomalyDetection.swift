@@ -63,6 +63,13 @@ public struct GradientMonitor: Sendable {
         case exploding(parameter: String, norm: Double)
         case nonFinite(parameter: String)
 
+        /// The parameter the warning is about.
+        public var parameterName: String {
+            switch self {
+            case let .vanishing(p, _), let .exploding(p, _), let .nonFinite(p): return p
+            }
+        }
+
         public var description: String {
             switch self {
             case let .vanishing(p, n): return "gradient of \(p) is vanishing (norm \(n))"

@@ -101,6 +101,10 @@ public final class Trainer<Scalar: TensorScalar> {
     public var onBatch: ((TrainingProgress) -> Void)?
     /// Polled before each batch; true stops the run at once (the last checkpoint stays valid).
     public var shouldInterrupt: () -> Bool = { false }
+    /// Checks the gradient norms after every backward pass and hands any warnings (vanishing,
+    /// exploding, non-finite) to `onGradientWarnings` with the epoch and batch (1-based).
+    public var gradientMonitor: GradientMonitor?
+    public var onGradientWarnings: ((_ epoch: Int, _ batch: Int, [GradientMonitor.Warning]) -> Void)?
 
     public private(set) var history = TrainingHistory()
     /// The next epoch to run (0-based).
@@ -135,6 +139,10 @@ public final class Trainer<Scalar: TensorScalar> {
             for (b, rows) in batches.enumerated() {
                 if shouldInterrupt() { history.stopReason = .interrupted; return history }
                 let value = model.valueWithGradient { loss($0, rows) }.scalar
+                if let monitor = gradientMonitor {
+                    let warnings = monitor.check(model)
+                    if !warnings.isEmpty { onGradientWarnings?(epoch + 1, b + 1, warnings) }
+                }
                 guard value.isFinite else {
                     throw TrainingError(message: "the training loss became \(value) at epoch \(epoch + 1), batch \(b + 1); lower the learning rate or clip gradients")
                 }

@@ -93,6 +93,7 @@ struct Train: ParsableCommand {
     @Option(help: "Continue the run in this folder from its last checkpoint.") var resume: String?
     @Flag(help: "At the end, print one JSON object summarizing the run.") var json = false
     @Flag(help: "No progress output.") var quiet = false
+    @Flag(help: "Warn (on standard error, once per epoch and parameter) about vanishing, exploding or non-finite gradients.") var checkGradients = false
 
     func configurationFromFlags() throws -> TrainConfiguration {
         TrainConfiguration(data: data, target: target,
@@ -220,6 +221,15 @@ struct Train: ParsableCommand {
                 try writeMetrics(trainer.history, to: file(folder, "metrics.jsonl"))
             } catch { logError = error; return false }
             return true
+        }
+        if checkGradients {
+            trainer.gradientMonitor = GradientMonitor()
+            var warned: Set<String> = []
+            trainer.onGradientWarnings = { epoch, batch, warnings in
+                for w in warnings where warned.insert("\(epoch) \(w.parameterName)").inserted {
+                    printError("warning: epoch \(epoch), batch \(batch): \(w)")
+                }
+            }
         }
         signal(SIGINT) { _ in interruptRequested = 1 }
         trainer.shouldInterrupt = { interruptRequested != 0 }
