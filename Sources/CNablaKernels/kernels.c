@@ -405,20 +405,18 @@ double nb_maxabs_f64(long n, const double *x) {
 // ---- Fused softmax cross-entropy ----
 // For each row i of z [n, k]: lse_i = log Σ_j exp(z_ij) (shifted by the row maximum),
 // loss_i = lse_i − z_i,t_i, and probs_i = exp(z_i − lse_i).
-#define NB_SOFTMAX_XENT(T, SUFFIX, EXP, LOG) \
-void nb_softmax_xent_##SUFFIX(long n, long k, const T *z, const long *targets, T *probs, T *loss) { \
-    for (long i = 0; i < n; i++) { \
-        const T *row = z + i * k; T *p = probs + i * k; \
-        T m = row[0]; \
-        for (long j = 1; j < k; j++) m = row[j] > m ? row[j] : m; \
-        T s = 0; \
-        for (long j = 0; j < k; j++) { p[j] = EXP(row[j] - m); s += p[j]; } \
-        T lse = m + LOG(s), inv = (T)1 / s; \
-        for (long j = 0; j < k; j++) p[j] *= inv; \
-        loss[i] = lse - row[targets[i]]; \
-    } \
+void nb_softmax_xent_f32(long n, long k, const float *z, const long *targets, float *probs, float *loss) {
+    for (long i = 0; i < n; i++) {
+        const float *row = z + i * k; float *p = probs + i * k;
+        float m = row[0];
+        for (long j = 1; j < k; j++) m = row[j] > m ? row[j] : m;
+        float s = 0;
+        for (long j = 0; j < k; j++) { p[j] = expf(row[j] - m); s += p[j]; }
+        float lse = m + logf(s), inv = 1.0f / s;
+        for (long j = 0; j < k; j++) p[j] *= inv;
+        loss[i] = lse - row[targets[i]];
+    }
 }
-NB_SOFTMAX_XENT(float, f32, expf, logf)
 
 // Double: the shifted logits of every row first, then one vectorized exp over all of them.
 void nb_softmax_xent_f64(long n, long k, const double *z, const long *targets, double *probs, double *loss) {

@@ -126,6 +126,15 @@ final class Block: Module<Double>, Layer {
 
     // MARK: Learning
 
+    /// Adam steps on the whole batch; the loss before each step.
+    func trainFullBatch<M: Module<Float>>(_ model: M, learningRate: Double, steps: Int, loss: (M) -> Tensor<Float>) -> [Float] {
+        var opt = Optimizer<Float>(rule: Adam(), learningRate: learningRate)
+        return (0..<steps).map { _ in
+            defer { opt.step(model) }
+            return model.valueWithGradient(loss).scalar
+        }
+    }
+
     /// Two conv layers tell vertical bars from horizontal ones.
     @Test func smallCNNLearnsBarOrientation() {
         GlobalRandom.seed(11)
@@ -141,12 +150,7 @@ final class Block: Module<Double>, Layer {
             Conv2d(inputChannels: 1, outputChannels: 4, kernelSize: 3, padding: 1), Activation(.relu), MaxPool2d(2),
             Conv2d(inputChannels: 4, outputChannels: 8, kernelSize: 3, padding: 1), Activation(.relu), AvgPool2d(4),
             Flatten(), Linear(inputSize: 8, outputSize: 2))
-        var opt = Optimizer<Float>(rule: Adam(), learningRate: 0.03)
-        var losses: [Float] = []
-        for _ in 0..<60 {
-            losses.append(model.valueWithGradient { crossEntropy(logits: $0(x), targets: y) }.scalar)
-            opt.step(model)
-        }
+        let losses = trainFullBatch(model, learningRate: 0.03, steps: 60) { crossEntropy(logits: $0(x), targets: y) }
         #expect(losses[0] > 0.5)
         #expect(losses.suffix(5).allSatisfy { $0 < 0.05 }, "losses: \(losses.suffix(5))")
     }
@@ -169,13 +173,7 @@ final class Block: Module<Double>, Layer {
             let head = Linear<Float>(inputSize: 8, outputSize: 2)
             func callAsFunction(_ x: Tensor<Float>) -> Tensor<Float> { head(lstm(x).state[0].h) }
         }
-        let model = Classifier()
-        var opt = Optimizer<Float>(rule: Adam(), learningRate: 0.05)
-        var losses: [Float] = []
-        for _ in 0..<80 {
-            losses.append(model.valueWithGradient { crossEntropy(logits: $0(x), targets: y) }.scalar)
-            opt.step(model)
-        }
+        let losses = trainFullBatch(Classifier(), learningRate: 0.05, steps: 80) { crossEntropy(logits: $0(x), targets: y) }
         #expect(losses[0] > 0.5)
         #expect(losses.suffix(5).allSatisfy { $0 < 0.05 }, "losses: \(losses.suffix(5))")
     }

@@ -26,6 +26,13 @@ func choleskySolve(_ a: [Double], _ b: [Double], n: Int) -> [Double]? {
     return y
 }
 
+/// x w + b for each row of x (the prediction of the linear regressors).
+func affinePrediction(_ model: String, _ x: Tensor<Double>, _ weights: [Double], _ intercept: Double) -> [Double] {
+    precondition(x.rank == 2 && x.shape[1] == weights.count, "\(model).predict: features \(x.shape) but the model has \(weights.count)")
+    let d = weights.count, v = x.scalars
+    return (0..<x.shape[0]).map { i in (0..<d).reduce(intercept) { $0 + v[i * d + $1] * weights[$1] } }
+}
+
 func checkFit(_ model: String, _ x: Tensor<Double>, _ count: Int) {
     precondition(x.rank == 2 && x.shape[0] == count && count > 0, "\(model).fit: features \(x.shape) and \(count) targets do not agree")
 }
@@ -86,11 +93,7 @@ public struct LinearRegression: Sendable {
         }
     }
 
-    public func predict(_ x: Tensor<Double>) -> [Double] {
-        precondition(x.rank == 2 && x.shape[1] == weights.count, "LinearRegression.predict: features \(x.shape) but the model has \(weights.count)")
-        let d = weights.count, v = x.scalars
-        return (0..<x.shape[0]).map { i in (0..<d).reduce(intercept) { $0 + v[i * d + $1] * weights[$1] } }
-    }
+    public func predict(_ x: Tensor<Double>) -> [Double] { affinePrediction("LinearRegression", x, weights, intercept) }
 
     /// R² on (x, y).
     public func score(_ x: Tensor<Double>, _ y: [Double]) -> Double { Metrics.r2(predicted: predict(x), actual: y) }
@@ -141,10 +144,7 @@ public struct Lasso: Sendable {
         intercept = ym - zip(weights, xm.scalars).reduce(0) { $0 + $1.0 * $1.1 }
     }
 
-    public func predict(_ x: Tensor<Double>) -> [Double] {
-        let d = weights.count, v = x.scalars
-        return (0..<x.shape[0]).map { i in (0..<d).reduce(intercept) { $0 + v[i * d + $1] * weights[$1] } }
-    }
+    public func predict(_ x: Tensor<Double>) -> [Double] { affinePrediction("Lasso", x, weights, intercept) }
 
     public func score(_ x: Tensor<Double>, _ y: [Double]) -> Double { Metrics.r2(predicted: predict(x), actual: y) }
 }

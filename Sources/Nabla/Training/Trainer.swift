@@ -174,7 +174,7 @@ public final class Trainer<Scalar: TensorScalar> {
 
     func archive(_ state: [String: Tensor<Scalar>]) -> SafeTensors.Archive {
         let integer = Set(model.namedBuffers.filter { $0.buffer.isInteger }.map(\.name))
-        return SafeTensors.Archive(tensors: state.mapValues { $0 }.reduce(into: [:]) { $0[$1.key] = StoredTensor($1.value, asInteger: integer.contains($1.key)) })
+        return SafeTensors.Archive(tensors: Dictionary(uniqueKeysWithValues: state.map { ($0.key, StoredTensor($0.value, asInteger: integer.contains($0.key))) }))
     }
 
     /// Early stopping and loss-change bookkeeping after an epoch; the reason to stop, if any.

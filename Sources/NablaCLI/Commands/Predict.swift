@@ -45,7 +45,7 @@ struct Predict: ParsableCommand {
                 if card.task == .classification {
                     let actual = cells.map { card.classes.firstIndex(of: $0) ?? -1 }
                     printError("accuracy \(fmt(Metrics.accuracy(predicted: predictedClasses, actual: actual), digits: 4)) on \(actual.count) rows with a '\(card.target)' column")
-                } else if let ys = Optional(cells.compactMap(Double.init)), ys.count == cells.count {
+                } else if case let ys = cells.compactMap(Double.init), ys.count == cells.count {
                     printError("R² \(fmt(Metrics.r2(predicted: predictedValues, actual: ys), digits: 4)) on \(ys.count) rows")
                 }
             }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Nabla
+import NablaConformance
 
 /// `nabla tensors show|copy`: look inside safetensors and .npy files.
 struct Tensors: ParsableCommand {
@@ -26,9 +27,7 @@ struct Tensors: ParsableCommand {
                 // Numbers as exact shortest decimals; non-finite values as Infinity, -Infinity and
                 // NaN (as JavaScript and Python's json module write them).
                 func number(_ v: Double) -> String { v.isNaN ? "NaN" : v.isInfinite ? (v > 0 ? "Infinity" : "-Infinity") : "\(v)" }
-                func string(_ s: String) -> String {
-                    String(decoding: try! JSONSerialization.data(withJSONObject: [s], options: [.fragmentsAllowed]), as: UTF8.self).dropFirst().dropLast().description
-                }
+                func string(_ s: String) -> String { JSONValue.string(s).jsonText }
                 let meta = archive.metadata.sorted { $0.key < $1.key }.map { "\(string($0.key)):\(string($0.value))" }.joined(separator: ",")
                 let entries = names.map { n -> String in
                     let t = archive.tensors[n]!

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Nabla
+import NablaConformance
 
 /// Everything that defines a training run; saved as `config.json` in the run folder so that
 /// `--resume` rebuilds the same run.
@@ -259,23 +260,25 @@ struct Train: ParsableCommand {
             try writePlots(history, folder: folder, metricName: metricName)
         } catch { throw fail("cannot write the results: \(error)") }
 
-        var summary: [(String, Any)] = [("data", config.data), ("model", spec.description), ("task", prepared.task.rawValue),
-                                        ("epochs", history.records.count), ("stop_reason", history.stopReason?.rawValue ?? ""),
-                                        ("seconds", Date().timeIntervalSince(started)), ("run_folder", folder),
-                                        ("train_samples", prepared.train.count), ("test_samples", prepared.test.count)]
-        for (k, v) in trainMetrics.sorted(by: { $0.key < $1.key }) { summary.append(("train_\(k)", v)) }
-        for (k, v) in testMetrics.sorted(by: { $0.key < $1.key }) { summary.append(("test_\(k)", v)) }
+        var summary: [(String, JSONValue)] = [
+            ("data", .string(config.data)), ("model", .string(spec.description)), ("task", .string(prepared.task.rawValue)),
+            ("epochs", .number(Double(history.records.count))), ("stop_reason", .string(history.stopReason?.rawValue ?? "")),
+            ("seconds", .number(Date().timeIntervalSince(started))), ("run_folder", .string(folder)),
+            ("train_samples", .number(Double(prepared.train.count))), ("test_samples", .number(Double(prepared.test.count)))]
+        for (k, v) in trainMetrics.sorted(by: { $0.key < $1.key }) { summary.append(("train_\(k)", .number(v))) }
+        for (k, v) in testMetrics.sorted(by: { $0.key < $1.key }) { summary.append(("test_\(k)", .number(v))) }
         var confusion: [[Int]]?
         if prepared.task == .classification {
             let predicted = withoutGradients { network(prepared.test.x) }.argmax(axis: 1)
             confusion = Metrics.confusionMatrix(predicted: predicted, actual: prepared.test.labels!.values, classes: prepared.classNames.count)
-            summary.append(("confusion_matrix", confusion!))
-            summary.append(("classes", prepared.classNames))
+            summary.append(("confusion_matrix", .array(confusion!.map { .array($0.map { .number(Double($0)) }) })))
+            summary.append(("classes", .array(prepared.classNames.map { .string($0) })))
         }
-        do { try writeAtomically(jsonObject(summary), to: file(folder, "summary.json")) } catch { throw fail("\(error)") }
+        let summaryText = OrderedJSON(summary).text
+        do { try writeAtomically(summaryText, to: file(folder, "summary.json")) } catch { throw fail("\(error)") }
 
         if json {
-            print(jsonObject(summary))
+            print(summaryText)
             return
         }
         print("stopped after \(history.records.count) epochs: \(history.stopReason?.rawValue ?? "")\(history.stopReason == .earlyStopping ? " (best epoch \(history.bestEpoch ?? 0) restored)" : "")")
@@ -309,10 +312,10 @@ func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
 /// One JSON object per epoch, the whole file rewritten atomically.
 func writeMetrics(_ h: TrainingHistory, to path: String) throws {
     let lines = h.records.map { r -> String in
-        var pairs: [(String, Any)] = [("epoch", r.epoch), ("train_loss", r.trainLoss)]
-        for (k, v) in r.validation.sorted(by: { $0.key < $1.key }) { pairs.append(("val_\(k)", v)) }
-        pairs += [("learning_rate", r.learningRate), ("seconds", r.seconds)]
-        return jsonObject(pairs)
+        var pairs: [(String, JSONValue)] = [("epoch", .number(Double(r.epoch))), ("train_loss", .number(r.trainLoss))]
+        for (k, v) in r.validation.sorted(by: { $0.key < $1.key }) { pairs.append(("val_\(k)", .number(v))) }
+        pairs += [("learning_rate", .number(r.learningRate)), ("seconds", .number(r.seconds))]
+        return OrderedJSON(pairs).text
     }
     try writeAtomically(lines.map { $0 + "\n" }.joined(), to: path)
 }
@@ -326,20 +329,6 @@ func writePlots(_ h: TrainingHistory, folder: String, metricName: String) throws
     try LinePlot(title: "Loss", xLabel: "epoch", yLabel: "loss", series: lossSeries, logarithmic: true).write(to: file(folder, "loss.svg"))
     let metric = LinePlot.Series(name: "validation \(metricName)", points: zip(epochs, h.records.map { $0.validation[metricName] ?? .nan }).map { ($0, $1) })
     try LinePlot(title: metricName == "r2" ? "Validation R²" : "Validation accuracy", xLabel: "epoch", yLabel: metricName, series: [metric]).write(to: file(folder, "metric.svg"))
-}
-
-/// A JSON object with keys in the given order (numbers, strings, arrays of them).
-func jsonObject(_ pairs: [(String, Any)]) -> String {
-    func value(_ v: Any) -> String {
-        switch v {
-        case let d as Double: return d.isFinite ? "\(d)" : "null"
-        case let i as Int: return String(i)
-        case let s as String: return String(decoding: try! JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes]), as: UTF8.self).dropFirst().dropLast().description
-        case let a as [Any]: return "[" + a.map(value).joined(separator: ",") + "]"
-        default: return "null"
-        }
-    }
-    return "{" + pairs.map { "\(value($0.0)):\(value($0.1))" }.joined(separator: ",") + "}"
 }
 
 func confusionTable(_ m: [[Int]], classes: [String]) -> String {
