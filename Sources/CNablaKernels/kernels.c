@@ -437,3 +437,24 @@ void nb_softmax_xent_f64(long n, long k, const double *z, const long *targets, d
         loss[i] = lse - row[targets[i]];
     }
 }
+
+// L-BFGS two-loop recursion (see nabla_kernels.h): count + 1 fused passes over q per loop.
+void nb_lbfgs_direction_f64(long n, long count, long start, const double *S, const double *Y, const double *rho,
+                            double hdiag, const double *g, double *q, double *alpha) {
+    double (*pass)(long, double, const double *, double *, double, const double *) = NB_PICK(lbfgs_pass, f64);
+#define SLOT(B, i) ((B) + ((start + (i)) % count) * n)
+    for (long j = 0; j < n; j++) q[j] = -g[j];
+    if (count == 0) { pass(n, 0, 0, q, hdiag, 0); return; }
+    double acc = pass(n, 0, 0, q, 1, SLOT(S, count - 1));
+    for (long k = count - 1; k >= 0; k--) {
+        double a = rho[(start + k) % count] * acc;
+        alpha[k] = a;
+        // q -= a y_k, then the next dot product: s_(k-1).q, or (after scaling by hdiag) y_oldest.q.
+        acc = k > 0 ? pass(n, -a, SLOT(Y, k), q, 1, SLOT(S, k - 1)) : pass(n, -a, SLOT(Y, 0), q, hdiag, SLOT(Y, 0));
+    }
+    for (long k = 0; k < count; k++) {
+        double b = rho[(start + k) % count] * acc;
+        acc = pass(n, alpha[k] - b, SLOT(S, k), q, 1, k + 1 < count ? SLOT(Y, k + 1) : 0);
+    }
+#undef SLOT
+}

@@ -73,6 +73,10 @@ void nb_adam_f32(long n, float *x, const float *g, float *m, float *v, float b1,
                  float coupledDecay, float xScale, float stepScale, float sqrtBc2, float eps);
 void nb_adam_f64(long n, double *x, const double *g, double *m, double *v, double b1, double omb1, double b2, double omb2,
                  double coupledDecay, double xScale, double stepScale, double sqrtBc2, double eps);
+/* L-BFGS two-loop recursion: q = H·(−g) from `count` pairs (s, y) in slots of n doubles, pair i
+   (0 = oldest) in slot (start + i) % count, rho per slot; alpha: scratch of count doubles. */
+void nb_lbfgs_direction_f64(long n, long count, long start, const double *S, const double *Y, const double *rho,
+                            double hdiag, const double *g, double *q, double *alpha);
 /* exp(x) in place for x <= 0 (vectorized; within about one ulp; 0 below -708). */
 void nb_exp_nonpositive_f64(long n, double *x);
 /* Row-wise softmax cross-entropy of logits z [n, k] against class indices: probabilities and per-row losses. */

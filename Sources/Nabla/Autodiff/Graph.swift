@@ -1,5 +1,17 @@
 import CNablaKernels
 
+/// How a recorded operation's output cotangent becomes cotangents of its inputs. Operations of
+/// one and two inputs (almost all) return their cotangents directly, so the backward pass
+/// allocates no array per node.
+@usableFromInline enum Pullback<Scalar: TensorScalar> {
+    /// (cotangent of the output, the output) ↦ cotangent of the one input (nil: zero).
+    case unary((Tensor<Scalar>, Tensor<Scalar>) -> Tensor<Scalar>?)
+    /// (cotangent of the output, the output) ↦ cotangents of the two inputs.
+    case binary((Tensor<Scalar>, Tensor<Scalar>) -> (Tensor<Scalar>?, Tensor<Scalar>?))
+    /// (cotangent of the output, the output) ↦ one cotangent per input.
+    case general((Tensor<Scalar>, Tensor<Scalar>) -> [Tensor<Scalar>?])
+}
+
 /// One recorded operation: how the cotangent of its output becomes cotangents of its inputs.
 ///
 /// Pullbacks are written with differentiable tensor operations, so when gradients are taken
@@ -7,20 +19,44 @@ import CNablaKernels
 /// differentiated again.
 @usableFromInline final class GradNode<Scalar: TensorScalar> {
     @usableFromInline let op: String
-    @usableFromInline let inputs: [GradNode<Scalar>?]
-    /// Maps (cotangent of the output, the output itself) to one cotangent per input (nil: zero).
-    @usableFromInline let pullback: ((Tensor<Scalar>, Tensor<Scalar>) -> [Tensor<Scalar>?])?
+    /// The inputs' nodes (nil for an input that is not differentiated): the first two inline,
+    /// the rest (operations of three or more inputs) in `moreInputs`.
+    @usableFromInline let input0: GradNode<Scalar>?
+    @usableFromInline let input1: GradNode<Scalar>?
+    @usableFromInline let moreInputs: [GradNode<Scalar>?]
+    @usableFromInline let inputCount: Int
+    @usableFromInline let pullback: Pullback<Scalar>?
     @usableFromInline let shape: [Int]
     /// Kept only for operations whose derivative is cheapest in terms of their output.
     @usableFromInline let savedOutput: TensorStorage<Scalar>?
 
     @inlinable init(op: String, inputs: [GradNode<Scalar>?], shape: [Int], savedOutput: TensorStorage<Scalar>?,
-         pullback: ((Tensor<Scalar>, Tensor<Scalar>) -> [Tensor<Scalar>?])?) {
+         pullback: Pullback<Scalar>?) {
         self.op = op
-        self.inputs = inputs
+        inputCount = inputs.count
+        input0 = inputs.count > 0 ? inputs[0] : nil
+        input1 = inputs.count > 1 ? inputs[1] : nil
+        moreInputs = inputs.count > 2 ? Array(inputs[2...]) : []
         self.shape = shape
         self.savedOutput = savedOutput
         self.pullback = pullback
+    }
+
+    @inlinable init(op: String, input0: GradNode<Scalar>?, input1: GradNode<Scalar>?, inputCount: Int, shape: [Int],
+                    savedOutput: TensorStorage<Scalar>?, pullback: Pullback<Scalar>?) {
+        self.op = op
+        self.input0 = input0
+        self.input1 = input1
+        self.moreInputs = []
+        self.inputCount = inputCount
+        self.shape = shape
+        self.savedOutput = savedOutput
+        self.pullback = pullback
+    }
+
+    /// The node of input `i`.
+    @inlinable @inline(__always) func input(_ i: Int) -> GradNode<Scalar>? {
+        i == 0 ? input0 : i == 1 ? input1 : moreInputs[i - 2]
     }
 
     // Scratch space of the backward pass that last visited this node (see Backpropagation).
@@ -62,7 +98,7 @@ extension Tensor {
     /// and ``gradients(of:with:wrt:keepingGraph:)`` can differentiate with respect to it.
     @inlinable public func requiringGradient() -> Tensor {
         Tensor(storage: storage, shape: shape,
-               node: GradNode(op: "leaf", inputs: [], shape: shape, savedOutput: nil, pullback: nil))
+               node: GradNode(op: "leaf", input0: nil, input1: nil, inputCount: 0, shape: shape, savedOutput: nil, pullback: nil))
     }
 
     /// Records `output` as computed from `inputs`; `pullback(cotangent)` returns one cotangent per
@@ -88,8 +124,14 @@ extension Tensor {
         if nb_anomaly_detection() != 0 { AnomalyDetection.check(output, op: op, phase: .forward) }
         var out = output
         out.node = GradNode(op: op, inputs: inputs.map { $0.node }, shape: output.shape,
-                            savedOutput: savingOutput ? output.storage : nil, pullback: pullback)
+                            savedOutput: savingOutput ? output.storage : nil, pullback: .general(pullback))
         return out
+    }
+
+    /// Whether an operation on `a` (and `b`) is to be recorded now.
+    @inline(__always)
+    @inlinable static func isRecorded(_ a: Tensor, _ b: Tensor? = nil) -> Bool {
+        nb_grad_enabled() != 0 && (a.node != nil || b?.node != nil)
     }
 
     @inline(__always)
@@ -98,9 +140,20 @@ extension Tensor {
         guard nb_grad_enabled() != 0, let n = input.node else { return output }
         if nb_anomaly_detection() != 0 { AnomalyDetection.check(output, op: op, phase: .forward) }
         var out = output
-        out.node = GradNode(op: op, inputs: [n], shape: output.shape,
-                            savedOutput: savingOutput ? output.storage : nil,
-                            pullback: { g, y in [pullback(g, y)] })
+        out.node = GradNode(op: op, input0: n, input1: nil, inputCount: 1, shape: output.shape,
+                            savedOutput: savingOutput ? output.storage : nil, pullback: .unary(pullback))
+        return out
+    }
+
+    /// Records a two-input operation; `pullback` returns the two inputs' cotangents.
+    @inline(__always)
+    @inlinable static func record2(_ op: String, _ a: Tensor, _ b: Tensor, output: Tensor, savingOutput: Bool = false,
+                        _ pullback: @escaping (Tensor, Tensor) -> (Tensor?, Tensor?)) -> Tensor {
+        guard nb_grad_enabled() != 0, a.node != nil || b.node != nil else { return output }
+        if nb_anomaly_detection() != 0 { AnomalyDetection.check(output, op: op, phase: .forward) }
+        var out = output
+        out.node = GradNode(op: op, input0: a.node, input1: b.node, inputCount: 2, shape: output.shape,
+                            savedOutput: savingOutput ? output.storage : nil, pullback: .binary(pullback))
         return out
     }
 }
@@ -122,13 +175,16 @@ extension Tensor {
 
         // Post-order DFS keeping only the nodes from which a target can be reached.
         var order: [GradNode<Scalar>] = []
-        var stack: [(GradNode<Scalar>, Int)] = [(root, 0)]
+        order.reserveCapacity(32)
+        var stack: [(GradNode<Scalar>, Int)] = []
+        stack.reserveCapacity(32)
+        stack.append((root, 0))
         root.visitedInPass = pass
         while let (node, initialNext) = stack.popLast() {
             var next = initialNext
             var descended = false
-            while next < node.inputs.count {
-                let child = node.inputs[next]
+            while next < node.inputCount {
+                let child = node.input(next)
                 next += 1
                 if let c = child, c.visitedInPass != pass {
                     c.visitedInPass = pass
@@ -142,7 +198,9 @@ extension Tensor {
             if descended { continue }
             var reaches = node.targetOfPass == pass
             if !reaches {
-                for c in node.inputs where c != nil && c!.visitedInPass == pass && c!.reachesTarget { reaches = true; break }
+                for i in 0..<node.inputCount {
+                    if let c = node.input(i), c.visitedInPass == pass && c.reachesTarget { reaches = true; break }
+                }
             }
             node.reachesTarget = reaches
             if reaches { order.append(node) }
@@ -156,23 +214,17 @@ extension Tensor {
                 if node.targetOfPass != pass { node.cotangent = nil }
                 let y = Tensor<Scalar>(storage: node.savedOutput ?? g.storage, shape: node.shape,
                                        node: node.savedOutput == nil ? nil : node)
-                let inputGrads = pullback(g, y)
-                if nb_anomaly_detection() != 0 {
-                    for case let gi? in inputGrads { AnomalyDetection.check(gi, op: node.op, phase: .backward) }
-                }
-                for (i, input) in node.inputs.enumerated() {
-                    guard let input, input.visitedInPass == pass, input.reachesTarget, let gi = inputGrads[i] else { continue }
-                    precondition(gi.shape == input.shape,
-                                 "backward of \(node.op): cotangent for input \(i) has shape \(gi.shape), expected \(input.shape)")
-                    if input.cotangent == nil {
-                        input.cotangent = gi
-                    } else if !keepingGraph && isKnownUniquelyReferenced(&input.cotangent!.storage) && gi.storage !== input.cotangent!.storage {
-                        // Nothing else holds this sum: add in place instead of allocating.
-                        let target = input.cotangent!.storage
-                        Scalar._axpy(gi.count, 1, gi.storage.base, target.base)
-                        withExtendedLifetime(gi) {}
-                    } else {
-                        input.cotangent = input.cotangent! + gi
+                switch pullback {
+                case .unary(let pb):
+                    if let gi = pb(g, y) { accumulate(gi, into: node.input0, of: node, index: 0, pass: pass, keepingGraph: keepingGraph) }
+                case .binary(let pb):
+                    let (g0, g1) = pb(g, y)
+                    if let g0 { accumulate(g0, into: node.input0, of: node, index: 0, pass: pass, keepingGraph: keepingGraph) }
+                    if let g1 { accumulate(g1, into: node.input1, of: node, index: 1, pass: pass, keepingGraph: keepingGraph) }
+                case .general(let pb):
+                    let inputGrads = pb(g, y)
+                    for i in 0..<node.inputCount {
+                        if let gi = inputGrads[i] { accumulate(gi, into: node.input(i), of: node, index: i, pass: pass, keepingGraph: keepingGraph) }
                     }
                 }
             }
@@ -180,6 +232,26 @@ extension Tensor {
         let result = targets.map { $0.cotangent }
         for t in targets { t.cotangent = nil }
         return result
+    }
+
+    /// Adds the cotangent `gi` that `node` sends to its input `index` into that input's sum.
+    @inlinable @inline(__always)
+    static func accumulate<Scalar>(_ gi: Tensor<Scalar>, into input: GradNode<Scalar>?, of node: GradNode<Scalar>, index: Int,
+                                   pass: UInt64, keepingGraph: Bool) {
+        if nb_anomaly_detection() != 0 { AnomalyDetection.check(gi, op: node.op, phase: .backward) }
+        guard let input, input.visitedInPass == pass, input.reachesTarget else { return }
+        precondition(gi.shape == input.shape,
+                     "backward of \(node.op): cotangent for input \(index) has shape \(gi.shape), expected \(input.shape)")
+        if input.cotangent == nil {
+            input.cotangent = gi
+        } else if !keepingGraph && isKnownUniquelyReferenced(&input.cotangent!.storage) && gi.storage !== input.cotangent!.storage {
+            // Nothing else holds this sum: add in place instead of allocating.
+            let target = input.cotangent!.storage
+            Scalar._axpy(gi.count, 1, gi.storage.base, target.base)
+            withExtendedLifetime(gi) {}
+        } else {
+            input.cotangent = input.cotangent! + gi
+        }
     }
 }
 

@@ -21,8 +21,12 @@
 
 /// Value of `f` at `x` and its gradient. `f` must return a tensor with one element.
 @inlinable public func valueWithGradient<Scalar>(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> (value: Tensor<Scalar>, gradient: Tensor<Scalar>) {
-    let (v, g) = valueWithGradient(at: [x]) { f($0[0]) }
-    return (v, g[0])
+    let nested = isRecordingGradients && x.node != nil
+    let v = differentiationVariable(x)
+    let y = withGradientRecording(true) { f(v) }
+    precondition(y.count == 1, "gradient: the function must return one element, got shape \(y.shape); use vjp or jacobian")
+    let g = Backpropagation.run(output: y, seed: Tensor(repeating: 1, shape: y.shape), targets: [v.node!], keepingGraph: nested)[0]
+    return (nested ? y : y.detached(), g ?? Tensor.zeros(shape: x.shape))
 }
 
 /// Value of `f` at the points `xs` and its gradient with respect to each.

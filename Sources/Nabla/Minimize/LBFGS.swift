@@ -1,3 +1,5 @@
+import CNablaKernels
+
 /// Limited-memory BFGS with a strong-Wolfe line search, stepped like the established deep-
 /// learning implementation: each call of ``step(_:objective:)`` runs up to `maxIterations`
 /// iterations (and `maxEvaluations` evaluations) and keeps its curvature history for the next.
@@ -21,9 +23,26 @@ public final class LBFGS {
     struct History {
         var direction: [Double] = []
         var stepLength = 0.0
-        var s: [[Double]] = [], y: [[Double]] = [], rho: [Double] = []
+        /// The pairs (s, y) in a ring of slots of n values each; the oldest is slot `start`.
+        var s: [Double] = [], y: [Double] = [], rho: [Double] = []
+        var count = 0, start = 0
         var hDiag = 1.0
         var previousGradient: [Double] = []
+
+        /// Makes room for the newest pair (dropping the oldest when `capacity` pairs are kept)
+        /// and returns its slot.
+        mutating func newSlot(n: Int, capacity: Int) -> Int {
+            if count < capacity {
+                s.append(contentsOf: repeatElement(0, count: n))
+                y.append(contentsOf: repeatElement(0, count: n))
+                rho.append(0)
+                count += 1
+                return count - 1
+            }
+            let slot = start
+            start = (start + 1) % count
+            return slot
+        }
     }
     var history = History()
 
@@ -66,45 +85,43 @@ public final class LBFGS {
             iterationCount += 1
             if iterationCount == 1 {
                 h.direction = g.map { -$0 }
-                h.s = []; h.y = []; h.rho = []
+                h.s = []; h.y = []; h.rho = []; h.count = 0; h.start = 0
                 h.hDiag = 1
             } else {
+                // y = g − g_prev and s = t·d, written into a new slot only when the curvature
+                // condition holds (ys > 1e-10).
                 var ys = 0.0, yy = 0.0
                 let t = h.stepLength
-                let yk = [Double](unsafeUninitializedCapacity: n) { yb, count in
-                    g.withUnsafeBufferPointer { gp in h.previousGradient.withUnsafeBufferPointer { pp in
-                        for i in 0..<n { yb[i] = gp[i] - pp[i]; yy += yb[i] * yb[i] }
-                    } }
-                    count = n
-                }
-                let sk = [Double](unsafeUninitializedCapacity: n) { sb, count in
-                    h.direction.withUnsafeBufferPointer { dp in yk.withUnsafeBufferPointer { yp in
-                        for i in 0..<n { sb[i] = t * dp[i]; ys += yp[i] * sb[i] }
-                    } }
-                    count = n
-                }
+                g.withUnsafeBufferPointer { gp in h.previousGradient.withUnsafeBufferPointer { pp in h.direction.withUnsafeBufferPointer { dp in
+                    for i in 0..<n {
+                        let yi = gp[i] - pp[i]
+                        yy += yi * yi
+                        ys += yi * (t * dp[i])
+                    }
+                } } }
                 if ys > 1e-10 {
-                    if h.s.count == historySize { h.s.removeFirst(); h.y.removeFirst(); h.rho.removeFirst() }
-                    h.s.append(sk); h.y.append(yk); h.rho.append(1 / ys)
+                    let slot = h.newSlot(n: n, capacity: historySize)
+                    g.withUnsafeBufferPointer { gp in h.previousGradient.withUnsafeBufferPointer { pp in h.direction.withUnsafeBufferPointer { dp in
+                        h.s.withUnsafeMutableBufferPointer { sp in h.y.withUnsafeMutableBufferPointer { yp in
+                            for i in 0..<n {
+                                yp[slot * n + i] = gp[i] - pp[i]
+                                sp[slot * n + i] = t * dp[i]
+                            }
+                        } }
+                    } } }
+                    h.rho[slot] = 1 / ys
                     h.hDiag = ys / yy
                 }
-                // Two-loop recursion, in place.
-                var q = g.map { -$0 }
-                var alpha = [Double](repeating: 0, count: h.s.count)
-                let hDiag = h.hDiag
-                q.withUnsafeMutableBufferPointer { qp in
-                    for j in stride(from: h.s.count - 1, through: 0, by: -1) {
-                        let a = h.rho[j] * dot(h.s[j], qp)
-                        alpha[j] = a
-                        axpyInPlace(-a, h.y[j], qp)
-                    }
-                    for i in 0..<n { qp[i] *= hDiag }
-                    for j in 0..<h.s.count {
-                        let beta = h.rho[j] * dot(h.y[j], qp)
-                        axpyInPlace(alpha[j] - beta, h.s[j], qp)
-                    }
-                }
-                h.direction = q
+                // Two-loop recursion (one C pass per pair and loop).
+                var alpha = [Double](repeating: 0, count: h.count)
+                if h.direction.count != n { h.direction = [Double](repeating: 0, count: n) }
+                let (count, start, hDiag) = (h.count, h.start, h.hDiag)
+                h.s.withUnsafeBufferPointer { sp in h.y.withUnsafeBufferPointer { yp in h.rho.withUnsafeBufferPointer { rp in
+                    g.withUnsafeBufferPointer { gp in h.direction.withUnsafeMutableBufferPointer { qp in alpha.withUnsafeMutableBufferPointer { ap in
+                        nb_lbfgs_direction_f64(n, count, start, sp.baseAddress, yp.baseAddress, rp.baseAddress, hDiag,
+                                               gp.baseAddress!, qp.baseAddress!, ap.baseAddress)
+                    } } }
+                } } }
             }
             h.previousGradient = g
             let fPrev = f
@@ -120,8 +137,8 @@ public final class LBFGS {
             if let onIteration, !onIteration(x, f, g) { stop = .stoppedByCallback; break }
             if k == maxIterations { stop = .maxIterations; break }
             if evals >= maxEvaluations { stop = .maxEvaluations; break }
-            if maxAbs(g) <= toleranceGradient { stop = .gradientTolerance; break }
-            if maxAbs(h.direction) * Swift.abs(h.stepLength) <= toleranceChange { stop = .stepTolerance; break }
+            if toleranceGradient > 0 && maxAbs(g) <= toleranceGradient { stop = .gradientTolerance; break }
+            if toleranceChange > 0 && maxAbs(h.direction) * Swift.abs(h.stepLength) <= toleranceChange { stop = .stepTolerance; break }
             if Swift.abs(f - fPrev) < toleranceChange { stop = .valueChangeTolerance; break }
         }
         return (orig, stop)

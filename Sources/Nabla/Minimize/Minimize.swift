@@ -261,13 +261,16 @@ struct Minimizer {
         /// Records iterate `x`; returns a status when a test says stop.
         func record(_ x: [Double], _ f: Double, _ g: [Double], previous: (x: [Double], f: Double)?, objective: Objective,
                     valueTolerance: Double, gradientMeasure: Double? = nil) -> MinimizeResult.Status? {
-            let point = MinimizeResult.Point(iteration: iterations, x: x, value: f, gradientNorm: norm2(g))
-            if options.recordsTrajectory { trajectory.append(point) }
-            if let cb = options.callback, previous != nil, !cb(point) { return .stopped }
-            if !f.isFinite || g.contains(where: { !$0.isFinite }) { return .diverged }
+            if options.recordsTrajectory || options.callback != nil {
+                let point = MinimizeResult.Point(iteration: iterations, x: x, value: f, gradientNorm: norm2(g))
+                if options.recordsTrajectory { trajectory.append(point) }
+                if let cb = options.callback, previous != nil, !cb(point) { return .stopped }
+            }
+            let largest = maxAbs(g)  // NaN when g holds one
+            if !f.isFinite || !largest.isFinite { return .diverged }
             if let start = trajectoryStart, f > 1e12 * Swift.max(1, Swift.abs(start)) { return .diverged }
             if previous == nil { trajectoryStart = f }
-            if (gradientMeasure ?? maxAbs(g)) <= options.gradientTolerance { return .gradientTolerance }
+            if (gradientMeasure ?? largest) <= options.gradientTolerance { return .gradientTolerance }
             guard let previous else { return nil }
             if valueTolerance > 0 && (previous.f - f) <= valueTolerance * Swift.max(Swift.abs(previous.f), Swift.abs(f), 1) && f <= previous.f {
                 return .valueTolerance
@@ -369,7 +372,8 @@ struct Minimizer {
                 status = s
                 return false
             }
-            previous = (xi, fi)
+            // The previous point is only needed by the step-size test (keeping it would copy x).
+            previous = (options.stepTolerance > 0 ? xi : [], fi)
             return true
         }
         if r.stop == .notDescent { status = .lineSearchFailed }

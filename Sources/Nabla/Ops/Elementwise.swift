@@ -54,52 +54,60 @@ extension Tensor {
     // MARK: Arithmetic
 
     @inlinable public static func + (a: Tensor, b: Tensor) -> Tensor {
-        record("add", inputs: [a, b], output: binaryKernel(Int32(NB_ADD), a, b, "add"), savingOutput: false) { g, _ in
-            [a.node == nil ? nil : g.summed(toShape: a.shape), b.node == nil ? nil : g.summed(toShape: b.shape)]
+        let y = binaryKernel(Int32(NB_ADD), a, b, "add")
+        guard isRecorded(a, b) else { return y }
+        let (sa, sb, da, db) = (a.shape, b.shape, a.node != nil, b.node != nil)
+        return record2("add", a, b, output: y) { g, _ in
+            (da ? g.summed(toShape: sa) : nil, db ? g.summed(toShape: sb) : nil)
         }
     }
 
     @inlinable public static func - (a: Tensor, b: Tensor) -> Tensor {
-        record("sub", inputs: [a, b], output: binaryKernel(Int32(NB_SUB), a, b, "sub"), savingOutput: false) { g, _ in
-            [a.node == nil ? nil : g.summed(toShape: a.shape), b.node == nil ? nil : (-g).summed(toShape: b.shape)]
+        let y = binaryKernel(Int32(NB_SUB), a, b, "sub")
+        guard isRecorded(a, b) else { return y }
+        let (sa, sb, da, db) = (a.shape, b.shape, a.node != nil, b.node != nil)
+        return record2("sub", a, b, output: y) { g, _ in
+            (da ? g.summed(toShape: sa) : nil, db ? (-g).summed(toShape: sb) : nil)
         }
     }
 
     @inlinable public static func * (a: Tensor, b: Tensor) -> Tensor {
-        record("mul", inputs: [a, b], output: binaryKernel(Int32(NB_MUL), a, b, "mul"), savingOutput: false) { g, _ in
-            [a.node == nil ? nil : (g * b).summed(toShape: a.shape),
-             b.node == nil ? nil : (g * a).summed(toShape: b.shape)]
+        let y = binaryKernel(Int32(NB_MUL), a, b, "mul")
+        guard isRecorded(a, b) else { return y }
+        return record2("mul", a, b, output: y) { g, _ in
+            (a.node == nil ? nil : (g * b).summed(toShape: a.shape),
+             b.node == nil ? nil : (g * a).summed(toShape: b.shape))
         }
     }
 
     @inlinable public static func / (a: Tensor, b: Tensor) -> Tensor {
-        record("div", inputs: [a, b], output: binaryKernel(Int32(NB_DIV), a, b, "div"), savingOutput: false) { g, _ in
-            [a.node == nil ? nil : (g / b).summed(toShape: a.shape),
-             b.node == nil ? nil : (-g * a / (b * b)).summed(toShape: b.shape)]
+        record2("div", a, b, output: binaryKernel(Int32(NB_DIV), a, b, "div"), savingOutput: false) { g, _ in
+            (a.node == nil ? nil : (g / b).summed(toShape: a.shape),
+             b.node == nil ? nil : (-g * a / (b * b)).summed(toShape: b.shape))
         }
     }
 
     /// `a` raised to the power `b`, element-wise with broadcasting (a > 0 where b is not an integer).
     @inlinable public static func pow(_ a: Tensor, _ b: Tensor) -> Tensor {
-        record("pow", inputs: [a, b], output: binaryKernel(Int32(NB_POW), a, b, "pow"), savingOutput: true) { g, y in
-            [a.node == nil ? nil : (g * b * Tensor.pow(a, b - 1)).summed(toShape: a.shape),
-             b.node == nil ? nil : (g * y * a.log()).summed(toShape: b.shape)]
+        record2("pow", a, b, output: binaryKernel(Int32(NB_POW), a, b, "pow"), savingOutput: true) { g, y in
+            (a.node == nil ? nil : (g * b * Tensor.pow(a, b - 1)).summed(toShape: a.shape),
+             b.node == nil ? nil : (g * y * a.log()).summed(toShape: b.shape))
         }
     }
 
     /// Element-wise maximum with broadcasting; at ties each input receives half the gradient.
     @inlinable public static func maximum(_ a: Tensor, _ b: Tensor) -> Tensor {
-        record("maximum", inputs: [a, b], output: binaryKernel(Int32(NB_MAXIMUM), a, b, "maximum"), savingOutput: false) { g, _ in
+        record2("maximum", a, b, output: binaryKernel(Int32(NB_MAXIMUM), a, b, "maximum"), savingOutput: false) { g, _ in
             let w = binaryKernel(Int32(NB_MAX_WEIGHT), a, b, "maximum")
-            return [(g * w).summed(toShape: a.shape), (g * (1 - w)).summed(toShape: b.shape)]
+            return ((g * w).summed(toShape: a.shape), (g * (1 - w)).summed(toShape: b.shape))
         }
     }
 
     /// Element-wise minimum with broadcasting; at ties each input receives half the gradient.
     @inlinable public static func minimum(_ a: Tensor, _ b: Tensor) -> Tensor {
-        record("minimum", inputs: [a, b], output: binaryKernel(Int32(NB_MINIMUM), a, b, "minimum"), savingOutput: false) { g, _ in
+        record2("minimum", a, b, output: binaryKernel(Int32(NB_MINIMUM), a, b, "minimum"), savingOutput: false) { g, _ in
             let w = binaryKernel(Int32(NB_MAX_WEIGHT), b, a, "minimum")
-            return [(g * w).summed(toShape: a.shape), (g * (1 - w)).summed(toShape: b.shape)]
+            return ((g * w).summed(toShape: a.shape), (g * (1 - w)).summed(toShape: b.shape))
         }
     }
 
@@ -259,10 +267,10 @@ extension Tensor {
         let c = condition.broadcastKernel(to: shape), x = a.broadcastKernel(to: shape), y = b.broadcastKernel(to: shape)
         let out = TensorStorage<Scalar>.make(count: shapeCount(shape))
         Scalar._select(out.count, c.storage.base, x.storage.base, y.storage.base, out.base)
-        return record("where", inputs: [a, b], output: Tensor(storage: out, shape: shape), savingOutput: false) { g, _ in
+        return record2("where", a, b, output: Tensor(storage: out, shape: shape), savingOutput: false) { g, _ in
             let zero = Tensor(0)
-            return [a.node == nil ? nil : Tensor.where(condition, g, zero).summed(toShape: a.shape),
-                    b.node == nil ? nil : Tensor.where(condition, zero, g).summed(toShape: b.shape)]
+            return (a.node == nil ? nil : Tensor.where(condition, g, zero).summed(toShape: a.shape),
+                    b.node == nil ? nil : Tensor.where(condition, zero, g).summed(toShape: b.shape))
         }
     }
 }

@@ -18,14 +18,14 @@ extension Tensor {
             return out
         }
         let (outShape, out) = matmulKernel(a, b, transposeA, transposeB, into: nil)
-        return record("matmul", inputs: [a, b], output: Tensor(storage: out, shape: outShape), savingOutput: false) { g, _ in
+        return record2("matmul", a, b, output: Tensor(storage: out, shape: outShape)) { g, _ in
             let da: Tensor? = a.node == nil ? nil : (transposeA
                 ? matmul(b, g, transposeA: transposeB, transposeB: true)
                 : matmul(g, b, transposeA: false, transposeB: !transposeB)).summed(toShape: a.shape)
             let db: Tensor? = b.node == nil ? nil : (transposeB
                 ? matmul(g, a, transposeA: true, transposeB: transposeA)
                 : matmul(a, g, transposeA: !transposeA, transposeB: false)).summed(toShape: b.shape)
-            return [da, db]
+            return (da, db)
         }
     }
 
