@@ -105,6 +105,11 @@ int nb_raw_sgemm(long M, long N, long K, const float *A, const float *B, float *
 int nb_raw_dgemm(long M, long N, long K, const double *A, const double *B, double *C);
 
 // A fresh number for each backward pass.
+/* Tensor buffers (64-byte aligned), reused through a per-thread cache by size class; free with
+   the size they were allocated with. nb_buffer_trim returns this thread's cache to the system. */
+void *nb_buffer_alloc(size_t bytes);
+void nb_buffer_free(void *p, size_t bytes);
+void nb_buffer_trim(void);
 unsigned long long nb_next_pass_id(void);
 
 // Gradient recording switch, per thread.

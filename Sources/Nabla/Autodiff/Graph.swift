@@ -60,10 +60,13 @@ import CNablaKernels
     }
 
     // Scratch space of the backward pass that last visited this node (see Backpropagation).
-    @usableFromInline var visitedInPass: UInt64 = 0
-    @usableFromInline var targetOfPass: UInt64 = 0
-    @usableFromInline var reachesTarget = false
-    @usableFromInline var cotangent: Tensor<Scalar>?
+    // One graph is differentiated by one thread at a time and these are never accessed in
+    // overlapping ways, so they skip the run-time exclusivity check (a quarter of the cost of a
+    // backward pass over small tensors).
+    @exclusivity(unchecked) @usableFromInline var visitedInPass: UInt64 = 0
+    @exclusivity(unchecked) @usableFromInline var targetOfPass: UInt64 = 0
+    @exclusivity(unchecked) @usableFromInline var reachesTarget = false
+    @exclusivity(unchecked) @usableFromInline var cotangent: Tensor<Scalar>?
 
     @usableFromInline var isLeaf: Bool { pullback == nil }
 }
@@ -173,65 +176,97 @@ extension Tensor {
         let pass = nb_next_pass_id()
         for t in targets { t.targetOfPass = pass }
 
-        // Post-order DFS keeping only the nodes from which a target can be reached.
-        var order: [GradNode<Scalar>] = []
+        // Post-order DFS keeping only the nodes from which a target can be reached. The graph is
+        // alive through `output` for the whole pass, so the traversal holds its nodes unretained.
+        var order: [Unmanaged<GradNode<Scalar>>] = []
         order.reserveCapacity(32)
-        var stack: [(GradNode<Scalar>, Int)] = []
+        var stack: [(Unmanaged<GradNode<Scalar>>, Int)] = []
         stack.reserveCapacity(32)
-        stack.append((root, 0))
+        stack.append((Unmanaged.passUnretained(root), 0))
         root.visitedInPass = pass
-        while let (node, initialNext) = stack.popLast() {
-            var next = initialNext
-            var descended = false
-            while next < node.inputCount {
-                let child = node.input(next)
-                next += 1
-                if let c = child, c.visitedInPass != pass {
-                    c.visitedInPass = pass
-                    c.reachesTarget = false
-                    stack.append((node, next))
-                    stack.append((c, 0))
-                    descended = true
-                    break
+        while let (entry, initialNext) = stack.popLast() {
+            entry._withUnsafeGuaranteedRef { node in
+                var next = initialNext
+                while next < node.inputCount {
+                    let i = next
+                    next += 1
+                    let descended: Bool = withUnsafeChild(node, i) { c in
+                        guard c.visitedInPass != pass else { return false }
+                        c.visitedInPass = pass
+                        c.reachesTarget = false
+                        stack.append((entry, next))
+                        stack.append((Unmanaged.passUnretained(c), 0))
+                        return true
+                    } ?? false
+                    if descended { return }
                 }
-            }
-            if descended { continue }
-            var reaches = node.targetOfPass == pass
-            if !reaches {
-                for i in 0..<node.inputCount {
-                    if let c = node.input(i), c.visitedInPass == pass && c.reachesTarget { reaches = true; break }
+                var reaches = node.targetOfPass == pass
+                if !reaches {
+                    for i in 0..<node.inputCount where withUnsafeChild(node, i, { $0.visitedInPass == pass && $0.reachesTarget }) ?? false {
+                        reaches = true
+                        break
+                    }
                 }
+                node.reachesTarget = reaches
+                if reaches { order.append(entry) }
             }
-            node.reachesTarget = reaches
-            if reaches { order.append(node) }
         }
         guard root.reachesTarget else { return targets.map { _ in nil } }
 
         root.cotangent = seed
         withGradientRecording(keepingGraph) {
-            for node in order.reversed() {
-                guard let pullback = node.pullback, let g = node.cotangent else { continue }
-                if node.targetOfPass != pass { node.cotangent = nil }
-                let y = Tensor<Scalar>(storage: node.savedOutput ?? g.storage, shape: node.shape,
-                                       node: node.savedOutput == nil ? nil : node)
-                switch pullback {
-                case .unary(let pb):
-                    if let gi = pb(g, y) { accumulate(gi, into: node.input0, of: node, index: 0, pass: pass, keepingGraph: keepingGraph) }
-                case .binary(let pb):
-                    let (g0, g1) = pb(g, y)
-                    if let g0 { accumulate(g0, into: node.input0, of: node, index: 0, pass: pass, keepingGraph: keepingGraph) }
-                    if let g1 { accumulate(g1, into: node.input1, of: node, index: 1, pass: pass, keepingGraph: keepingGraph) }
-                case .general(let pb):
-                    let inputGrads = pb(g, y)
-                    for i in 0..<node.inputCount {
-                        if let gi = inputGrads[i] { accumulate(gi, into: node.input(i), of: node, index: i, pass: pass, keepingGraph: keepingGraph) }
-                    }
+            for entry in order.reversed() { entry._withUnsafeGuaranteedRef { node in
+                guard let pullback = node.pullback, node.cotangent != nil else { return }
+                // A node that is not a target hands its cotangent on (moved out, not copied).
+                let g = node.targetOfPass != pass ? node.cotangent.take()! : node.cotangent!
+                // Pullbacks that saved no output ignore their second argument: pass g again
+                // rather than building a tensor.
+                if let saved = node.savedOutput {
+                    backward(node, pullback, g, Tensor<Scalar>(storage: saved, shape: node.shape, node: node), pass: pass, keepingGraph: keepingGraph)
+                } else {
+                    backward(node, pullback, g, g, pass: pass, keepingGraph: keepingGraph)
                 }
-            }
+            } }
         }
         let result = targets.map { $0.cotangent }
         for t in targets { t.cotangent = nil }
         return result
+    }
+
+    /// Runs `node`'s pullback on its output cotangent `g` and adds the results into its inputs.
+    @inlinable @inline(__always)
+    static func backward<Scalar>(_ node: GradNode<Scalar>, _ pullback: Pullback<Scalar>, _ g: Tensor<Scalar>, _ y: Tensor<Scalar>,
+                                 pass: UInt64, keepingGraph: Bool) {
+        switch pullback {
+        case .unary(let pb):
+            if let gi = pb(g, y) { accumulate(gi, into: node.input0, of: node, index: 0, pass: pass, keepingGraph: keepingGraph) }
+        case .binary(let pb):
+            let (g0, g1) = pb(g, y)
+            if let g0 { accumulate(g0, into: node.input0, of: node, index: 0, pass: pass, keepingGraph: keepingGraph) }
+            if let g1 { accumulate(g1, into: node.input1, of: node, index: 1, pass: pass, keepingGraph: keepingGraph) }
+        case .general(let pb):
+            let inputGrads = pb(g, y)
+            for i in 0..<node.inputCount {
+                if let gi = inputGrads[i] { accumulate(gi, into: node.input(i), of: node, index: i, pass: pass, keepingGraph: keepingGraph) }
+            }
+        }
+    }
+
+    /// Calls `body` with input `i` of `node` (nil when that input is not differentiated),
+    /// without retaining it: `node` keeps it alive.
+    @inlinable @inline(__always)
+    static func withUnsafeChild<Scalar, R>(_ node: GradNode<Scalar>, _ i: Int, _ body: (GradNode<Scalar>) -> R) -> R? {
+        switch i {
+        case 0:
+            guard let c = node.input0 else { return nil }
+            return Unmanaged.passUnretained(c)._withUnsafeGuaranteedRef(body)
+        case 1:
+            guard let c = node.input1 else { return nil }
+            return Unmanaged.passUnretained(c)._withUnsafeGuaranteedRef(body)
+        default:
+            guard let c = node.moreInputs[i - 2] else { return nil }
+            return Unmanaged.passUnretained(c)._withUnsafeGuaranteedRef(body)
+        }
     }
 
     /// Adds the cotangent `gi` that `node` sends to its input `index` into that input's sum.

@@ -1,17 +1,25 @@
 import CNablaKernels
 
-/// The memory behind one or more tensors: a count and the elements, in one allocation. Tensors
-/// share it until one of them is written to (copy-on-write).
-public final class TensorStorage<Scalar: TensorScalar>: ManagedBuffer<Int, Scalar> {
+/// The memory behind one or more tensors: a count and the elements. Tensors share it until one
+/// of them is written to (copy-on-write). The elements live in a 64-byte aligned buffer that
+/// goes back to a per-thread cache when the storage is freed, so the intermediate tensors of a
+/// loop reuse memory that is still in cache.
+public final class TensorStorage<Scalar: TensorScalar> {
     /// Number of elements.
-    @inlinable public var count: Int { header }
+    public let count: Int
     /// The first element; valid while the storage is alive.
-    @inlinable public var base: UnsafeMutablePointer<Scalar> { withUnsafeMutablePointerToElements { $0 } }
+    public let base: UnsafeMutablePointer<Scalar>
 
-    @inlinable static func make(count: Int) -> TensorStorage {
-        let b = TensorStorage.create(minimumCapacity: Swift.max(count, 1)) { _ in count }
-        return unsafeDowncast(b, to: TensorStorage.self)
+    @inlinable init(count: Int) {
+        self.count = count
+        let bytes = Swift.max(count, 1) * MemoryLayout<Scalar>.stride
+        guard let p = nb_buffer_alloc(bytes) else { fatalError("Tensor: cannot allocate \(bytes) bytes") }
+        base = p.bindMemory(to: Scalar.self, capacity: Swift.max(count, 1))
     }
+
+    deinit { nb_buffer_free(base, Swift.max(count, 1) * MemoryLayout<Scalar>.stride) }
+
+    @inlinable static func make(count: Int) -> TensorStorage { TensorStorage(count: count) }
 
     @inlinable static func make(repeating value: Scalar, count: Int) -> TensorStorage {
         let s = make(count: count)
