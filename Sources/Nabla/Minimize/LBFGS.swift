@@ -23,26 +23,9 @@ public final class LBFGS {
     struct History {
         var direction: [Double] = []
         var stepLength = 0.0
-        /// The pairs (s, y) in a ring of slots of n values each; the oldest is slot `start`.
-        var s: [Double] = [], y: [Double] = [], rho: [Double] = []
-        var count = 0, start = 0
+        var pairs = CurvaturePairs()
         var hDiag = 1.0
         var previousGradient: [Double] = []
-
-        /// Makes room for the newest pair (dropping the oldest when `capacity` pairs are kept)
-        /// and returns its slot.
-        mutating func newSlot(n: Int, capacity: Int) -> Int {
-            if count < capacity {
-                s.append(contentsOf: repeatElement(0, count: n))
-                y.append(contentsOf: repeatElement(0, count: n))
-                rho.append(0)
-                count += 1
-                return count - 1
-            }
-            let slot = start
-            start = (start + 1) % count
-            return slot
-        }
     }
     var history = History()
 
@@ -85,7 +68,7 @@ public final class LBFGS {
             iterationCount += 1
             if iterationCount == 1 {
                 h.direction = g.map { -$0 }
-                h.s = []; h.y = []; h.rho = []; h.count = 0; h.start = 0
+                h.pairs.removeAll()
                 h.hDiag = 1
             } else {
                 // y = g − g_prev and s = t·d, written into a new slot only when the curvature
@@ -100,28 +83,19 @@ public final class LBFGS {
                     }
                 } } }
                 if ys > 1e-10 {
-                    let slot = h.newSlot(n: n, capacity: historySize)
+                    let slot = h.pairs.newSlot(n: n, capacity: historySize)
                     g.withUnsafeBufferPointer { gp in h.previousGradient.withUnsafeBufferPointer { pp in h.direction.withUnsafeBufferPointer { dp in
-                        h.s.withUnsafeMutableBufferPointer { sp in h.y.withUnsafeMutableBufferPointer { yp in
+                        h.pairs.s.withUnsafeMutableBufferPointer { sp in h.pairs.y.withUnsafeMutableBufferPointer { yp in
                             for i in 0..<n {
                                 yp[slot * n + i] = gp[i] - pp[i]
                                 sp[slot * n + i] = t * dp[i]
                             }
                         } }
                     } } }
-                    h.rho[slot] = 1 / ys
+                    h.pairs.rho[slot] = 1 / ys
                     h.hDiag = ys / yy
                 }
-                // Two-loop recursion (one C pass per pair and loop).
-                var alpha = [Double](repeating: 0, count: h.count)
-                if h.direction.count != n { h.direction = [Double](repeating: 0, count: n) }
-                let (count, start, hDiag) = (h.count, h.start, h.hDiag)
-                h.s.withUnsafeBufferPointer { sp in h.y.withUnsafeBufferPointer { yp in h.rho.withUnsafeBufferPointer { rp in
-                    g.withUnsafeBufferPointer { gp in h.direction.withUnsafeMutableBufferPointer { qp in alpha.withUnsafeMutableBufferPointer { ap in
-                        nb_lbfgs_direction_f64(n, count, start, sp.baseAddress, yp.baseAddress, rp.baseAddress, hDiag,
-                                               gp.baseAddress!, qp.baseAddress!, ap.baseAddress)
-                    } } }
-                } } }
+                h.pairs.direction(gradient: g, hDiag: h.hDiag, into: &h.direction)
             }
             h.previousGradient = g
             let fPrev = f

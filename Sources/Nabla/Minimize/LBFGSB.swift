@@ -20,27 +20,16 @@ public enum ScipyLBFGSB {
         var x = x0
         var (f, g) = objective(x)
         var evaluations = 1, iterations = 0
-        var s: [[Double]] = [], y: [[Double]] = [], rho: [Double] = []
+        var pairs = CurvaturePairs()
+        var d: [Double] = []
         var gamma = 1.0
         if maxAbs(g) <= gradientTolerance { return Result(x: x, value: f, gradient: g, iterations: 0, evaluations: 1, converged: true) }
         while iterations < maxIterations {
             // Direction: the two-loop recursion (the compact form of L-BFGS-B without bounds).
-            var d = g.map { -$0 }
-            if !s.isEmpty {
-                var alpha = [Double](repeating: 0, count: s.count)
-                for j in stride(from: s.count - 1, through: 0, by: -1) {
-                    alpha[j] = rho[j] * dot(s[j], d)
-                    for i in d.indices { d[i] -= alpha[j] * y[j][i] }
-                }
-                for i in d.indices { d[i] *= gamma }
-                for j in 0..<s.count {
-                    let beta = rho[j] * dot(y[j], d)
-                    for i in d.indices { d[i] += (alpha[j] - beta) * s[j][i] }
-                }
-            }
+            pairs.direction(gradient: g, hDiag: gamma, into: &d)
             let gd = dot(g, d)
             guard gd < 0 else { break }
-            let t0 = iterations == 0 && s.isEmpty ? Swift.min(1 / norm2(d), 1e10) : 1
+            let t0 = iterations == 0 && pairs.count == 0 ? Swift.min(1 / norm2(d), 1e10) : 1
             guard let ls = LineSearch.moreThuente(objective, x: x, step: t0, direction: d, value: f, slope: gd,
                                                   c1: 1e-3, c2: 0.9, xtol: 0.1, minimumStep: 0, maximumStep: 1e10,
                                                   maxEvaluations: maxLineSearchSteps) else { break }
@@ -60,8 +49,7 @@ public enum ScipyLBFGSB {
             }
             let ys = dot(yk, step)
             if ys > Double.ulpOfOne * -oldSlope {
-                if s.count == memory { s.removeFirst(); y.removeFirst(); rho.removeFirst() }
-                s.append(step); y.append(yk); rho.append(1 / ys)
+                pairs.append(s: step, y: yk, ys: ys, capacity: memory)
                 gamma = ys / dot(yk, yk)
             }
         }

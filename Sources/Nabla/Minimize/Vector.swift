@@ -30,3 +30,50 @@ func maxAbs(_ x: [Double]) -> Double {
 }
 func norm2(_ x: [Double]) -> Double { dot(x, x).squareRoot() }
 func subtract(_ a: [Double], _ b: [Double]) -> [Double] { zip(a, b).map { $0 - $1 } }
+
+/// The curvature pairs (s, y) of a limited-memory quasi-Newton method: a ring of slots of n
+/// values each (the oldest in slot `start`), with ρ = 1 / yᵀs per slot.
+struct CurvaturePairs {
+    var s: [Double] = [], y: [Double] = [], rho: [Double] = []
+    var count = 0, start = 0
+
+    mutating func removeAll() { self = CurvaturePairs() }
+
+    /// Makes room for the newest pair (dropping the oldest when `capacity` pairs are kept) and
+    /// returns its slot.
+    mutating func newSlot(n: Int, capacity: Int) -> Int {
+        if count < capacity {
+            s.append(contentsOf: repeatElement(0, count: n))
+            y.append(contentsOf: repeatElement(0, count: n))
+            rho.append(0)
+            count += 1
+            return count - 1
+        }
+        let slot = start
+        start = (start + 1) % count
+        return slot
+    }
+
+    /// Stores the pair (s, y) = (sk, yk) with ρ = 1 / ys as the newest.
+    mutating func append(s sk: [Double], y yk: [Double], ys: Double, capacity: Int) {
+        let n = sk.count
+        let slot = newSlot(n: n, capacity: capacity)
+        s.withUnsafeMutableBufferPointer { sp in sk.withUnsafeBufferPointer { sp.baseAddress!.advanced(by: slot * n).update(from: $0.baseAddress!, count: n) } }
+        y.withUnsafeMutableBufferPointer { yp in yk.withUnsafeBufferPointer { yp.baseAddress!.advanced(by: slot * n).update(from: $0.baseAddress!, count: n) } }
+        rho[slot] = 1 / ys
+    }
+
+    /// The two-loop recursion: H·(−g) with H₀ = hDiag·I, written into `q`.
+    func direction(gradient g: [Double], hDiag: Double, into q: inout [Double]) {
+        let n = g.count
+        if q.count != n { q = [Double](repeating: 0, count: n) }
+        var alpha = [Double](repeating: 0, count: count)
+        s.withUnsafeBufferPointer { sp in y.withUnsafeBufferPointer { yp in rho.withUnsafeBufferPointer { rp in
+            g.withUnsafeBufferPointer { gp in q.withUnsafeMutableBufferPointer { qp in alpha.withUnsafeMutableBufferPointer { ap in
+                nb_lbfgs_direction_f64(n, count, start, sp.baseAddress, yp.baseAddress, rp.baseAddress, hDiag,
+                                       gp.baseAddress!, qp.baseAddress!, ap.baseAddress)
+            } } }
+        } } }
+    }
+}
+

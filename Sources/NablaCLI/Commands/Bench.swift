@@ -11,7 +11,8 @@ struct Bench: ParsableCommand {
 
     @Argument(help: "Workload: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, mlp-memory, mlp-accuracy or hessian.") var workload: String
     @Option(help: "Threads for BLAS and Nabla's kernels.") var threads: Int = 1
-    @Option(help: "gemm: comma-separated sizes.") var sizes: String = "128,256,512,1024,2048"
+    @Option(help: "gemm: comma-separated sizes (rosenbrock, hessian: dimensions; mlp: batch sizes).") var sizes: String = "128,256,512,1024,2048"
+    @Option(help: "mlp: one batch size (the same as --sizes B).") var batch: Int?
     @Option(help: "gemm: float32, float64 or both.") var dtype: String = "both"
     @Flag(help: "One JSON object per line per measurement.") var json = false
 
@@ -241,7 +242,7 @@ struct Bench: ParsableCommand {
 
     func mlp() {
         var w = MLPWorkload()
-        for b in sizes == "128,256,512,1024,2048" ? [1, 32, 128, 1024] : parsedSizes! {
+        for b in batch.map({ [$0] }) ?? (sizes == "128,256,512,1024,2048" ? [1, 32, 128, 1024] : parsedSizes!) {
             var k = 0
             let batches = (0..<(8192 / b)).map { w.batch($0, size: b) }
             let t = Timing.measure(minTotal: 2, maxTotal: 20) {
@@ -249,8 +250,9 @@ struct Bench: ParsableCommand {
                 w.step(xb, yb)
                 k += 1
             }
-            emit([("bench", .string("mlp")), ("impl", .string("nabla")), ("batch", .number(Double(b))), ("threads", .number(Double(threads))),
+            emit([("bench", .string("mlp")), ("fw", .string("nabla")), ("batch", .number(Double(b))), ("threads", .number(Double(threads))),
                   ("steps_per_s_median", .number(1 / t.medianSeconds)), ("steps_per_s_max", .number(1 / t.minSeconds)),
+                  ("samples_per_s_median", .number(Double(b) / t.medianSeconds)), ("samples_per_s_max", .number(Double(b) / t.minSeconds)),
                   ("median_s", .number(t.medianSeconds)), ("others_cores", .number(t.othersCores))],
                  text: "mlp step batch \(pad("\(b)", 5)) \(fmt(1 / t.medianSeconds, digits: 4)) steps/s (median)")
         }
@@ -262,8 +264,8 @@ struct Bench: ParsableCommand {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let mib = Double(usage.ru_maxrss) / 1024
-        emit([("bench", .string("mlp")), ("impl", .string("nabla")), ("what", .string("rss")), ("batch", .number(128)),
-              ("peak_rss_mib", .number(mib))],
+        emit([("bench", .string("mlp")), ("fw", .string("nabla")), ("what", .string("peak_rss_1epoch_b128")), ("batch", .number(128)),
+              ("ru_maxrss_mib", .number(mib))],
              text: "mlp one epoch at batch 128: peak resident memory \(fmt(mib, digits: 4)) MiB (data, model, process)")
     }
 
@@ -275,7 +277,7 @@ struct Bench: ParsableCommand {
                 let logits = w.model(w.x)
                 return (Double(logits.softmaxCrossEntropy(targets: w.labels).scalar), Metrics.accuracy(predicted: logits.argmax(axis: 1), actual: w.labels))
             }
-            emit([("bench", .string("mlp")), ("impl", .string("nabla")), ("what", .string("accuracy")), ("epoch", .number(Double(epoch))),
+            emit([("bench", .string("mlp")), ("fw", .string("nabla")), ("what", .string("train_5_epochs_b128")), ("epoch", .number(Double(epoch))),
                   ("train_loss", .number(loss)), ("train_acc", .number(accuracy))],
                  text: "mlp epoch \(epoch): train loss \(fmt(loss, digits: 4)), train accuracy \(fmt(accuracy, digits: 4))")
         }
