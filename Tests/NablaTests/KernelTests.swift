@@ -1,3 +1,4 @@
+import CNablaKernels
 import Nabla
 import Testing
 
@@ -56,6 +57,52 @@ import Testing
         let parallel = ((x * y).exp().tanh() + x).scalars
         ComputeBackend.threads = saved
         #expect(serial == parallel)
+    }
+
+    /// The fused two-loop recursion gives the bits of the separate axpy, scaling and dot kernels
+    /// it replaces, for lengths around the vector width and a ring that has wrapped.
+    @Test(arguments: [(1, 0), (37, 1), (37, 4), (1000, 4), (1003, 3)])
+    func lbfgsTwoLoopMatchesSeparateKernels(n: Int, count: Int) {
+        var rng = RandomGenerator(seed: UInt64(n * 10 + count))
+        let start = count > 1 ? count - 2 : 0
+        let s = (0..<(count * n)).map { _ in rng.nextNormal() }, y = (0..<(count * n)).map { _ in rng.nextNormal() }
+        let rho = (0..<count).map { _ in 1 / (1 + Swift.abs(rng.nextNormal())) }
+        let g = (0..<n).map { _ in rng.nextNormal() }
+        let hDiag = 0.7
+        var q = [Double](repeating: 0, count: n), alpha = [Double](repeating: 0, count: Swift.max(count, 1))
+        nb_lbfgs_direction_f64(n, count, start, s, y, rho, hDiag, g, &q, &alpha)
+
+        var r = g.map { -$0 }
+        var a = [Double](repeating: 0, count: count)
+        let slot = { (k: Int) in ((start + k) % Swift.max(count, 1)) * n }
+        for k in stride(from: count - 1, through: 0, by: -1) {
+            a[k] = rho[(start + k) % count] * s.withUnsafeBufferPointer { nb_dot_f64(n, $0.baseAddress! + slot(k), r) }
+            y.withUnsafeBufferPointer { nb_axpy_f64(n, -a[k], $0.baseAddress! + slot(k), &r) }
+        }
+        for i in 0..<n { r[i] *= hDiag }
+        for k in 0..<count {
+            let b = rho[(start + k) % count] * y.withUnsafeBufferPointer { nb_dot_f64(n, $0.baseAddress! + slot(k), r) }
+            s.withUnsafeBufferPointer { nb_axpy_f64(n, a[k] - b, $0.baseAddress! + slot(k), &r) }
+        }
+        #expect(q == r)
+    }
+
+    /// Tensor buffers come back from the per-thread cache aligned, and a buffer freed on another
+    /// thread (and that thread's end) leaves the values intact.
+    @Test func tensorBuffersAreAlignedAndSurviveOtherThreads() async {
+        for count in [1, 100, 1000, 100_000] {
+            let t = Tensor<Float>(repeating: 1, shape: [count])
+            t.withUnsafeBufferPointer { #expect(Int(bitPattern: $0.baseAddress!) % 64 == 0) }
+        }
+        let made = await _Concurrency.Task.detached { (0..<50).map { Tensor<Double>(repeating: Double($0), shape: [1000 + $0]) } }.value
+        for (i, t) in made.enumerated() { #expect(t.scalars.allSatisfy { $0 == Double(i) }) }
+        let sums = await withTaskGroup(of: Double.self) { group in
+            for t in made { group.addTask { (t * 2).sum().scalar } }
+            return await group.reduce(0, +)
+        }
+        var expected = 0.0
+        for i in 0..<50 { expected += 2 * Double(i) * Double(1000 + i) }
+        #expect(sums == expected)
     }
 
     @Test func reportsTheBackendInUse() {
