@@ -52,7 +52,7 @@ static int nb_pool_class(size_t bytes, size_t *size) {
     if (bytes <= ((size_t)1 << NB_POOL_MIN_SHIFT) / 2 || bytes > ((size_t)1 << NB_POOL_MAX_SHIFT)) return -1;
     if (bytes <= ((size_t)1 << NB_POOL_MIN_SHIFT)) { *size = (size_t)1 << NB_POOL_MIN_SHIFT; return 0; }
     int p = 63 - __builtin_clzll((unsigned long long)(bytes - 1));  // 2^p < bytes <= 2^(p+1)
-    size_t quarter = (size_t)1 << (p - 1 - 1);                       // classes 2^p + k 2^(p-2), k = 1...4
+    size_t quarter = (size_t)1 << (p - 2);                           // classes 2^p + k 2^(p-2), k = 1...4
     size_t k = (bytes - ((size_t)1 << p) + quarter - 1) / quarter;
     *size = ((size_t)1 << p) + k * quarter;
     int c = (p - NB_POOL_MIN_SHIFT) * 4 + (int)k;
@@ -87,14 +87,4 @@ void nb_buffer_free(void *p, size_t bytes) {
         }
     }
     free(p);
-}
-
-void nb_buffer_trim(void) {
-    nb_pool *pool = nb_thread_pool;
-    if (!pool) return;
-    for (int c = 0; c < NB_POOL_CLASSES; c++) {
-        for (int i = 0; i < pool->counts[c]; i++) free(pool->slots[c][i]);
-        pool->counts[c] = 0;
-    }
-    pool->bytes = 0;
 }

@@ -106,10 +106,9 @@ int nb_raw_dgemm(long M, long N, long K, const double *A, const double *B, doubl
 
 // A fresh number for each backward pass.
 /* Tensor buffers (64-byte aligned), reused through a per-thread cache by size class; free with
-   the size they were allocated with. nb_buffer_trim returns this thread's cache to the system. */
+   the size they were allocated with. */
 void *nb_buffer_alloc(size_t bytes);
 void nb_buffer_free(void *p, size_t bytes);
-void nb_buffer_trim(void);
 unsigned long long nb_next_pass_id(void);
 
 // Gradient recording switch, per thread.

@@ -131,10 +131,10 @@ extension Tensor {
         return out
     }
 
-    /// Whether an operation on `a` (and `b`) is to be recorded now.
+    /// Whether an operation on `a` and `b` is to be recorded now (checked before a pullback closure is built).
     @inline(__always)
-    @inlinable static func isRecorded(_ a: Tensor, _ b: Tensor? = nil) -> Bool {
-        nb_grad_enabled() != 0 && (a.node != nil || b?.node != nil)
+    @inlinable static func isRecorded(_ a: Tensor, _ b: Tensor) -> Bool {
+        nb_grad_enabled() != 0 && (a.node != nil || b.node != nil)
     }
 
     @inline(__always)

@@ -71,28 +71,19 @@ public final class LBFGS {
                 h.pairs.removeAll()
                 h.hDiag = 1
             } else {
-                // y = g − g_prev and s = t·d, written into a new slot only when the curvature
-                // condition holds (ys > 1e-10).
+                // y = g − g_prev and s = t·d, kept only when the curvature condition holds
+                // (ys > 1e-10).
                 var ys = 0.0, yy = 0.0
                 let t = h.stepLength
-                g.withUnsafeBufferPointer { gp in h.previousGradient.withUnsafeBufferPointer { pp in h.direction.withUnsafeBufferPointer { dp in
-                    for i in 0..<n {
-                        let yi = gp[i] - pp[i]
-                        yy += yi * yi
-                        ys += yi * (t * dp[i])
-                    }
-                } } }
+                var yk = [Double](repeating: 0, count: n), sk = [Double](repeating: 0, count: n)
+                for i in 0..<n {
+                    yk[i] = g[i] - h.previousGradient[i]
+                    sk[i] = t * h.direction[i]
+                    yy += yk[i] * yk[i]
+                    ys += yk[i] * sk[i]
+                }
                 if ys > 1e-10 {
-                    let slot = h.pairs.newSlot(n: n, capacity: historySize)
-                    g.withUnsafeBufferPointer { gp in h.previousGradient.withUnsafeBufferPointer { pp in h.direction.withUnsafeBufferPointer { dp in
-                        h.pairs.s.withUnsafeMutableBufferPointer { sp in h.pairs.y.withUnsafeMutableBufferPointer { yp in
-                            for i in 0..<n {
-                                yp[slot * n + i] = gp[i] - pp[i]
-                                sp[slot * n + i] = t * dp[i]
-                            }
-                        } }
-                    } } }
-                    h.pairs.rho[slot] = 1 / ys
+                    h.pairs.append(s: sk, y: yk, ys: ys, capacity: historySize)
                     h.hDiag = ys / yy
                 }
                 h.pairs.direction(gradient: g, hDiag: h.hDiag, into: &h.direction)

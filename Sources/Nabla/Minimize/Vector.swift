@@ -41,7 +41,7 @@ struct CurvaturePairs {
 
     /// Makes room for the newest pair (dropping the oldest when `capacity` pairs are kept) and
     /// returns its slot.
-    mutating func newSlot(n: Int, capacity: Int) -> Int {
+    private mutating func newSlot(n: Int, capacity: Int) -> Int {
         if count < capacity {
             s.append(contentsOf: repeatElement(0, count: n))
             y.append(contentsOf: repeatElement(0, count: n))
