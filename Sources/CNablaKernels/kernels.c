@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <dlfcn.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #define NB_X86 1
@@ -316,6 +317,11 @@ void nb_set_num_threads(int n) {
     if (nb_blas_threads && n > 0) nb_blas_threads(n);
 }
 int nb_get_num_threads(void) { return nb_threads; }
+static long nb_processors(void) {
+    static long count = 0;
+    if (count == 0) { long c = sysconf(_SC_NPROCESSORS_ONLN); count = c > 0 ? c : 1; }
+    return count;
+}
 
 // ---- Gradient recording switch ----
 static _Thread_local int nb_grad_off = 0;
@@ -328,7 +334,7 @@ void nb_set_anomaly_detection(int enabled) { nb_anomaly_on = enabled; }
 // ---- Public entry points ----
 enum { NB_ROW_MAJOR = 101, NB_NO_TRANS = 111, NB_TRANS = 112 };
 
-#define NB_DEFINE(T, S, BLASFN) \
+#define NB_DEFINE(T, S, BLASFN, DIRECT) \
 void nb_binary_##S(int op, int ndim, const long *shape, T *out, const T *a, const long *sa, const T *b, const long *sb) { \
     NB_PICK(binary, S)(op, ndim, shape, out, a, sa, b, sb); } \
 void nb_unary_##S(int op, long n, const T *x, T *out, double p0, double p1) { NB_PICK(unary, S)(op, n, x, out, p0, p1); } \
@@ -349,6 +355,7 @@ void nb_gemm_builtin_##S(int transA, int transB, long M, long N, long K, T alpha
 void nb_gemm_##S(int transA, int transB, long M, long N, long K, T alpha, const T *A, long lda, \
                  const T *B, long ldb, T beta, T *C, long ldc) { \
     if (M == 0 || N == 0) return; \
+    if (DIRECT) return; \
     if (nb_blas_available() && !nb_blas_disabled && K > 0 && M * N * K >= 512) { \
         BLASFN(NB_ROW_MAJOR, transA ? NB_TRANS : NB_NO_TRANS, transB ? NB_TRANS : NB_NO_TRANS, \
                (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc); \
@@ -359,8 +366,22 @@ void nb_convert_to_##S(long n, const void *src, int srcIsDouble, T *dst) { \
     if (srcIsDouble) { const double *s = (const double *)src; for (long i = 0; i < n; i++) dst[i] = (T)s[i]; } \
     else { const float *s = (const float *)src; for (long i = 0; i < n; i++) dst[i] = (T)s[i]; } }
 
-NB_DEFINE(float, f32, nb_sgemm)
-NB_DEFINE(double, f64, nb_dgemm)
+// Float32 products with one small dimension skip the BLAS (and its packing) on AVX-512 machines,
+// where the direct kernels of gemm_small.c measured faster: the batch-sized products of a
+// training step (nabla bench mlp). Only on one thread, or for work too small to share.
+static int nb_sgemm_direct_fits(int transA, int transB, long M, long N, long K) {
+    if (!nb_cpu_has_avx512() || K <= 0) return 0;
+    long threads = nb_threads > 0 ? nb_threads : nb_processors();
+    if (threads > 1 && M * N * K > (1L << 20)) return 0;
+    if (!transB) return M >= 4 && N >= 16 && K >= 8 && K <= 512;   // NN, TN: rows of B in place
+    if (!transA) return M >= 2 && (M * K <= (1L << 17) || N <= 16); // NT: A stays in L2
+    return 0;
+}
+#define NB_SGEMM_DIRECT (nb_sgemm_direct_fits(transA, transB, M, N, K) && \
+    nb_sgemm_direct_avx512(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+
+NB_DEFINE(float, f32, nb_sgemm, NB_SGEMM_DIRECT)
+NB_DEFINE(double, f64, nb_dgemm, 0)
 
 // The BLAS routine itself, with nothing of Nabla's around it (for benchmarks). Returns 0 when
 // no BLAS is loaded.

@@ -31,6 +31,41 @@ import Testing
         }
     }
 
+    /// The direct float32 kernels (AVX-512) against the definition in Double, within the
+    /// worst-case rounding bound (k + 4) u Σ|a||b|: tiles cut at every edge (rows not a multiple
+    /// of the 12- or 4-row tile, columns not a multiple of 32 or 6, k not a multiple of 16, k past
+    /// one 256-deep block), with alpha and beta, leading dimensions wider than the matrices, and
+    /// nothing written past the last column.
+    @Test(arguments: [(1, 1, 1), (2, 6, 16), (4, 16, 8), (13, 33, 17), (32, 256, 129), (37, 70, 300), (25, 7, 600)])
+    func directFloatKernelsMatchTheDefinition(_ dims: (Int, Int, Int)) {
+        let (m, n, k) = dims
+        for (ta, tb) in [(false, false), (true, false), (false, true)] {
+            let (ra, ca) = ta ? (k, m) : (m, k), (rb, cb) = tb ? (n, k) : (k, n)
+            let (lda, ldb, ldc) = (ca + 3, cb + 5, n + 2)
+            let a = randn([ra * lda], seed: 21).scalars, b = randn([rb * ldb], seed: 22).scalars, c0 = randn([m * ldc], seed: 23).scalars
+            let dense = { (x: [Double], rows: Int, cols: Int, ld: Int) in (0..<(rows * cols)).map { x[($0 / cols) * ld + $0 % cols] } }
+            let product = naiveProduct(dense(a, ra, ca, lda), dense(b, rb, cb, ldb), m: m, n: n, k: k, ta: ta, tb: tb)
+            let scale = (0..<(m * n)).map { i in (0..<k).reduce(0.0) { s, p in
+                s + Swift.abs(ta ? a[p * lda + i / n] : a[(i / n) * lda + p]) * Swift.abs(tb ? b[(i % n) * ldb + p] : b[p * ldb + i % n]) } }
+            for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (-2.0, 0.25)] {
+                let af = a.map(Float.init), bf = b.map(Float.init)
+                var cf = c0.map(Float.init)
+                let done = nb_sgemm_direct_avx512(ta ? 1 : 0, tb ? 1 : 0, m, n, k, Float(alpha), af, lda, bf, ldb, Float(beta), &cf, ldc)
+                #expect((done == 1) == ComputeBackend.usesAVX512, "m=\(m) n=\(n) k=\(k) ta=\(ta) tb=\(tb)")
+                guard done == 1 else { continue }
+                for i in 0..<m {
+                    for j in 0..<ldc {
+                        let got = Double(cf[i * ldc + j])
+                        if j >= n { #expect(got == Double(Float(c0[i * ldc + j])), "wrote past column \(n)"); continue }
+                        let want = alpha * product[i * n + j] + beta * Double(Float(c0[i * ldc + j]))
+                        let bound = Double(k + 4) * 0x1p-24 * (Swift.abs(alpha) * scale[i * n + j] + Swift.abs(beta * c0[i * ldc + j]))
+                        #expect(Swift.abs(got - want) <= bound, "m=\(m) n=\(n) k=\(k) ta=\(ta) tb=\(tb) alpha=\(alpha) beta=\(beta) at \(i),\(j)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func matmulIntoReusesTheDestination() {
         let a = randn([3, 4], seed: 3), b = randn([4, 2], seed: 4)
         var c = Tensor<Double>.zeros(shape: [6])

@@ -70,9 +70,9 @@ unsigned int nb_crc32(unsigned int crc, const unsigned char *p, size_t n);
 /* One Adam step in place: x, first moment m and second moment v (coupled weight decay adds
    coupledDecay·x to g; decoupled decay scales x by xScale first). */
 void nb_adam_f32(long n, float *x, const float *g, float *m, float *v, float b1, float omb1, float b2, float omb2,
-                 float coupledDecay, float xScale, float stepScale, float sqrtBc2, float eps);
+                 float coupledDecay, float xScale, float stepScale, float eps);
 void nb_adam_f64(long n, double *x, const double *g, double *m, double *v, double b1, double omb1, double b2, double omb2,
-                 double coupledDecay, double xScale, double stepScale, double sqrtBc2, double eps);
+                 double coupledDecay, double xScale, double stepScale, double eps);
 /* L-BFGS two-loop recursion: q = H·(−g) from `count` pairs (s, y) in slots of n doubles, pair i
    (0 = oldest) in slot (start + i) % count, rho per slot; alpha: scratch of count doubles. */
 void nb_lbfgs_direction_f64(long n, long count, long start, const double *S, const double *Y, const double *rho,
@@ -82,6 +82,12 @@ void nb_exp_nonpositive_f64(long n, double *x);
 /* Row-wise softmax cross-entropy of logits z [n, k] against class indices: probabilities and per-row losses. */
 void nb_softmax_xent_f64(long n, long k, const double *z, const long *targets, double *probs, double *loss);
 void nb_softmax_xent_f32(long n, long k, const float *z, const long *targets, float *probs, float *loss);
+
+/* Float32 GEMM with both operands read in place (AVX-512; see gemm_small.c), row-major like
+   nb_gemm_f32. Covers op(B) = B with A or Aᵀ, and A·Bᵀ; returns 0 (and does nothing) for Aᵀ·Bᵀ,
+   empty shapes, or a CPU without AVX-512. nb_gemm_f32 calls it where it measured faster. */
+int nb_sgemm_direct_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
+                           const float *B, long ldb, float beta, float *C, long ldc);
 
 // BLAS found at run time (OpenBLAS on Linux, Accelerate on macOS). Returns 1 when one was loaded.
 int nb_blas_available(void);

@@ -124,7 +124,9 @@ public struct Adadelta: UpdateRule {
 }
 
 /// Adam (and AdamW with `decoupledWeightDecay`): bias-corrected moments, ε added after the
-/// correction: `x -= (lr / (1 − β₁ᵗ)) m / (√v / √(1 − β₂ᵗ) + ε)`. AMSGrad keeps the running
+/// correction: `x -= (lr / (1 − β₁ᵗ)) m / (√v / √(1 − β₂ᵗ) + ε)`, computed in the equivalent
+/// form of Kingma and Ba's section 2, `x -= (lr √(1 − β₂ᵗ) / (1 − β₁ᵗ)) m / (√v + ε √(1 − β₂ᵗ))`
+/// (one division per element instead of two). AMSGrad keeps the running
 /// maximum of v. Coupled weight decay adds `wd x` to the gradient; decoupled multiplies x by
 /// `1 − lr wd` first.
 public struct Adam: UpdateRule {
@@ -165,8 +167,8 @@ public struct Adam: UpdateRule {
             state.slots["max_exp_avg_sq"] = v
         }
         let bc1 = 1 - Foundation.pow(beta1, t), bc2 = 1 - Foundation.pow(beta2, t)
-        let denom = v.squareRoot() / Scalar(bc2.squareRoot()) + Scalar(epsilon)
-        x = x - m * Scalar(lr / bc1) / denom
+        let denom = v.squareRoot() + Scalar(epsilon * bc2.squareRoot())
+        x = x - m * Scalar(lr * bc2.squareRoot() / bc1) / denom
     }
 }
 
@@ -179,7 +181,8 @@ extension Adam {
         let bc1 = 1 - Foundation.pow(beta1, t), bc2 = 1 - Foundation.pow(beta2, t)
         let decoupled = decoupledWeightDecay && weightDecay != 0
         let constants: [Scalar] = [b1, 1 - b1, b2, 1 - b2, decoupledWeightDecay ? 0 : Scalar(weightDecay),
-                                   decoupled ? Scalar(1 - lr * weightDecay) : 1, Scalar(lr / bc1), Scalar(bc2.squareRoot()), Scalar(epsilon)]
+                                   decoupled ? Scalar(1 - lr * weightDecay) : 1, Scalar(lr * bc2.squareRoot() / bc1),
+                                   Scalar(epsilon * bc2.squareRoot())]
         var m = state.slots.removeValue(forKey: "exp_avg") ?? Tensor.zeros(shape: x.shape)
         var v = state.slots.removeValue(forKey: "exp_avg_sq") ?? Tensor.zeros(shape: x.shape)
         let n = x.count

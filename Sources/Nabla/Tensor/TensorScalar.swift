@@ -55,7 +55,7 @@ extension Float: TensorScalar {
         nb_softmax_xent_f32(n, k, z, targets, probs, loss)
     }
     @inline(__always) public static func _adam(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>, _ c: [Float]) {
-        nb_adam_f32(n, x, g, m, v, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8])
+        nb_adam_f32(n, x, g, m, v, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7])
     }
 }
 
@@ -82,6 +82,6 @@ extension Double: TensorScalar {
         nb_softmax_xent_f64(n, k, z, targets, probs, loss)
     }
     @inline(__always) public static func _adam(_ n: Int, _ x: UnsafeMutablePointer<Double>, _ g: UnsafePointer<Double>, _ m: UnsafeMutablePointer<Double>, _ v: UnsafeMutablePointer<Double>, _ c: [Double]) {
-        nb_adam_f64(n, x, g, m, v, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8])
+        nb_adam_f64(n, x, g, m, v, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7])
     }
 }
