@@ -27,6 +27,7 @@ public final class Linear<Scalar: TensorScalar>: Module<Scalar>, Layer {
         super.init()
     }
 
+    @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     public func callAsFunction(_ x: Tensor<Scalar>) -> Tensor<Scalar> {
         precondition(x.rank >= 1 && x.shape.last == weight.shape[1],
                      "Linear: input of shape \(x.shape) does not end in \(weight.shape[1]) features (weight \(weight.shape))")
@@ -143,6 +144,7 @@ public final class Activation<Scalar: TensorScalar>: Module<Scalar>, Layer {
     }
     public let kind: Kind
     public init(_ kind: Kind) { self.kind = kind; super.init() }
+    @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     public func callAsFunction(_ x: Tensor<Scalar>) -> Tensor<Scalar> {
         switch kind {
         case .relu: return x.relu()

@@ -201,6 +201,7 @@ public final class Sequential<Scalar: TensorScalar>: Module<Scalar>, Layer {
     }
     public convenience init(_ layers: any Layer<Scalar>...) { self.init(layers) }
 
+    @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     public func callAsFunction(_ input: Tensor<Scalar>) -> Tensor<Scalar> {
         layers.reduce(input) { x, layer in layer(x) }
     }
@@ -224,10 +225,19 @@ extension ModuleProtocol {
     /// ```
     @discardableResult
     public func valueWithGradient<Scalar>(_ loss: (Self) throws -> Tensor<Scalar>) rethrows -> Tensor<Scalar> where Self: Module<Scalar> {
-        let trainable = (self as Module<Scalar>).trainingParameters.filter { !$0.isFrozen }
+        try (self as Module<Scalar>).recordedValueWithGradient { try loss(self) }
+    }
+}
+
+extension Module {
+    /// ``ModuleProtocol/valueWithGradient(_:)`` without `Self`, so that it is specialized for
+    /// the element types (generic code looks up type metadata on every call).
+    @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
+    func recordedValueWithGradient(_ loss: () throws -> Tensor<Scalar>) rethrows -> Tensor<Scalar> {
+        let trainable = trainingParameters.filter { !$0.isFrozen }
         for p in trainable { p.value = p.value.requiringGradient() }
         defer { for p in trainable { p.value = p.value.detached() } }
-        let value = try withGradientRecording(true) { try loss(self) }
+        let value = try withGradientRecording(true) { try loss() }
         precondition(value.count == 1, "Module.valueWithGradient: the loss has shape \(value.shape); it must be a scalar")
         let grads = gradients(of: value, with: Tensor(1), wrt: trainable.map(\.value))
         for (p, g) in zip(trainable, grads) { p.gradient = g }

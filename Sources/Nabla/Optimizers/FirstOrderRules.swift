@@ -153,6 +153,7 @@ public struct Adam: UpdateRule {
         Adam(beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay, amsgrad: amsgrad, decoupledWeightDecay: true)
     }
 
+    @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     public func update<Scalar: TensorScalar>(_ x: inout Tensor<Scalar>, gradient: Tensor<Scalar>, state: inout ParameterState<Scalar>, learningRate lr: Double) {
         if !amsgrad && !isRecordingGradients {
             fusedUpdate(&x, gradient: gradient, state: &state, learningRate: lr)
@@ -175,6 +176,7 @@ public struct Adam: UpdateRule {
 extension Adam {
     /// The same update in one pass over the parameter (moments updated in place): each term
     /// rounded as in the op-by-op formula above.
+    @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     func fusedUpdate<Scalar: TensorScalar>(_ x: inout Tensor<Scalar>, gradient: Tensor<Scalar>, state: inout ParameterState<Scalar>, learningRate lr: Double) {
         let t = Double(state.step)
         let b1 = Scalar(beta1), b2 = Scalar(beta2)

@@ -58,6 +58,7 @@ public struct Optimizer<Scalar: TensorScalar> {
 
     /// One update of the parameters that have a gradient; those with `nil` (frozen ones) are left
     /// untouched, state included. Clipping sees only the parameters being updated.
+    @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     public mutating func step(_ parameters: inout [Tensor<Scalar>], optionalGradients gradients: [Tensor<Scalar>?]) {
         precondition(parameters.count == gradients.count, "Optimizer.step: \(parameters.count) parameters but \(gradients.count) gradients")
         for (p, g) in zip(parameters, gradients) {
@@ -89,6 +90,7 @@ public struct Optimizer<Scalar: TensorScalar> {
     /// One update of a model's trainable parameters from the gradients stored by
     /// ``Module/valueWithGradient(_:)``. State is kept per parameter in the model's order, so
     /// freezing a parameter does not disturb the others' state.
+    @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     public mutating func step(_ model: Module<Scalar>) {
         let params = model.trainingParameters
         let gradients = params.map { $0.isFrozen ? nil : $0.gradient }
