@@ -31,8 +31,7 @@ final class Block: Module<Double>, Layer {
     }
 
     @Test func frozenParametersStayPutAndOthersTrain() {
-        GlobalRandom.seed(1)
-        let m = Sequential<Double>(Linear(inputSize: 2, outputSize: 3), Activation(.relu), Linear(inputSize: 3, outputSize: 1))
+        let m = GlobalRandom.withSeed(1) { Sequential<Double>(Linear(inputSize: 2, outputSize: 3), Activation(.relu), Linear(inputSize: 3, outputSize: 1)) }
         let first = m.layers[0] as! Linear<Double>, last = m.layers[2] as! Linear<Double>
         first.freeze()
         let frozen = first.weight.value.scalars, before = last.weight.value.scalars
@@ -48,12 +47,12 @@ final class Block: Module<Double>, Layer {
     }
 
     /// Layers (forward and backward) against central differences, inputs and parameters together.
-    @Test(arguments: ["linear", "conv2d", "conv1d", "batchnorm", "layernorm", "rnn", "lstm", "gru", "attention", "encoder", "embedding"])
+    @Test(arguments: ["linear", "linear 2-D", "conv2d", "conv1d", "batchnorm", "layernorm", "rnn", "lstm", "gru", "attention", "encoder", "embedding"])
     func layerGradientsMatchCentralDifferences(_ name: String) {
-        GlobalRandom.seed(7)
-        let (module, input, forward): (Module<Double>, Tensor<Double>, (Tensor<Double>) -> Tensor<Double>) = {
+        let (module, input, forward): (Module<Double>, Tensor<Double>, (Tensor<Double>) -> Tensor<Double>) = GlobalRandom.withSeed(7) {
             switch name {
             case "linear": let l = Linear<Double>(inputSize: 3, outputSize: 2); return (l, randn([2, 4, 3], seed: 1), { l($0) })
+            case "linear 2-D": let l = Linear<Double>(inputSize: 3, outputSize: 2); return (l, randn([4, 3], seed: 1), { l($0) })
             case "conv2d": let l = Conv2d<Double>(inputChannels: 4, outputChannels: 2, kernelSize: [2, 3], stride: [1, 2], padding: [1, 1], groups: 2)
                 return (l, randn([2, 4, 5, 5], seed: 2), { l($0) })
             case "conv1d": let l = Conv1d<Double>(inputChannels: 2, outputChannels: 3, kernelSize: 3, padding: 1, dilation: 2)
@@ -70,7 +69,7 @@ final class Block: Module<Double>, Layer {
             default: let l = Embedding<Double>(count: 5, dimension: 3)   // (a padding row gets no gradient by design)
                 return (l, randn([1], seed: 11), { x in l(IndexTensor(shape: [2, 3], values: [0, 1, 4, 4, 2, 1])) * x })
             }
-        }()
+        }
         let params = module.parameters
         let report = GradientCheck.dotProductTest(at: [input] + params.map(\.value), tolerance: 1e-6) { xs in
             for (p, v) in zip(params, xs.dropFirst()) { p.value = v }
@@ -137,7 +136,6 @@ final class Block: Module<Double>, Layer {
 
     /// Two conv layers tell vertical bars from horizontal ones.
     @Test func smallCNNLearnsBarOrientation() {
-        GlobalRandom.seed(11)
         var g = RandomGenerator(seed: 5)
         var images: [Float] = [], labels: [Int] = []
         for i in 0..<48 {
@@ -146,10 +144,12 @@ final class Block: Module<Double>, Layer {
             labels.append(vertical ? 1 : 0)
         }
         let x = Tensor<Float>(shape: [48, 1, 8, 8], scalars: images), y = IndexTensor(labels)
-        let model = Sequential<Float>(
-            Conv2d(inputChannels: 1, outputChannels: 4, kernelSize: 3, padding: 1), Activation(.relu), MaxPool2d(2),
-            Conv2d(inputChannels: 4, outputChannels: 8, kernelSize: 3, padding: 1), Activation(.relu), AvgPool2d(4),
-            Flatten(), Linear(inputSize: 8, outputSize: 2))
+        let model = GlobalRandom.withSeed(11) {
+            Sequential<Float>(
+                Conv2d(inputChannels: 1, outputChannels: 4, kernelSize: 3, padding: 1), Activation(.relu), MaxPool2d(2),
+                Conv2d(inputChannels: 4, outputChannels: 8, kernelSize: 3, padding: 1), Activation(.relu), AvgPool2d(4),
+                Flatten(), Linear(inputSize: 8, outputSize: 2))
+        }
         let losses = trainFullBatch(model, learningRate: 0.03, steps: 60) { crossEntropy(logits: $0(x), targets: y) }
         #expect(losses[0] > 0.5)
         #expect(losses.suffix(5).allSatisfy { $0 < 0.05 }, "losses: \(losses.suffix(5))")
@@ -157,7 +157,6 @@ final class Block: Module<Double>, Layer {
 
     /// An LSTM remembers the sign of the first step of a noisy sequence.
     @Test func lstmClassifierLearnsToRemember() {
-        GlobalRandom.seed(12)
         var g = RandomGenerator(seed: 6)
         let n = 48, steps = 6
         var values: [Float] = [], labels: [Int] = []
@@ -173,7 +172,8 @@ final class Block: Module<Double>, Layer {
             let head = Linear<Float>(inputSize: 8, outputSize: 2)
             func callAsFunction(_ x: Tensor<Float>) -> Tensor<Float> { head(lstm(x).state[0].h) }
         }
-        let losses = trainFullBatch(Classifier(), learningRate: 0.05, steps: 80) { crossEntropy(logits: $0(x), targets: y) }
+        let classifier = GlobalRandom.withSeed(12) { Classifier() }
+        let losses = trainFullBatch(classifier, learningRate: 0.05, steps: 80) { crossEntropy(logits: $0(x), targets: y) }
         #expect(losses[0] > 0.5)
         #expect(losses.suffix(5).allSatisfy { $0 < 0.05 }, "losses: \(losses.suffix(5))")
     }

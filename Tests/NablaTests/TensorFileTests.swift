@@ -27,8 +27,7 @@ final class Net: Module<Float>, Layer {
     }
 
     @Test func modelRoundTripsExactly() throws {
-        GlobalRandom.seed(3)
-        let a = Net(), b = Net()
+        let (a, b) = GlobalRandom.withSeed(3) { (Net(), Net()) }
         _ = a(Tensor<Float>(shape: [4, 3], scalars: (0..<12).map { Float($0) / 7 }))   // moves the running statistics
         let path = temporaryPath("model.safetensors")
         try a.save(to: path, metadata: ["note": "test"])
@@ -74,9 +73,8 @@ final class Net: Module<Float>, Layer {
     }
 
     @Test func optimizerStateResumesExactly() throws {
-        GlobalRandom.seed(4)
         let x = Tensor<Float>(shape: [6, 3], scalars: (0..<18).map { Float($0 % 5) - 2 }), y = IndexTensor([0, 1, 1, 0, 1, 0])
-        let a = Net(), b = Net()
+        let (a, b) = GlobalRandom.withSeed(4) { (Net(), Net()) }
         try b.load(a.archive())
         var optA = Optimizer<Float>(rule: Adam(), learningRate: 0.01), optB = optA
         func step(_ m: Net, _ o: inout Optimizer<Float>) { m.valueWithGradient { crossEntropy(logits: $0(x), targets: y) }; o.step(m) }

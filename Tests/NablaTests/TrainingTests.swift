@@ -60,8 +60,9 @@ func csvError(_ text: String, target: String? = nil) -> DataFileError? {
         let iris = try Dataset.bundled(.iris)
         let x = Tensor<Float>(converting: FeatureScaler.standard(fittedOn: iris.features).transform(iris.features))
         let y = iris.labels.values
-        GlobalRandom.seed(21)
-        let model = Sequential<Float>(Linear(inputSize: 4, outputSize: 16), Activation(.relu), Dropout(probability: 0.2), Linear(inputSize: 16, outputSize: 3))
+        let model = GlobalRandom.withSeed(21) {
+            Sequential<Float>(Linear(inputSize: 4, outputSize: 16), Activation(.relu), Dropout(probability: 0.2), Linear(inputSize: 16, outputSize: 3))
+        }
         let trainer = Trainer(model: model, optimizer: Optimizer(rule: Adam(), learningRate: 0.01, schedule: CosineAnnealing(maxSteps: 60)),
                               trainingCount: 150, options: TrainingOptions(epochs: epochs, batchSize: 16, seed: 5, checkpointPath: checkpoint)) { m, rows in
             crossEntropy(logits: (m as! Sequential<Float>)(x.indexSelect(axis: 0, indices: rows)), targets: IndexTensor(rows.map { y[$0] }))

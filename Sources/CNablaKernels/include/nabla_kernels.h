@@ -13,7 +13,8 @@ extern "C" {
 enum {
     NB_ADD = 0, NB_SUB, NB_MUL, NB_DIV, NB_POW, NB_MAXIMUM, NB_MINIMUM,
     NB_EQ, NB_NE, NB_LT, NB_LE, NB_GT, NB_GE,
-    NB_MAX_WEIGHT  // 1 where a > b, 0.5 where a == b, 0 elsewhere (derivative of maximum, ties split)
+    NB_MAX_WEIGHT, // 1 where a > b, 0.5 where a == b, 0 elsewhere (derivative of maximum, ties split)
+    NB_PASS_POSITIVE  // a where b > 0, else 0 (ReLU's pullback: a zero even where a is NaN or infinite)
 };
 
 // Unary element-wise op codes; p0 and p1 are op parameters.

@@ -4,11 +4,22 @@ import Foundation
 /// Seed it once for reproducible models: `GlobalRandom.seed(42)`.
 public enum GlobalRandom {
     nonisolated(unsafe) static var generator = RandomGenerator(seed: 0x6E61626C61)
-    static let lock = NSLock()
+    static let lock = NSRecursiveLock()
 
+    /// Restarts the global generator. Another thread may draw from it before this thread's next
+    /// draw; to build a model reproducibly while other threads use the generator, use
+    /// ``withSeed(_:_:)``.
     public static func seed(_ seed: UInt64) {
         lock.lock(); defer { lock.unlock() }
         generator = RandomGenerator(seed: seed)
+    }
+
+    /// Runs `body` (building a model, say) with the global generator restarted from `seed` and
+    /// held by this thread throughout, so that its draws are the same whatever other threads do.
+    public static func withSeed<R>(_ seed: UInt64, _ body: () throws -> R) rethrows -> R {
+        lock.lock(); defer { lock.unlock() }
+        generator = RandomGenerator(seed: seed)
+        return try body()
     }
 
     /// Runs `body` with exclusive use of the global generator.

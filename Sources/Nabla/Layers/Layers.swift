@@ -31,6 +31,7 @@ public final class Linear<Scalar: TensorScalar>: Module<Scalar>, Layer {
     public func callAsFunction(_ x: Tensor<Scalar>) -> Tensor<Scalar> {
         precondition(x.rank >= 1 && x.shape.last == weight.shape[1],
                      "Linear: input of shape \(x.shape) does not end in \(weight.shape[1]) features (weight \(weight.shape))")
+        if x.rank == 2, let bias { return Tensor.linear(x, weight: weight.value, bias: bias.value) }
         let y: Tensor<Scalar>
         if x.rank <= 2 {
             y = Tensor.matmul(x, weight.value, transposeB: true)

@@ -205,7 +205,16 @@ extension Tensor {
 
     /// max(x, 0); derivative 1 where x > 0 and 0 at x = 0.
     @inlinable public func relu() -> Tensor {
-        Tensor.record1("relu", self, output: unaryKernel(Int32(NB_RELU))) { g, _ in g * self.unaryKernel(Int32(NB_POSITIVE_MASK)) }
+        Tensor.record1("relu", self, output: unaryKernel(Int32(NB_RELU))) { g, _ in Tensor.passingPositive(g, where: self) }
+    }
+
+    /// `g` where `x > 0`, else 0, in one pass: ReLU's pullback (as PyTorch's threshold_backward,
+    /// a zero where x ≤ 0 even when g is NaN or infinite). Linear in g, so its own pullback is
+    /// itself; constant in x almost everywhere.
+    @inlinable static func passingPositive(_ g: Tensor, where x: Tensor) -> Tensor {
+        let y = binaryKernel(Int32(NB_PASS_POSITIVE), g, x, "relu_backward")
+        guard isRecorded(g, x) else { return y }
+        return record2("relu_backward", g, x, output: y) { gg, _ in (passingPositive(gg, where: x), nil) }
     }
 
     /// x where x > 0, else slope x; derivative `slope` at x = 0.

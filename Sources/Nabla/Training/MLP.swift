@@ -35,8 +35,7 @@ public final class MLPClassifier {
         let held = Int(Double(n) * validationFraction)
         let (validationRows, trainRows) = (Array(order.prefix(held)), Array(order.dropFirst(held)))
         let xf = Tensor<Float>(converting: x)
-        GlobalRandom.seed(seed)
-        let net: Sequential<Float> = spec.build(inputs: x.shape[1], outputs: outputs)
+        let net: Sequential<Float> = GlobalRandom.withSeed(seed) { self.spec.build(inputs: x.shape[1], outputs: outputs) }
         let spec = self.spec
         func loss(_ m: Sequential<Float>, _ rows: [Int]) -> Tensor<Float> {
             spec.loss(m(xf.indexSelect(axis: 0, indices: rows)), classes: classes.map { c in IndexTensor(rows.map { c[$0] }) },
