@@ -374,7 +374,7 @@ static int nb_sgemm_direct_fits(int transA, int transB, long M, long N, long K) 
     long threads = nb_threads > 0 ? nb_threads : nb_processors();
     if (threads > 1 && M * N * K > (1L << 20)) return 0;
     if (!transB) return M >= 4 && N >= 16 && K >= 8 && K <= 512;   // NN, TN: rows of B in place
-    if (!transA) return M >= 2 && (M * K <= (1L << 17) || N <= 16); // NT: A stays in L2
+    if (!transA) return M >= 2 && (M * K <= (1L << 17) || N <= 16 || (K >= 768 && K <= 2048)); // NT: A in L2, or long dot products
     return 0;
 }
 #define NB_SGEMM_DIRECT (nb_sgemm_direct_fits(transA, transB, M, N, K) && \
