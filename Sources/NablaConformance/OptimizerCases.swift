@@ -88,7 +88,7 @@ enum OptimizerCases {
         return x
     }
 
-    static func firstOrder(_ c: ReferenceCase) throws -> [String: Tensor<Double>] {
+    @Sendable static func firstOrder(_ c: ReferenceCase) throws -> [String: Tensor<Double>] {
         var x = try x0(c)
         let f = try objective(c, dimension: x.count)
         let steps = try c.int("steps")
@@ -104,7 +104,7 @@ enum OptimizerCases {
         return ["params": Tensor(shape: [steps, x.count], scalars: rows)]
     }
 
-    static func lbfgs(_ c: ReferenceCase) throws -> [String: Tensor<Double>] {
+    @Sendable static func lbfgs(_ c: ReferenceCase) throws -> [String: Tensor<Double>] {
         var x = try x0(c).scalars
         let f = try objective(c, dimension: x.count)
         let fn = try c.string("line_search_fn")
@@ -151,7 +151,7 @@ enum OptimizerCases {
         }
     }
 
-    static func schedules(_ c: ReferenceCase) throws -> [String: Tensor<Double>] {
+    @Sendable static func schedules(_ c: ReferenceCase) throws -> [String: Tensor<Double>] {
         let steps = try c.int("steps")
         if c.kind == "reduce_lr_on_plateau" {
             let metrics = try c.input("metrics").scalars
@@ -169,7 +169,7 @@ enum OptimizerCases {
         return ["lrs": Tensor((0..<steps).map { s.learningRate(at: $0, base: base) })]
     }
 
-    static func clipping(_ c: ReferenceCase) throws -> [String: Tensor<Double>] {
+    @Sendable static func clipping(_ c: ReferenceCase) throws -> [String: Tensor<Double>] {
         var grads = try c.tensorList("grads")
         var out: [String: Tensor<Double>] = [:]
         if c.kind == "clip_grad_norm" {
