@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import Nabla
 import Testing
@@ -76,6 +77,23 @@ final class Block: Module<Double>, Layer {
             return forward(xs[0])
         }
         #expect(report.passed, "\(name): \(report)")
+    }
+
+    /// A model built inside `GlobalRandom.withSeed` gets the same weights while other threads
+    /// draw from the global generator and build their own models.
+    @Test func seededConstructionIsUndisturbedByOtherThreads() {
+        let reference = GlobalRandom.withSeed(99) { Linear<Float>(inputSize: 16, outputSize: 8) }.weight.value.scalars
+        let results = Mutex<[[Float]]>([])
+        DispatchQueue.concurrentPerform(iterations: 8) { i in
+            if i % 2 == 0 {
+                let w = GlobalRandom.withSeed(99) { Linear<Float>(inputSize: 16, outputSize: 8) }.weight.value.scalars
+                results.withLock { $0.append(w) }
+            } else {
+                for _ in 0..<50 { _ = Linear<Float>(inputSize: 16, outputSize: 8) }
+            }
+        }
+        #expect(results.withLock { $0.count } == 4)
+        #expect(results.withLock { $0.allSatisfy { $0 == reference } })
     }
 
     @Test func initializersHaveTheirStatistics() {

@@ -82,6 +82,16 @@ let primitiveCases: [PrimitiveCase] = [
         #expect(report.reverse != 0, "\(c.name): the test direction gave a zero product; it would prove nothing")
     }
 
+    /// ReLU's pullback passes the cotangent where x > 0 and gives exactly 0 elsewhere, even for
+    /// a NaN or infinite cotangent (PyTorch's threshold_backward), in Float and Double.
+    @Test func reluPullbackZeroesWhereTheInputIsNotPositive() {
+        let x = Tensor<Double>([-1, 0, 2, 3]).requiringGradient()
+        let g = gradients(of: x.relu(), with: Tensor([Double.nan, .infinity, 5, -.infinity]), wrt: [x])[0]
+        #expect(g.scalars[0] == 0 && g.scalars[1] == 0 && g.scalars[2] == 5 && g.scalars[3] == -.infinity)
+        let xf = Tensor<Float>([0.5, -0.5]).requiringGradient()
+        #expect(gradients(of: xf.relu(), with: Tensor<Float>([2, .nan]), wrt: [xf])[0].scalars == [2, 0])
+    }
+
     /// The gradient of Σ sin(f(x)) is itself differentiated: exact second derivatives.
     @Test(arguments: primitiveCases.filter(\.smooth))
     func secondDerivativesMatchCentralDifferences(_ c: PrimitiveCase) {
