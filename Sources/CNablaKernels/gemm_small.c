@@ -21,10 +21,8 @@
 #define NB_INLINE static inline __attribute__((always_inline))
 #define NB_UNROLL _Pragma("GCC unroll 16")
 
-enum { BC_MR = 12, BC_KC = 256, DOT_MR = 4, DOT_NR = 6 };
-#ifndef DOT_MC_FLOATS
-#define DOT_MC_FLOATS (1L << 17)
-#endif
+// Tile sizes; DOT_MC_FLOATS: the floats of A (rows × K) the dot kernel keeps in L2 at a time.
+enum { BC_MR = 12, BC_KC = 256, DOT_MR = 4, DOT_NR = 6, DOT_MC_FLOATS = 1 << 17 };
 
 // C[0:mr, 0:32 masked] = alpha · Σ_k op(A)[i, k] B[k, :] + beta · C, with op(A)[i, k] = a[i·ars + k·aks].
 NB_AVX512 NB_INLINE void bc_tile(const int mr, long kc, const float *a, long ars, long aks, const float *b, long ldb,

@@ -368,9 +368,9 @@ void nb_convert_to_##S(long n, const void *src, int srcIsDouble, T *dst) { \
 
 // Float32 products with one small dimension skip the BLAS (and its packing) on AVX-512 machines,
 // where the direct kernels of gemm_small.c measured faster: the batch-sized products of a
-// training step (nabla bench mlp). Only on one thread, or for work too small to share.
+// training step (nabla bench mlp). Only on one thread, or for work too small to share; the kernels
+// themselves decline (and the BLAS runs) without AVX-512 or for an empty k.
 static int nb_sgemm_direct_fits(int transA, int transB, long M, long N, long K) {
-    if (!nb_cpu_has_avx512() || K <= 0) return 0;
     long threads = nb_threads > 0 ? nb_threads : nb_processors();
     if (threads > 1 && M * N * K > (1L << 20)) return 0;
     if (!transB) return M >= 4 && N >= 16 && K >= 8 && K <= 512;   // NN, TN: rows of B in place

@@ -25,7 +25,6 @@ enum {
     NB_GELU, NB_GELU_TANH,
     NB_SOFTPLUS,        // p0 = beta, p1 = threshold
     NB_SIN, NB_COS, NB_TAN, NB_ERF, NB_SIGN,
-    NB_POSITIVE_MASK,   // 1 where x > 0
     NB_LEAKY_MASK,      // 1 where x > 0, else p0
     NB_SOFTPLUS_MASK,   // 1 where beta x <= threshold
     NB_POW_SCALAR,      // x^p0
@@ -69,7 +68,8 @@ void nb_free(void *p);
 /* CRC-32 (the zip and gzip checksum), continuing from `crc` (0 to start). */
 unsigned int nb_crc32(unsigned int crc, const unsigned char *p, size_t n);
 /* One Adam step in place: x, first moment m and second moment v (coupled weight decay adds
-   coupledDecay·x to g; decoupled decay scales x by xScale first). */
+   coupledDecay·x to g; decoupled decay scales x by xScale first), then x -= m·stepScale / (√v + eps)
+   with the bias corrections already folded into stepScale and eps. */
 void nb_adam_f32(long n, float *x, const float *g, float *m, float *v, float b1, float omb1, float b2, float omb2,
                  float coupledDecay, float xScale, float stepScale, float eps);
 void nb_adam_f64(long n, double *x, const double *g, double *m, double *v, double b1, double omb1, double b2, double omb2,
@@ -111,11 +111,11 @@ int nb_set_instruction_level(int level);
 int nb_raw_sgemm(long M, long N, long K, const float *A, const float *B, float *C);
 int nb_raw_dgemm(long M, long N, long K, const double *A, const double *B, double *C);
 
-// A fresh number for each backward pass.
 /* Tensor buffers (64-byte aligned), reused through a per-thread cache by size class; free with
    the size they were allocated with. */
 void *nb_buffer_alloc(size_t bytes);
 void nb_buffer_free(void *p, size_t bytes);
+// A fresh number for each backward pass.
 unsigned long long nb_next_pass_id(void);
 
 // Gradient recording switch, per thread.

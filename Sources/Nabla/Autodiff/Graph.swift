@@ -256,17 +256,8 @@ extension Tensor {
     /// without retaining it: `node` keeps it alive.
     @inlinable @inline(__always)
     static func withUnsafeChild<Scalar, R>(_ node: GradNode<Scalar>, _ i: Int, _ body: (GradNode<Scalar>) -> R) -> R? {
-        switch i {
-        case 0:
-            guard let c = node.input0 else { return nil }
-            return Unmanaged.passUnretained(c)._withUnsafeGuaranteedRef(body)
-        case 1:
-            guard let c = node.input1 else { return nil }
-            return Unmanaged.passUnretained(c)._withUnsafeGuaranteedRef(body)
-        default:
-            guard let c = node.moreInputs[i - 2] else { return nil }
-            return Unmanaged.passUnretained(c)._withUnsafeGuaranteedRef(body)
-        }
+        guard let c = node.input(i) else { return nil }
+        return Unmanaged.passUnretained(c)._withUnsafeGuaranteedRef(body)
     }
 
     /// Adds the cotangent `gi` that `node` sends to its input `index` into that input's sum.

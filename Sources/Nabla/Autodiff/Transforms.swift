@@ -20,6 +20,8 @@
 }
 
 /// Value of `f` at `x` and its gradient. `f` must return a tensor with one element.
+/// (The one-input case of the function below, written out so that it builds no arrays: it is the
+/// inner loop of `minimize`.)
 @inlinable public func valueWithGradient<Scalar>(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> (value: Tensor<Scalar>, gradient: Tensor<Scalar>) {
     let nested = isRecordingGradients && x.node != nil
     let v = differentiationVariable(x)

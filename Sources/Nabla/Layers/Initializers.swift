@@ -1,7 +1,8 @@
 import Foundation
 
 /// The generator layers draw their initial weights from (and dropout its seed) unless given one.
-/// Seed it once for reproducible models: `GlobalRandom.seed(42)`.
+/// Seed it once for reproducible models, `GlobalRandom.seed(42)`, or build a model inside
+/// `GlobalRandom.withSeed(42) { … }` when other threads may draw from it meanwhile.
 public enum GlobalRandom {
     nonisolated(unsafe) static var generator = RandomGenerator(seed: 0x6E61626C61)
     static let lock = NSRecursiveLock()

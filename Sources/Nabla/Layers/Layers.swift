@@ -31,15 +31,12 @@ public final class Linear<Scalar: TensorScalar>: Module<Scalar>, Layer {
     public func callAsFunction(_ x: Tensor<Scalar>) -> Tensor<Scalar> {
         precondition(x.rank >= 1 && x.shape.last == weight.shape[1],
                      "Linear: input of shape \(x.shape) does not end in \(weight.shape[1]) features (weight \(weight.shape))")
-        if x.rank == 2, let bias { return Tensor.linear(x, weight: weight.value, bias: bias.value) }
-        let y: Tensor<Scalar>
-        if x.rank <= 2 {
-            y = Tensor.matmul(x, weight.value, transposeB: true)
-        } else {
-            let flat = x.reshaped(to: [x.count / weight.shape[1], weight.shape[1]])
-            y = Tensor.matmul(flat, weight.value, transposeB: true).reshaped(to: Array(x.shape.dropLast()) + [weight.shape[0]])
-        }
-        return bias.map { y + $0.value } ?? y
+        // Any leading axes are rows of one product (x is reshaped only when it is not a matrix).
+        let features = weight.shape[1]
+        let rows = x.rank == 2 ? x : x.reshaped(to: [x.count / features, features])
+        let y = bias.map { Tensor.linear(rows, weight: weight.value, bias: $0.value) }
+            ?? Tensor.matmul(rows, weight.value, transposeB: true)
+        return x.rank == 2 ? y : y.reshaped(to: Array(x.shape.dropLast()) + [weight.shape[0]])
     }
 }
 

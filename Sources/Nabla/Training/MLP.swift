@@ -35,8 +35,8 @@ public final class MLPClassifier {
         let held = Int(Double(n) * validationFraction)
         let (validationRows, trainRows) = (Array(order.prefix(held)), Array(order.dropFirst(held)))
         let xf = Tensor<Float>(converting: x)
-        let net: Sequential<Float> = GlobalRandom.withSeed(seed) { self.spec.build(inputs: x.shape[1], outputs: outputs) }
         let spec = self.spec
+        let net: Sequential<Float> = GlobalRandom.withSeed(seed) { spec.build(inputs: x.shape[1], outputs: outputs) }
         func loss(_ m: Sequential<Float>, _ rows: [Int]) -> Tensor<Float> {
             spec.loss(m(xf.indexSelect(axis: 0, indices: rows)), classes: classes.map { c in IndexTensor(rows.map { c[$0] }) },
                       values: values.map { v in Tensor(shape: [rows.count, 1], scalars: rows.map { Float(v[$0]) }) })
