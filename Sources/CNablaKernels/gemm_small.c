@@ -10,6 +10,11 @@
 // - "dot" for op(B) = Bᵀ with A not transposed (NT, the forward pass of a dense layer): both
 //   operands run along k, so a tile of MR x NR dot products is accumulated 16 k at a time and
 //   reduced at the end.
+// - "panel" for the larger products (all three layouts): op(B) is packed once per 128-deep block
+//   into 64-column panels that stay in L1 while every 6-row block of op(A) passes over them, and
+//   a tile of 6 x 64 of C is kept in 24 registers (four loads of B and six broadcasts of A per k).
+//   op(A) is read in place when A is not transposed (six row streams) and copied into a k-major
+//   strip when it is. The packing costs N·K (and M·K) copies against M·N·K multiply-adds.
 // Each element of C is one sum over k in a fixed order per (tile, block) layout; results agree
 // with a BLAS to float rounding, not bit for bit.
 #include "nabla_kernels.h"
@@ -22,7 +27,9 @@
 #define NB_UNROLL _Pragma("GCC unroll 16")
 
 // Tile sizes; DOT_MC_FLOATS: the floats of A (rows × K) the dot kernel keeps in L2 at a time.
-enum { BC_MR = 12, BC_KC = 256, DOT_MR = 4, DOT_NR = 6, DOT_MC_FLOATS = 1 << 17 };
+enum { BC_MR = 12, BC_KC = 256, DOT_MR = 4, DOT_NR = 6, DOT_MC_FLOATS = 1 << 17,
+       PN_MR = 6, PN_NV = 4, PN_NR = 64, PN_KC = 128,
+       PN_NC = 2048, PN_MC = 1536, PN_B_BYTES = 1 << 20, PN_C_BYTES = 1 << 19 };
 
 // C[0:mr, 0:32 masked] = alpha · Σ_k op(A)[i, k] B[k, :] + beta · C, with op(A)[i, k] = a[i·ars + k·aks].
 NB_AVX512 NB_INLINE void bc_tile(const int mr, long kc, const float *a, long ars, long aks, const float *b, long ldb,
@@ -166,6 +173,177 @@ NB_AVX512 static void gemm_dot(long M, long N, long K, float alpha, const float 
     }
 }
 
+// ---- panel kernel ----
+
+// bp[k·64 + j] = op(B)[k, j] for k < kc, j < nr, and 0 for nr <= j < 64.
+NB_AVX512 static void pn_pack_b(int transB, long kc, long nr, const float *B, long ldb, float *bp) {
+    if (!transB) {
+        for (long k = 0; k < kc; k++) {
+            const float *s = B + k * ldb;
+            NB_UNROLL
+            for (int v = 0; v < PN_NV; v++) {
+                long w = nr - 16 * v;
+                __mmask16 m = w >= 16 ? (__mmask16)0xFFFF : (w > 0 ? (__mmask16)((1u << w) - 1) : 0);
+                _mm512_store_ps(bp + k * PN_NR + 16 * v, _mm512_maskz_loadu_ps(m, s + 16 * v));
+            }
+        }
+        return;
+    }
+    // op(B)[k, j] = B[j·ldb + k]: gather sixteen rows of B at a time, one k after another.
+    for (int v = 0; v < PN_NV; v++) {
+        long w = nr - 16 * v;
+        if (w <= 0) { for (long k = 0; k < kc; k++) _mm512_store_ps(bp + k * PN_NR + 16 * v, _mm512_setzero_ps()); continue; }
+        __mmask16 m = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1);
+        const float *s = B + 16 * v * ldb;
+        if (16 * ldb <= 0x7FFFFFFF) {
+            __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                             _mm512_set1_epi32((int)ldb));
+            for (long k = 0; k < kc; k++)
+                _mm512_store_ps(bp + k * PN_NR + 16 * v, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, s + k, 4));
+        } else {
+            for (long k = 0; k < kc; k++)
+                for (int j = 0; j < 16; j++) bp[k * PN_NR + 16 * v + j] = j < w ? s[j * ldb + k] : 0.0f;
+        }
+    }
+}
+
+// ap[k·6 + r] = op(A)[r, k] for r < mr: A[k·lda + r] when transposed, else A[r·lda + k] (gathered).
+NB_AVX512 static void pn_pack_a(int transA, long mr, long kc, const float *A, long lda, float *ap) {
+    __mmask16 m = (__mmask16)((1u << mr) - 1);
+    if (transA) {
+        for (long k = 0; k < kc; k++) _mm512_mask_storeu_ps(ap + k * PN_MR, m, _mm512_maskz_loadu_ps(m, A + k * lda));
+        return;
+    }
+    __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32((int)lda));
+    for (long k = 0; k < kc; k++)
+        _mm512_mask_storeu_ps(ap + k * PN_MR, m, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, A + k, 4));
+}
+
+// C[0:mr, 0:nr] = alpha · Σ_k op(A)[r, k] bp[k, :] + beta · C, with op(A)[r, k] = a[k·6 + r] when
+// packed, else a[r·lda + k].
+NB_AVX512 NB_INLINE void pn_tile(const int mr, const int packed, long kc, const float *a, long lda, const float *bp,
+                                 int nr, float alpha, float beta, float *c, long ldc) {
+    __m512 acc[PN_MR][PN_NV];
+    const float *row[PN_MR];
+    NB_UNROLL
+    for (int r = 0; r < mr; r++) {
+        row[r] = packed ? a + r : a + r * lda;
+        for (int v = 0; v < PN_NV; v++) acc[r][v] = _mm512_setzero_ps();
+    }
+    for (long k = 0; k < kc; k++) {
+        __m512 b[PN_NV];
+        NB_UNROLL
+        for (int v = 0; v < PN_NV; v++) b[v] = _mm512_load_ps(bp + k * PN_NR + 16 * v);
+        NB_UNROLL
+        for (int r = 0; r < mr; r++) {
+            __m512 av = _mm512_set1_ps(packed ? a[k * PN_MR + r] : row[r][k]);
+            NB_UNROLL
+            for (int v = 0; v < PN_NV; v++) acc[r][v] = _mm512_fmadd_ps(av, b[v], acc[r][v]);
+        }
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    NB_UNROLL
+    for (int v = 0; v < PN_NV; v++) {
+        int w = nr - 16 * v;
+        if (w <= 0) break;
+        __mmask16 m = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1);
+        NB_UNROLL
+        for (int r = 0; r < mr; r++) {
+            float *cr = c + r * ldc + 16 * v;
+            __m512 x = _mm512_mul_ps(acc[r][v], va);
+            if (beta != 0) x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cr), x);
+            _mm512_mask_storeu_ps(cr, m, x);
+        }
+    }
+}
+
+#define PN_CASE(R) case R: if (packed) pn_tile(R, 1, kc, a, lda, bp, nr, alpha, beta, c, ldc); \
+                           else pn_tile(R, 0, kc, a, lda, bp, nr, alpha, beta, c, ldc); break;
+NB_AVX512 static void pn_tile_any(int mr, int packed, long kc, const float *a, long lda, const float *bp,
+                                  int nr, float alpha, float beta, float *c, long ldc) {
+    switch (mr) {
+    PN_CASE(1) PN_CASE(2) PN_CASE(3) PN_CASE(4) PN_CASE(5) PN_CASE(6)
+    default: break;
+    }
+}
+
+// One k block [pc, pc + kc) of rows [ic, ic + mc) and columns [jc, jc + nc) of C, with op(B)
+// packed at bp (panel q at bp + q·kc): each 64-column panel stays in L1 while the 6-row blocks of
+// op(A) pass over it. op(A) is packed into ap first when `packA`, else read in place.
+NB_AVX512 static void pn_block(int transA, int packA, long ic, long mc, long jc, long nc, long pc, long kc,
+                               float alpha, float beta, const float *A, long lda, const float *bp, float *ap,
+                               float *C, long ldc) {
+    if (packA)
+        for (long i = 0; i < mc; i += PN_MR)
+            pn_pack_a(transA, mc - i < PN_MR ? mc - i : PN_MR, kc,
+                      transA ? A + pc * lda + ic + i : A + (ic + i) * lda + pc, lda, ap + i * kc);
+    for (long q = 0; q < nc; q += PN_NR) {
+        int nr = nc - q < PN_NR ? (int)(nc - q) : PN_NR;
+        for (long i = 0; i < mc; i += PN_MR) {
+            int mr = mc - i < PN_MR ? (int)(mc - i) : PN_MR;
+            const float *a = packA ? ap + i * kc : A + (ic + i) * lda + pc;
+            pn_tile_any(mr, packA, kc, a, lda, bp + q * kc, nr, alpha, beta, C + (ic + i) * ldc + jc + q, ldc);
+        }
+    }
+}
+
+NB_AVX512 static void pn_pack_b_block(int transB, long pc, long kc, long jc, long nc, const float *B, long ldb, float *bp) {
+    for (long q = 0; q < nc; q += PN_NR)
+        pn_pack_b(transB, kc, nc - q < PN_NR ? nc - q : PN_NR,
+                  transB ? B + (jc + q) * ldb + pc : B + pc * ldb + jc + q, ldb, bp + q * kc);
+}
+
+// k is cut into equal blocks of at most PN_KC, so that a 64-column panel of one block fits in L1.
+// When all of op(B) fits in PN_B_BYTES it is packed once and C is computed PN_C_BYTES of rows at
+// a time, so that C stays in L2 while every k block adds to it (the forward products). Otherwise
+// (a long k, as in weight gradients) each k block of op(B) is packed in turn for PN_NC columns and
+// passes over PN_MC rows of C.
+NB_AVX512 static int gemm_panel(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
+                                const float *B, long ldb, float beta, float *C, long ldc) {
+    long kBlocks = (K + PN_KC - 1) / PN_KC, kcMax = (K + kBlocks - 1) / kBlocks;
+    long np = (N + PN_NR - 1) / PN_NR * PN_NR;
+    int wholeB = (size_t)np * (size_t)K * sizeof(float) < PN_B_BYTES;
+    long ncMax = wholeB ? np : (N < PN_NC ? np : PN_NC);
+    long mcMax = wholeB ? PN_C_BYTES / (long)sizeof(float) / np / PN_MR * PN_MR : PN_MC;
+    if (mcMax < PN_MR) mcMax = PN_MR;
+    if (mcMax > M) mcMax = (M + PN_MR - 1) / PN_MR * PN_MR;
+    // op(A) is read in place unless it is transposed, or its rows are a multiple of 4 KiB apart
+    // (six rows on one set of L1 would evict each other).
+    int packA = transA || (lda % 1024 == 0 && lda <= 0x7FFFFFFF / PN_MR);
+    size_t bBytes = sizeof(float) * (size_t)ncMax * (size_t)(wholeB ? K : kcMax);
+    size_t aBytes = packA ? sizeof(float) * (size_t)mcMax * (size_t)kcMax : 0;
+    float *bp = nb_buffer_alloc(bBytes), *ap = aBytes ? nb_buffer_alloc(aBytes) : NULL;
+    if (!bp || (aBytes && !ap)) { nb_buffer_free(bp, bBytes); nb_buffer_free(ap, aBytes); return 0; }
+    for (long jc = 0; jc < N; jc += ncMax) {
+        long nc = N - jc < ncMax ? N - jc : ncMax, ncp = (nc + PN_NR - 1) / PN_NR * PN_NR;
+        if (wholeB) {
+            for (long p = 0, pc = 0; p < kBlocks; pc = (++p) * K / kBlocks)
+                pn_pack_b_block(transB, pc, (p + 1) * K / kBlocks - pc, jc, nc, B, ldb, bp + pc * ncp);
+            for (long ic = 0; ic < M; ic += mcMax)
+                for (long p = 0, pc = 0; p < kBlocks; pc = (++p) * K / kBlocks)
+                    pn_block(transA, packA, ic, M - ic < mcMax ? M - ic : mcMax, jc, nc, pc, (p + 1) * K / kBlocks - pc,
+                             alpha, p == 0 ? beta : 1.0f, A, lda, bp + pc * ncp, ap, C, ldc);
+        } else {
+            for (long p = 0, pc = 0; p < kBlocks; pc = (++p) * K / kBlocks) {
+                long kc = (p + 1) * K / kBlocks - pc;
+                pn_pack_b_block(transB, pc, kc, jc, nc, B, ldb, bp);
+                for (long ic = 0; ic < M; ic += mcMax)
+                    pn_block(transA, packA, ic, M - ic < mcMax ? M - ic : mcMax, jc, nc, pc, kc,
+                             alpha, p == 0 ? beta : 1.0f, A, lda, bp, ap, C, ldc);
+            }
+        }
+    }
+    nb_buffer_free(bp, bBytes);
+    nb_buffer_free(ap, aBytes);
+    return 1;
+}
+
+int nb_sgemm_panel_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
+                          const float *B, long ldb, float beta, float *C, long ldc) {
+    if (M <= 0 || N <= 0 || K <= 0 || (transA && transB) || !nb_cpu_has_avx512()) return 0;
+    return gemm_panel(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 int nb_sgemm_direct_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
                            const float *B, long ldb, float beta, float *C, long ldc) {
     if (M <= 0 || N <= 0 || K <= 0 || !nb_cpu_has_avx512()) return 0;
@@ -175,6 +353,12 @@ int nb_sgemm_direct_avx512(int transA, int transB, long M, long N, long K, float
 }
 
 #else
+int nb_sgemm_panel_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
+                          const float *B, long ldb, float beta, float *C, long ldc) {
+    (void)transA; (void)transB; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda; (void)B; (void)ldb;
+    (void)beta; (void)C; (void)ldc;
+    return 0;
+}
 int nb_sgemm_direct_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
                            const float *B, long ldb, float beta, float *C, long ldc) {
     (void)transA; (void)transB; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda; (void)B; (void)ldb;

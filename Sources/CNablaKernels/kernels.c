@@ -366,19 +366,36 @@ void nb_convert_to_##S(long n, const void *src, int srcIsDouble, T *dst) { \
     if (srcIsDouble) { const double *s = (const double *)src; for (long i = 0; i < n; i++) dst[i] = (T)s[i]; } \
     else { const float *s = (const float *)src; for (long i = 0; i < n; i++) dst[i] = (T)s[i]; } }
 
-// Float32 products with one small dimension skip the BLAS (and its packing) on AVX-512 machines,
-// where the direct kernels of gemm_small.c measured faster: the batch-sized products of a
-// training step (nabla bench mlp). Only on one thread, or for work too small to share; the kernels
+// Float32 products of the shapes of a training step skip the BLAS (and its packing) on AVX-512
+// machines, where the kernels of gemm_small.c measured faster (nabla bench mlp, and the products
+// of its steps one by one): the panel kernel for the larger ones, the direct kernels for those
+// with one small dimension. Only on one thread, or for work too small to share; the kernels
 // themselves decline (and the BLAS runs) without AVX-512 or for an empty k.
-static int nb_sgemm_direct_fits(int transA, int transB, long M, long N, long K) {
+enum { NB_SGEMM_BLAS, NB_SGEMM_DIRECT_KERNEL, NB_SGEMM_PANEL_KERNEL };
+static int nb_sgemm_kernel(int transA, int transB, long M, long N, long K) {
     long threads = nb_threads > 0 ? nb_threads : nb_processors();
-    if (threads > 1 && M * N * K > (1L << 20)) return 0;
-    if (!transB) return M >= 4 && N >= 16 && K >= 8 && K <= 512;   // NN, TN: rows of B in place
-    if (!transA) return M >= 2 && (M * K <= (1L << 17) || N <= 16 || (K >= 768 && K <= 2048)); // NT: A in L2, or long dot products
-    return 0;
+    if (threads > 1 && M * N * K > (1L << 20)) return NB_SGEMM_BLAS;
+    if (M * N * K >= (1L << 21)) {
+        // Aᵀ·B (weight gradients), A·Bᵀ with enough rows to repay packing Bᵀ (forward passes), and
+        // A·B with one side at most 256 (input gradients); square A·B stays with the BLAS.
+        if (transA && !transB && K >= 128) return NB_SGEMM_PANEL_KERNEL;
+        if (!transA && transB && M >= 256) return NB_SGEMM_PANEL_KERNEL;
+        if (!transA && !transB && (N <= 256 || K <= 256)) return NB_SGEMM_PANEL_KERNEL;
+    }
+    if (!transB) return M >= 4 && N >= 16 && K >= 8 && K <= 512 ? NB_SGEMM_DIRECT_KERNEL : NB_SGEMM_BLAS; // NN, TN: rows of B in place
+    if (!transA && M >= 2 && (M * K <= (1L << 17) || N <= 16 || (K >= 768 && K <= 2048)))
+        return NB_SGEMM_DIRECT_KERNEL;  // NT: A in L2, or long dot products
+    return NB_SGEMM_BLAS;
 }
-#define NB_SGEMM_DIRECT (nb_sgemm_direct_fits(transA, transB, M, N, K) && \
-    nb_sgemm_direct_avx512(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+static int nb_sgemm_own(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
+                        const float *B, long ldb, float beta, float *C, long ldc) {
+    switch (nb_sgemm_kernel(transA, transB, M, N, K)) {
+    case NB_SGEMM_PANEL_KERNEL: return nb_sgemm_panel_avx512(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    case NB_SGEMM_DIRECT_KERNEL: return nb_sgemm_direct_avx512(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    default: return 0;
+    }
+}
+#define NB_SGEMM_DIRECT nb_sgemm_own(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
 
 NB_DEFINE(float, f32, nb_sgemm, NB_SGEMM_DIRECT)
 NB_DEFINE(double, f64, nb_dgemm, 0)

@@ -31,39 +31,70 @@ import Testing
         }
     }
 
-    /// The direct float32 kernels (AVX-512) against the definition in Double, within the
-    /// worst-case rounding bound (k + 4) u Σ|a||b|: tiles cut at every edge (rows not a multiple
-    /// of the 12- or 4-row tile, columns not a multiple of 32 or 6, k not a multiple of 16, k past
-    /// one 256-deep block), with alpha and beta, leading dimensions wider than the matrices, and
-    /// nothing written past the last column.
-    @Test(arguments: [(1, 1, 1), (2, 6, 16), (4, 16, 8), (13, 33, 17), (32, 256, 129), (37, 70, 300), (25, 7, 600)])
-    func directFloatKernelsMatchTheDefinition(_ dims: (Int, Int, Int)) {
-        let (m, n, k) = dims
+    /// A float32 kernel of gemm_small.c against the definition in Double, within the worst-case
+    /// rounding bound (k + 4) u Σ|a||b|, for NN, TN and NT with alpha and beta, leading dimensions
+    /// wider than the matrices (or `lda` when given), and nothing written past the last column.
+    func checkFloatKernel(panel: Bool, m: Int, n: Int, k: Int, lda ldaOverride: Int? = nil) {
         for (ta, tb) in [(false, false), (true, false), (false, true)] {
             let (ra, ca) = ta ? (k, m) : (m, k), (rb, cb) = tb ? (n, k) : (k, n)
-            let (lda, ldb, ldc) = (ca + 3, cb + 5, n + 2)
-            let a = randn([ra * lda], seed: 21).scalars, b = randn([rb * ldb], seed: 22).scalars, c0 = randn([m * ldc], seed: 23).scalars
-            let dense = { (x: [Double], rows: Int, cols: Int, ld: Int) in (0..<(rows * cols)).map { x[($0 / cols) * ld + $0 % cols] } }
-            let product = naiveProduct(dense(a, ra, ca, lda), dense(b, rb, cb, ldb), m: m, n: n, k: k, ta: ta, tb: tb)
-            let scale = (0..<(m * n)).map { i in (0..<k).reduce(0.0) { s, p in
-                s + Swift.abs(ta ? a[p * lda + i / n] : a[(i / n) * lda + p]) * Swift.abs(tb ? b[(i % n) * ldb + p] : b[p * ldb + i % n]) } }
+            let (lda, ldb, ldc) = (ldaOverride ?? ca + 3, cb + 5, n + 2)
+            let a = randn([ra * lda], seed: 21).scalars.map { Double(Float($0)) }
+            let b = randn([rb * ldb], seed: 22).scalars.map { Double(Float($0)) }
+            let c0 = randn([m * ldc], seed: 23).scalars.map { Double(Float($0)) }
+            var product = [Double](repeating: 0, count: m * n), scale = product
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s = 0.0, t = 0.0
+                    for p in 0..<k {
+                        let x = ta ? a[p * lda + i] : a[i * lda + p], y = tb ? b[j * ldb + p] : b[p * ldb + j]
+                        s += x * y
+                        t += Swift.abs(x * y)
+                    }
+                    product[i * n + j] = s
+                    scale[i * n + j] = t
+                }
+            }
             for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (-2.0, 0.25)] {
                 let af = a.map(Float.init), bf = b.map(Float.init)
                 var cf = c0.map(Float.init)
-                let done = nb_sgemm_direct_avx512(ta ? 1 : 0, tb ? 1 : 0, m, n, k, Float(alpha), af, lda, bf, ldb, Float(beta), &cf, ldc)
+                let done = panel
+                    ? nb_sgemm_panel_avx512(ta ? 1 : 0, tb ? 1 : 0, m, n, k, Float(alpha), af, lda, bf, ldb, Float(beta), &cf, ldc)
+                    : nb_sgemm_direct_avx512(ta ? 1 : 0, tb ? 1 : 0, m, n, k, Float(alpha), af, lda, bf, ldb, Float(beta), &cf, ldc)
                 #expect((done == 1) == ComputeBackend.usesAVX512, "m=\(m) n=\(n) k=\(k) ta=\(ta) tb=\(tb)")
                 guard done == 1 else { continue }
+                var bad = 0
                 for i in 0..<m {
                     for j in 0..<ldc {
                         let got = Double(cf[i * ldc + j])
-                        if j >= n { #expect(got == Double(Float(c0[i * ldc + j])), "wrote past column \(n)"); continue }
-                        let want = alpha * product[i * n + j] + beta * Double(Float(c0[i * ldc + j]))
+                        if j >= n {
+                            if got != c0[i * ldc + j] { bad += 1 }
+                            continue
+                        }
+                        let want = alpha * product[i * n + j] + beta * c0[i * ldc + j]
                         let bound = Double(k + 4) * 0x1p-24 * (Swift.abs(alpha) * scale[i * n + j] + Swift.abs(beta * c0[i * ldc + j]))
-                        #expect(Swift.abs(got - want) <= bound, "m=\(m) n=\(n) k=\(k) ta=\(ta) tb=\(tb) alpha=\(alpha) beta=\(beta) at \(i),\(j)")
+                        if !(Swift.abs(got - want) <= bound) { bad += 1 }
                     }
                 }
+                #expect(bad == 0, "\(panel ? "panel" : "direct") m=\(m) n=\(n) k=\(k) ta=\(ta) tb=\(tb) alpha=\(alpha) beta=\(beta): \(bad) wrong")
             }
         }
+    }
+
+    /// The direct kernels: tiles cut at every edge (rows not a multiple of the 12- or 4-row tile,
+    /// columns not a multiple of 32 or 6, k not a multiple of 16, k past one 256-deep block).
+    @Test(arguments: [(1, 1, 1), (2, 6, 16), (4, 16, 8), (13, 33, 17), (32, 256, 129), (37, 70, 300), (25, 7, 600)])
+    func directFloatKernelsMatchTheDefinition(_ dims: (Int, Int, Int)) {
+        checkFloatKernel(panel: false, m: dims.0, n: dims.1, k: dims.2)
+    }
+
+    /// The panel kernel: rows not a multiple of 6, columns not a multiple of 64 or 16, uneven k
+    /// blocks; op(B) packed whole with C in several row blocks (90 × 1500 × 100), or packed one k
+    /// block at a time (13 × 70 × 2100), over two column blocks (7 × 2100 × 130); and rows of A a
+    /// multiple of 4 KiB apart, which are packed rather than read in place (lda = 1024).
+    @Test(arguments: [(1, 1, 1, 0), (7, 70, 300, 0), (13, 16, 17, 0), (90, 1500, 100, 0), (13, 70, 2100, 0),
+                      (7, 2100, 130, 0), (20, 100, 300, 1024)])
+    func panelFloatKernelMatchesTheDefinition(_ dims: (Int, Int, Int, Int)) {
+        checkFloatKernel(panel: true, m: dims.0, n: dims.1, k: dims.2, lda: dims.3 == 0 ? nil : dims.3)
     }
 
     @Test func matmulIntoReusesTheDestination() {

@@ -89,6 +89,10 @@ void nb_softmax_xent_f32(long n, long k, const float *z, const long *targets, fl
    empty shapes, or a CPU without AVX-512. nb_gemm_f32 calls it where it measured faster. */
 int nb_sgemm_direct_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
                            const float *B, long ldb, float beta, float *C, long ldc);
+/* The same for the larger products, with op(B) packed into 64-column panels (and Aᵀ into strips);
+   NN, TN and NT. Returns 0 where nb_sgemm_direct_avx512 does, or when its buffers cannot be had. */
+int nb_sgemm_panel_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
+                          const float *B, long ldb, float beta, float *C, long ldc);
 
 // BLAS found at run time (OpenBLAS on Linux, Accelerate on macOS). Returns 1 when one was loaded.
 int nb_blas_available(void);
