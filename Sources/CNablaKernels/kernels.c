@@ -375,14 +375,13 @@ enum { NB_SGEMM_BLAS, NB_SGEMM_DIRECT_KERNEL, NB_SGEMM_PANEL_KERNEL };
 static int nb_sgemm_kernel(int transA, int transB, long M, long N, long K) {
     long threads = nb_threads > 0 ? nb_threads : nb_processors();
     if (threads > 1 && M * N * K > (1L << 20)) return NB_SGEMM_BLAS;
-    if (M * N * K >= (1L << 21)) {
-        // Aᵀ·B (weight gradients), A·Bᵀ with enough rows to repay packing Bᵀ (forward passes), and
-        // A·B with one side at most 256 (input gradients); square A·B stays with the BLAS.
-        if (transA && !transB && K >= 128) return NB_SGEMM_PANEL_KERNEL;
-        if (!transA && transB && M >= 256) return NB_SGEMM_PANEL_KERNEL;
-        if (!transA && !transB && (N <= 256 || K <= 256)) return NB_SGEMM_PANEL_KERNEL;
-    }
-    if (!transB) return M >= 4 && N >= 16 && K >= 8 && K <= 512 ? NB_SGEMM_DIRECT_KERNEL : NB_SGEMM_BLAS; // NN, TN: rows of B in place
+    // Aᵀ·B (weight gradients), A·Bᵀ with enough rows to repay packing Bᵀ (forward passes), and
+    // A·B with one side at most 256 (input gradients); square A·B stays with the BLAS.
+    if (M * N * K >= (1L << 21) && transA && !transB && K >= 128) return NB_SGEMM_PANEL_KERNEL;
+    if (M * N * K >= (1L << 21) && !transA && transB && M >= 256) return NB_SGEMM_PANEL_KERNEL;
+    if (M * N * K >= (1L << 20) && !transA && !transB && (N <= 256 || K <= 256)) return NB_SGEMM_PANEL_KERNEL;
+    if (!transB)  // NN, TN: rows of B in place; a long k only for a small C
+        return M >= 4 && N >= 16 && K >= 8 && (K <= 512 || M * N <= 4096) ? NB_SGEMM_DIRECT_KERNEL : NB_SGEMM_BLAS;
     if (!transA && M >= 2 && (M * K <= (1L << 17) || N <= 16 || (K >= 768 && K <= 2048)))
         return NB_SGEMM_DIRECT_KERNEL;  // NT: A in L2, or long dot products
     return NB_SGEMM_BLAS;
