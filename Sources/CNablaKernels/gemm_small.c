@@ -282,6 +282,11 @@ NB_AVX512 static void pn_block(int transA, int packA, long ic, long mc, long jc,
         for (long i = 0; i < mc; i += PN_MR) {
             int mr = mc - i < PN_MR ? (int)(mc - i) : PN_MR;
             const float *a = packA ? ap + i * kc : A + (ic + i) * lda + pc;
+            // On the first panel the rows of A come from memory, a few cache lines each: fetch the
+            // next block's while this one computes (short rows are too short for the prefetcher).
+            if (!packA && q == 0)
+                for (long r = i + PN_MR; r < i + 2 * PN_MR && r < mc; r++)
+                    for (long k = 0; k < kc; k += 16) _mm_prefetch((const char *)(A + (ic + r) * lda + pc + k), _MM_HINT_T0);
             pn_tile_any(mr, packA, kc, a, lda, bp + q * kc, nr, alpha, beta, C + (ic + i) * ldc + jc + q, ldc);
         }
     }
