@@ -221,8 +221,10 @@ NB_AVX512 static void pn_pack_a(int transA, long mr, long kc, const float *A, lo
 
 // C[0:mr, 0:nr] = alpha · Σ_k op(A)[r, k] bp[k, :] + beta · C, with op(A)[r, k] = a[k·6 + r] when
 // packed, else a[r·lda + k].
+// With `bias` (the first k block of a dense layer), bias[j] is added in place of beta · C; with
+// `relu` (its last block), max(x, 0) is stored: x where x > 0, else 0.
 NB_AVX512 NB_INLINE void pn_tile(const int mr, const int packed, long kc, const float *a, long lda, const float *bp,
-                                 int nr, float alpha, float beta, float *c, long ldc) {
+                                 int nr, float alpha, float beta, float *c, long ldc, const float *bias, int relu) {
     __m512 acc[PN_MR][PN_NV];
     const float *row[PN_MR];
     NB_UNROLL
@@ -251,16 +253,18 @@ NB_AVX512 NB_INLINE void pn_tile(const int mr, const int packed, long kc, const 
         for (int r = 0; r < mr; r++) {
             float *cr = c + r * ldc + 16 * v;
             __m512 x = _mm512_mul_ps(acc[r][v], va);
-            if (beta != 0) x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cr), x);
+            if (bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, bias + 16 * v));
+            else if (beta != 0) x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cr), x);
+            if (relu) x = _mm512_max_ps(x, _mm512_setzero_ps());
             _mm512_mask_storeu_ps(cr, m, x);
         }
     }
 }
 
-#define PN_CASE(R) case R: if (packed) pn_tile(R, 1, kc, a, lda, bp, nr, alpha, beta, c, ldc); \
-                           else pn_tile(R, 0, kc, a, lda, bp, nr, alpha, beta, c, ldc); break;
+#define PN_CASE(R) case R: if (packed) pn_tile(R, 1, kc, a, lda, bp, nr, alpha, beta, c, ldc, bias, relu); \
+                           else pn_tile(R, 0, kc, a, lda, bp, nr, alpha, beta, c, ldc, bias, relu); break;
 NB_AVX512 static void pn_tile_any(int mr, int packed, long kc, const float *a, long lda, const float *bp,
-                                  int nr, float alpha, float beta, float *c, long ldc) {
+                                  int nr, float alpha, float beta, float *c, long ldc, const float *bias, int relu) {
     switch (mr) {
     PN_CASE(1) PN_CASE(2) PN_CASE(3) PN_CASE(4) PN_CASE(5) PN_CASE(6)
     default: break;
@@ -272,7 +276,7 @@ NB_AVX512 static void pn_tile_any(int mr, int packed, long kc, const float *a, l
 // op(A) pass over it. op(A) is packed into ap first when `packA`, else read in place.
 NB_AVX512 static void pn_block(int transA, int packA, long ic, long mc, long jc, long nc, long pc, long kc,
                                float alpha, float beta, const float *A, long lda, const float *bp, float *ap,
-                               float *C, long ldc) {
+                               float *C, long ldc, const float *bias, int relu) {
     if (packA)
         for (long i = 0; i < mc; i += PN_MR)
             pn_pack_a(transA, mc - i < PN_MR ? mc - i : PN_MR, kc,
@@ -287,7 +291,8 @@ NB_AVX512 static void pn_block(int transA, int packA, long ic, long mc, long jc,
             if (!packA && q == 0)
                 for (long r = i + PN_MR; r < i + 2 * PN_MR && r < mc; r++)
                     for (long k = 0; k < kc; k += 16) _mm_prefetch((const char *)(A + (ic + r) * lda + pc + k), _MM_HINT_T0);
-            pn_tile_any(mr, packA, kc, a, lda, bp + q * kc, nr, alpha, beta, C + (ic + i) * ldc + jc + q, ldc);
+            pn_tile_any(mr, packA, kc, a, lda, bp + q * kc, nr, alpha, beta, C + (ic + i) * ldc + jc + q, ldc,
+                        bias ? bias + jc + q : NULL, relu);
         }
     }
 }
@@ -304,7 +309,7 @@ NB_AVX512 static void pn_pack_b_block(int transB, long pc, long kc, long jc, lon
 // (a long k, as in weight gradients) each k block of op(B) is packed in turn for PN_NC columns and
 // passes over PN_MC rows of C.
 NB_AVX512 static int gemm_panel(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
-                                const float *B, long ldb, float beta, float *C, long ldc) {
+                                const float *B, long ldb, float beta, float *C, long ldc, const float *bias, int relu) {
     long kBlocks = (K + PN_KC - 1) / PN_KC, kcMax = (K + kBlocks - 1) / kBlocks;
     long np = (N + PN_NR - 1) / PN_NR * PN_NR;
     int wholeB = (size_t)np * (size_t)K * sizeof(float) < PN_B_BYTES;
@@ -327,14 +332,16 @@ NB_AVX512 static int gemm_panel(int transA, int transB, long M, long N, long K, 
             for (long ic = 0; ic < M; ic += mcMax)
                 for (long p = 0, pc = 0; p < kBlocks; pc = (++p) * K / kBlocks)
                     pn_block(transA, packA, ic, M - ic < mcMax ? M - ic : mcMax, jc, nc, pc, (p + 1) * K / kBlocks - pc,
-                             alpha, p == 0 ? beta : 1.0f, A, lda, bp + pc * ncp, ap, C, ldc);
+                             alpha, p == 0 ? beta : 1.0f, A, lda, bp + pc * ncp, ap, C, ldc,
+                             p == 0 ? bias : NULL, relu && p == kBlocks - 1);
         } else {
             for (long p = 0, pc = 0; p < kBlocks; pc = (++p) * K / kBlocks) {
                 long kc = (p + 1) * K / kBlocks - pc;
                 pn_pack_b_block(transB, pc, kc, jc, nc, B, ldb, bp);
                 for (long ic = 0; ic < M; ic += mcMax)
                     pn_block(transA, packA, ic, M - ic < mcMax ? M - ic : mcMax, jc, nc, pc, kc,
-                             alpha, p == 0 ? beta : 1.0f, A, lda, bp, ap, C, ldc);
+                             alpha, p == 0 ? beta : 1.0f, A, lda, bp, ap, C, ldc,
+                             p == 0 ? bias : NULL, relu && p == kBlocks - 1);
             }
         }
     }
@@ -346,7 +353,13 @@ NB_AVX512 static int gemm_panel(int transA, int transB, long M, long N, long K, 
 int nb_sgemm_panel_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
                           const float *B, long ldb, float beta, float *C, long ldc) {
     if (M <= 0 || N <= 0 || K <= 0 || (transA && transB) || !nb_cpu_has_avx512()) return 0;
-    return gemm_panel(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return gemm_panel(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0);
+}
+
+int nb_linear_panel_avx512(long M, long N, long K, const float *x, long ldx, const float *w, long ldw, const float *bias,
+                           float *out, long ldo, int relu) {
+    if (M <= 0 || N <= 0 || K <= 0 || !nb_cpu_has_avx512()) return 0;
+    return gemm_panel(0, 1, M, N, K, 1.0f, x, ldx, w, ldw, 0.0f, out, ldo, bias, relu);
 }
 
 int nb_sgemm_direct_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
@@ -362,6 +375,11 @@ int nb_sgemm_panel_avx512(int transA, int transB, long M, long N, long K, float 
                           const float *B, long ldb, float beta, float *C, long ldc) {
     (void)transA; (void)transB; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda; (void)B; (void)ldb;
     (void)beta; (void)C; (void)ldc;
+    return 0;
+}
+int nb_linear_panel_avx512(long M, long N, long K, const float *x, long ldx, const float *w, long ldw, const float *bias,
+                           float *out, long ldo, int relu) {
+    (void)M; (void)N; (void)K; (void)x; (void)ldx; (void)w; (void)ldw; (void)bias; (void)out; (void)ldo; (void)relu;
     return 0;
 }
 int nb_sgemm_direct_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,

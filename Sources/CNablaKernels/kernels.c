@@ -399,6 +399,19 @@ static int nb_sgemm_own(int transA, int transB, long M, long N, long K, float al
 NB_DEFINE(float, f32, nb_sgemm, NB_SGEMM_DIRECT)
 NB_DEFINE(double, f64, nb_dgemm, 0)
 
+void nb_linear_f32(long M, long N, long K, const float *x, const float *w, const float *bias, float *out, int relu) {
+    if (nb_sgemm_kernel(0, 1, M, N, K) == NB_SGEMM_PANEL_KERNEL && nb_linear_panel_avx512(M, N, K, x, K, w, K, bias, out, N, relu))
+        return;
+    for (long i = 0; i < M; i++) memcpy(out + i * N, bias, sizeof(float) * (size_t)N);
+    nb_gemm_f32(0, 1, M, N, K, 1.0f, x, K, w, K, 1.0f, out, N);
+    if (relu) nb_unary_f32(NB_RELU, M * N, out, out, 0, 0);
+}
+void nb_linear_f64(long M, long N, long K, const double *x, const double *w, const double *bias, double *out, int relu) {
+    for (long i = 0; i < M; i++) memcpy(out + i * N, bias, sizeof(double) * (size_t)N);
+    nb_gemm_f64(0, 1, M, N, K, 1.0, x, K, w, K, 1.0, out, N);
+    if (relu) nb_unary_f64(NB_RELU, M * N, out, out, 0, 0);
+}
+
 // The BLAS routine itself, with nothing of Nabla's around it (for benchmarks). Returns 0 when
 // no BLAS is loaded.
 int nb_raw_sgemm(long M, long N, long K, const float *A, const float *B, float *C) {

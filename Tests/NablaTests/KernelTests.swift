@@ -97,6 +97,26 @@ import Testing
         checkFloatKernel(panel: true, m: dims.0, n: dims.1, k: dims.2, lda: dims.3 == 0 ? nil : dims.3)
     }
 
+    /// The dense-layer epilogue of the panel kernel (bias added as each tile is stored, then ReLU)
+    /// gives the bits of the bias copied into the output, the panel product with beta = 1 and
+    /// v > 0 ? v : 0, over several k blocks and both blockings.
+    @Test(arguments: [(300, 70, 100), (13, 70, 2100), (7, 130, 300)])
+    func denseEpilogueMatchesBiasProductAndReLU(_ dims: (Int, Int, Int)) {
+        let (m, n, k) = dims
+        let x = randn([m * k], seed: 31).scalars.map(Float.init), w = randn([n * k], seed: 32).scalars.map(Float.init)
+        let bias = randn([n], seed: 33).scalars.map(Float.init)
+        for relu in [false, true] {
+            var fused = [Float](repeating: .nan, count: m * n)
+            let done = nb_linear_panel_avx512(m, n, k, x, k, w, k, bias, &fused, n, relu ? 1 : 0)
+            #expect((done == 1) == ComputeBackend.usesAVX512)
+            guard done == 1 else { continue }
+            var reference = (0..<(m * n)).map { bias[$0 % n] }
+            #expect(nb_sgemm_panel_avx512(0, 1, m, n, k, 1, x, k, w, k, 1, &reference, n) == 1)
+            if relu { reference = reference.map { $0 > 0 ? $0 : 0 } }
+            #expect(fused == reference, "m=\(m) n=\(n) k=\(k) relu=\(relu)")
+        }
+    }
+
     @Test func matmulIntoReusesTheDestination() {
         let a = randn([3, 4], seed: 3), b = randn([4, 2], seed: 4)
         var c = Tensor<Double>.zeros(shape: [6])

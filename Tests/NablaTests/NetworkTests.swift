@@ -31,6 +31,29 @@ final class Block: Module<Double>, Layer {
                 == ["in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"])
     }
 
+    /// Sequential runs Linear + ReLU as one primitive: the same bits as the two layers one by one,
+    /// forward and backward (first and second derivatives).
+    @Test func fusedLinearReLUMatchesTheLayersOneByOne() {
+        let m = GlobalRandom.withSeed(5) { Sequential<Double>(Linear(inputSize: 6, outputSize: 5), Activation(.relu), Linear(inputSize: 5, outputSize: 1)) }
+        let first = m.layers[0] as! Linear<Double>, last = m.layers[2] as! Linear<Double>
+        let x = randn([7, 6], seed: 6)
+        let unfused = { (x: Tensor<Double>) in last(Tensor.linear(x, weight: first.weight.value, bias: first.bias!.value).relu()) }
+        #expect(m(x).scalars == unfused(x).scalars)
+        let (_, fusedGrads) = valueWithGradient(at: [x, first.weight.value, first.bias!.value]) { v in
+            Tensor.linearReLU(v[0], weight: v[1], bias: v[2]).squared().sum()
+        }
+        let (_, plainGrads) = valueWithGradient(at: [x, first.weight.value, first.bias!.value]) { v in
+            Tensor.linear(v[0], weight: v[1], bias: v[2]).relu().squared().sum()
+        }
+        for (a, b) in zip(fusedGrads, plainGrads) { #expect(a.scalars == b.scalars) }
+        let hessian = { (fused: Bool) in Nabla.hessian(at: x.flattened()) { v in
+            let y = fused ? Tensor.linearReLU(v.reshaped(to: [7, 6]), weight: first.weight.value, bias: first.bias!.value)
+                          : Tensor.linear(v.reshaped(to: [7, 6]), weight: first.weight.value, bias: first.bias!.value).relu()
+            return y.squared().sum()
+        } }
+        #expect(hessian(true).scalars == hessian(false).scalars)
+    }
+
     @Test func frozenParametersStayPutAndOthersTrain() {
         let m = GlobalRandom.withSeed(1) { Sequential<Double>(Linear(inputSize: 2, outputSize: 3), Activation(.relu), Linear(inputSize: 3, outputSize: 1)) }
         let first = m.layers[0] as! Linear<Double>, last = m.layers[2] as! Linear<Double>

@@ -59,6 +59,8 @@ let primitiveCases: [PrimitiveCase] = [
           f: { Tensor.matmul($0[0], $0[1], transposeA: true, transposeB: true) }),
     .init(name: "linear (bias fused into the product)", inputs: { [randn([3, 4], seed: 57), randn([5, 4], seed: 58), randn([5], seed: 59)] },
           f: { Tensor.linear($0[0], weight: $0[1], bias: $0[2]) }),
+    .init(name: "linear with ReLU (fused)", inputs: { [randn([3, 4], seed: 57), randn([5, 4], seed: 58), randn([5], seed: 59)] },
+          f: { Tensor.linearReLU($0[0], weight: $0[1], bias: $0[2]) }),
     .init(name: "matmul batched broadcast", inputs: { [randn([2, 3, 4], seed: 55), randn([4, 2], seed: 56)] }, f: { Tensor.matmul($0[0], $0[1]) }),
     .init(name: "softmax", inputs: { [randn([3, 5], seed: 57)] }, f: { $0[0].softmax(axis: 1) }),
     .init(name: "log softmax", inputs: { [randn([3, 5], seed: 58)] }, f: { $0[0].logSoftmax(axis: 0) }),

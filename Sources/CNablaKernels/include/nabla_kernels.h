@@ -93,6 +93,15 @@ int nb_sgemm_direct_avx512(int transA, int transB, long M, long N, long K, float
    NN, TN and NT. Returns 0 where nb_sgemm_direct_avx512 does, or when its buffers cannot be had. */
 int nb_sgemm_panel_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
                           const float *B, long ldb, float beta, float *C, long ldc);
+/* out = x · wᵀ + bias (then max(·, 0) when relu) by the panel kernel, the bias and the ReLU applied
+   as each tile of out is stored; returns 0 (and does nothing) where the panel kernel declines. */
+int nb_linear_panel_avx512(long M, long N, long K, const float *x, long ldx, const float *w, long ldw, const float *bias,
+                           float *out, long ldo, int relu);
+/* A dense layer: out[M, N] = x[M, K] · w[N, K]ᵀ + bias[N], then ReLU when relu is nonzero
+   (v > 0 ? v : 0). The same bits as the bias copied into out, nb_gemm with beta = 1 and
+   nb_unary(NB_RELU). */
+void nb_linear_f32(long M, long N, long K, const float *x, const float *w, const float *bias, float *out, int relu);
+void nb_linear_f64(long M, long N, long K, const double *x, const double *w, const double *bias, double *out, int relu);
 
 // BLAS found at run time (OpenBLAS on Linux, Accelerate on macOS). Returns 1 when one was loaded.
 int nb_blas_available(void);

@@ -28,14 +28,25 @@ public final class Linear<Scalar: TensorScalar>: Module<Scalar>, Layer {
     }
 
     @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
-    public func callAsFunction(_ x: Tensor<Scalar>) -> Tensor<Scalar> {
+    public func callAsFunction(_ x: Tensor<Scalar>) -> Tensor<Scalar> { callAsFunction(x, thenReLU: false) }
+
+    /// The layer followed by a ReLU, as one primitive when there is a bias (``Sequential`` uses it
+    /// for a `Linear` followed by `ReLU()`): the same values as `relu(layer(x))`.
+    @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
+    public func callAsFunction(_ x: Tensor<Scalar>, thenReLU relu: Bool) -> Tensor<Scalar> {
         precondition(x.rank >= 1 && x.shape.last == weight.shape[1],
                      "Linear: input of shape \(x.shape) does not end in \(weight.shape[1]) features (weight \(weight.shape))")
         // Any leading axes are rows of one product (x is reshaped only when it is not a matrix).
         let features = weight.shape[1]
         let rows = x.rank == 2 ? x : x.reshaped(to: [x.count / features, features])
-        let y = bias.map { Tensor.linear(rows, weight: weight.value, bias: $0.value) }
-            ?? Tensor.matmul(rows, weight.value, transposeB: true)
+        let y: Tensor<Scalar>
+        if let bias {
+            y = relu ? Tensor.linearReLU(rows, weight: weight.value, bias: bias.value)
+                     : Tensor.linear(rows, weight: weight.value, bias: bias.value)
+        } else {
+            let product = Tensor.matmul(rows, weight.value, transposeB: true)
+            y = relu ? product.relu() : product
+        }
         return x.rank == 2 ? y : y.reshaped(to: Array(x.shape.dropLast()) + [weight.shape[0]])
     }
 }

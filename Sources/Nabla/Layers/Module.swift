@@ -201,9 +201,22 @@ public final class Sequential<Scalar: TensorScalar>: Module<Scalar>, Layer {
     }
     public convenience init(_ layers: any Layer<Scalar>...) { self.init(layers) }
 
+    /// Each layer in turn; a `Linear` followed by a ReLU runs as one dense-ReLU primitive
+    /// (the same values, one pass over the output fewer).
     @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     public func callAsFunction(_ input: Tensor<Scalar>) -> Tensor<Scalar> {
-        layers.reduce(input) { x, layer in layer(x) }
+        var x = input, i = 0
+        while i < layers.count {
+            if let linear = layers[i] as? Linear<Scalar>, i + 1 < layers.count,
+               let next = layers[i + 1] as? Activation<Scalar>, next.kind == .relu {
+                x = linear(x, thenReLU: true)
+                i += 2
+            } else {
+                x = layers[i](x)
+                i += 1
+            }
+        }
+        return x
     }
 
     public override func namedChildren() -> [(String, Any)] {

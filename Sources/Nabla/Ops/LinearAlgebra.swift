@@ -64,20 +64,31 @@ extension Tensor {
 
     /// A dense layer, `x · wᵀ + b` for x [M, K], weight [N, K] and bias [N], as one primitive: the
     /// bias is written into the output first and the matrix product accumulates onto it (a BLAS
-    /// clears its output anyway), so there is no separate addition and no temporary. Pullback:
-    /// `g · w`, `gᵀ · x` and the column sums of g.
+    /// clears its output anyway), or the kernel adds it as it stores each tile, so there is no
+    /// separate addition and no temporary. Pullback: `g · w`, `gᵀ · x` and the column sums of g.
     @inlinable public static func linear(_ x: Tensor, weight w: Tensor, bias b: Tensor) -> Tensor {
+        dense(x, weight: w, bias: b, relu: false)
+    }
+
+    /// `relu(x · wᵀ + b)` as one primitive: the ReLU is applied as the product is stored, and the
+    /// pullback masks g by the output (y > 0 exactly where x · wᵀ + b > 0) before the three
+    /// products of ``linear(_:weight:bias:)``. The same values as `linear(x, ...).relu()`.
+    @inlinable public static func linearReLU(_ x: Tensor, weight w: Tensor, bias b: Tensor) -> Tensor {
+        dense(x, weight: w, bias: b, relu: true)
+    }
+
+    @inlinable static func dense(_ x: Tensor, weight w: Tensor, bias b: Tensor, relu: Bool) -> Tensor {
         precondition(x.rank == 2 && w.rank == 2 && b.rank == 1 && x.shape[1] == w.shape[1] && b.shape[0] == w.shape[0],
                      "linear: input \(x.shape), weight \(w.shape) and bias \(b.shape) do not fit x · wᵀ + b")
         let (m, n, k) = (x.shape[0], w.shape[0], x.shape[1])
         let out = TensorStorage<Scalar>.make(count: m * n)
-        for i in 0..<m { (out.base + i * n).update(from: b.storage.base, count: n) }
-        Scalar._gemm(false, true, m, n, k, 1, x.storage.base, k, w.storage.base, k, 1, out.base, n)
+        Scalar._linear(m, n, k, x.storage.base, w.storage.base, b.storage.base, out.base, relu)
         let y = Tensor(storage: out, shape: [m, n])
         guard nb_grad_enabled() != 0, x.node != nil || w.node != nil || b.node != nil else { return y }
-        return record("linear", inputs: [x, w, b], output: y, savingOutput: false) { g, _ in
-            [x.node == nil ? nil : matmul(g, w), w.node == nil ? nil : matmul(g, x, transposeA: true),
-             b.node == nil ? nil : g.summed(toShape: [n])]
+        return record(relu ? "linear_relu" : "linear", inputs: [x, w, b], output: y, savingOutput: relu) { g, y in
+            let g = relu ? passingPositive(g, where: y) : g
+            return [x.node == nil ? nil : matmul(g, w), w.node == nil ? nil : matmul(g, x, transposeA: true),
+                    b.node == nil ? nil : g.summed(toShape: [n])]
         }
     }
 

@@ -28,6 +28,8 @@ where Self.RawSignificand: FixedWidthInteger {
                              _ beta: Self, _ c: UnsafeMutablePointer<Self>, _ ldc: Int)
     static func _softmaxCrossEntropy(_ n: Int, _ k: Int, _ z: UnsafePointer<Self>, _ targets: UnsafePointer<Int>,
                                      _ probs: UnsafeMutablePointer<Self>, _ loss: UnsafeMutablePointer<Self>)
+    static func _linear(_ m: Int, _ n: Int, _ k: Int, _ x: UnsafePointer<Self>, _ w: UnsafePointer<Self>,
+                        _ bias: UnsafePointer<Self>, _ out: UnsafeMutablePointer<Self>, _ relu: Bool)
     static func _adam(_ n: Int, _ x: UnsafeMutablePointer<Self>, _ g: UnsafePointer<Self>, _ m: UnsafeMutablePointer<Self>,
                       _ v: UnsafeMutablePointer<Self>, _ c: [Self])
 }
@@ -53,6 +55,9 @@ extension Float: TensorScalar {
     }
     @inline(__always) public static func _softmaxCrossEntropy(_ n: Int, _ k: Int, _ z: UnsafePointer<Float>, _ targets: UnsafePointer<Int>, _ probs: UnsafeMutablePointer<Float>, _ loss: UnsafeMutablePointer<Float>) {
         nb_softmax_xent_f32(n, k, z, targets, probs, loss)
+    }
+    @inline(__always) public static func _linear(_ m: Int, _ n: Int, _ k: Int, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ relu: Bool) {
+        nb_linear_f32(m, n, k, x, w, bias, out, relu ? 1 : 0)
     }
     @inline(__always) public static func _adam(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>, _ c: [Float]) {
         nb_adam_f32(n, x, g, m, v, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7])
@@ -80,6 +85,9 @@ extension Double: TensorScalar {
     }
     @inline(__always) public static func _softmaxCrossEntropy(_ n: Int, _ k: Int, _ z: UnsafePointer<Double>, _ targets: UnsafePointer<Int>, _ probs: UnsafeMutablePointer<Double>, _ loss: UnsafeMutablePointer<Double>) {
         nb_softmax_xent_f64(n, k, z, targets, probs, loss)
+    }
+    @inline(__always) public static func _linear(_ m: Int, _ n: Int, _ k: Int, _ x: UnsafePointer<Double>, _ w: UnsafePointer<Double>, _ bias: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>, _ relu: Bool) {
+        nb_linear_f64(m, n, k, x, w, bias, out, relu ? 1 : 0)
     }
     @inline(__always) public static func _adam(_ n: Int, _ x: UnsafeMutablePointer<Double>, _ g: UnsafePointer<Double>, _ m: UnsafeMutablePointer<Double>, _ v: UnsafeMutablePointer<Double>, _ c: [Double]) {
         nb_adam_f64(n, x, g, m, v, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7])
