@@ -378,7 +378,7 @@ static int nb_sgemm_kernel(int transA, int transB, long M, long N, long K) {
     // Aᵀ·B (weight gradients), A·Bᵀ with enough rows to repay packing Bᵀ (forward passes), and
     // A·B with one side at most 256 (input gradients); square A·B stays with the BLAS.
     if (M * N * K >= (1L << 21) && transA && !transB && K >= 128) return NB_SGEMM_PANEL_KERNEL;
-    if (M * N * K >= (1L << 21) && !transA && transB && M >= 256) return NB_SGEMM_PANEL_KERNEL;
+    if (M * N * K >= (1L << 21) && !transA && transB && (M >= 256 || (M >= 128 && K <= 256))) return NB_SGEMM_PANEL_KERNEL;
     if (M * N * K >= (1L << 20) && !transA && !transB && (N <= 256 || K <= 256)) return NB_SGEMM_PANEL_KERNEL;
     if (!transB)  // NN, TN: rows of B in place; a long k only for a small C
         return M >= 4 && N >= 16 && K >= 8 && (K <= 512 || M * N <= 4096) ? NB_SGEMM_DIRECT_KERNEL : NB_SGEMM_BLAS;

@@ -24,6 +24,7 @@ import Testing
 
     @Test func truncatedFileIsReportedWithItsName() throws {
         let path = try writeTemporary(#"{"format": 1, "area": "ops", "cases": [{"id": "a""#)
+        defer { removeTemporary(path) }
         let report = ConformanceRunner.standard.run(paths: [path])
         #expect(!report.succeeded)
         #expect(report.fileErrors.count == 1)
@@ -37,6 +38,7 @@ import Testing
           "inputs": {"cotangent": {"dtype": "float64", "shape": [1], "data": [1.0]}},
           "expected": {"output": {"dtype": "float64", "shape": [1], "data": [1.0]}}}]}
         """)
+        defer { removeTemporary(path) }
         let report = ConformanceRunner.standard.run(paths: [path])
         #expect(report.failed == 1)
         let message = report.results.first?.message ?? ""
@@ -51,6 +53,7 @@ import Testing
           "inputs": {"x": {"dtype": "float64", "shape": [1], "data": [0.0]}, "cotangent": {"dtype": "float64", "shape": [1], "data": [1.0]}},
           "expected": {"output": {"dtype": "float64", "shape": [1], "data": [1.5]}, "grads": {"x": {"dtype": "float64", "shape": [1], "data": [1.0]}}}}]}
         """)
+        defer { removeTemporary(path) }
         let report = ConformanceRunner.standard.run(paths: [path])
         #expect(report.failed == 1)
         let expectedRatio = 0.5 / (1e-11 + 1e-9 * 1.5)
@@ -61,6 +64,7 @@ import Testing
         let path = try writeTemporary("""
         {"format": 1, "area": "ops", "cases": [{"id": "u", "kind": "no_such_op", "tolerance": {"rtol": 1e-9, "atol": 1e-11}, "config": {}, "inputs": {}, "expected": {}}]}
         """)
+        defer { removeTemporary(path) }
         let report = ConformanceRunner.standard.run(paths: [path])
         #expect(report.skipped == 1 && report.failed == 0)
         #expect(report.json.hasPrefix(#"{"passed":0,"failed":0,"skipped":1,"cases":[{"#))
@@ -74,6 +78,7 @@ import Testing
           "inputs": {"x": {"dtype": "float64", "shape": [2, 3], "data": [1, 2, 3, 4, 5, 6]}, "cotangent": {"dtype": "float64", "shape": [1, 3], "data": [1, 2, 3]}},
           "expected": {"output": {"dtype": "float64", "shape": [1, 3], "data": [5, 7, 9]}, "grads": {"x": {"dtype": "float64", "shape": [2, 3], "data": [1, 2, 3, 1, 2, 3]}}}}]}
         """)
+        defer { removeTemporary(path) }
         let report = ConformanceRunner.standard.run(paths: [path])
         #expect(report.passed == 1)
     }

@@ -21,6 +21,7 @@ import Testing
 
     @Test func filesAreWrittenAtomicallyWithClearErrors() throws {
         let dir = NSTemporaryDirectory() + "nabla-write-\(UUID().uuidString)"
+        defer { removeTemporary(dir) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let path = dir + "/out.txt"
         try writeAtomically("first", to: path)

@@ -6,6 +6,13 @@ func temporaryPath(_ name: String) -> String {
     NSTemporaryDirectory() + "nabla-\(UUID().uuidString.prefix(8))-\(name)"
 }
 
+/// Removes the files or folders a test wrote.
+func removeTemporary(_ paths: String...) {
+    for path in paths {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
 final class Net: Module<Float>, Layer {
     let hidden = Linear<Float>(inputSize: 3, outputSize: 5)
     let norm = BatchNorm<Float>(featureCount: 5)
@@ -30,6 +37,7 @@ final class Net: Module<Float>, Layer {
         let (a, b) = GlobalRandom.withSeed(3) { (Net(), Net()) }
         _ = a(Tensor<Float>(shape: [4, 3], scalars: (0..<12).map { Float($0) / 7 }))   // moves the running statistics
         let path = temporaryPath("model.safetensors")
+        defer { removeTemporary(path) }
         try a.save(to: path, metadata: ["note": "test"])
         try b.load(from: path)
         for ((n1, p1), (n2, p2)) in zip(a.namedParameters, b.namedParameters) { #expect(n1 == n2 && p1.value.scalars == p2.value.scalars) }
@@ -40,6 +48,7 @@ final class Net: Module<Float>, Layer {
 
     @Test func mismatchedFileIsRejectedWithEveryProblemAndChangesNothing() throws {
         let path = temporaryPath("other.safetensors")
+        defer { removeTemporary(path) }
         var archive = Net().archive()
         archive.tensors["hidden.weight"] = StoredTensor(Tensor<Float>.zeros(shape: [4, 3]))
         archive.tensors["output.bias"] = nil
@@ -80,6 +89,7 @@ final class Net: Module<Float>, Layer {
         func step(_ m: Net, _ o: inout Optimizer<Float>) { m.valueWithGradient { crossEntropy(logits: $0(x), targets: y) }; o.step(m) }
         for _ in 0..<3 { step(a, &optA); step(b, &optB) }
         let modelPath = temporaryPath("m.safetensors"), statePath = temporaryPath("o.safetensors")
+        defer { removeTemporary(modelPath, statePath) }
         try b.save(to: modelPath)
         try optB.save(to: statePath, for: b)
         let c = Net()
@@ -94,6 +104,7 @@ final class Net: Module<Float>, Layer {
     @Test func npyRoundTripsAndReadsOtherLayouts() throws {
         let t = Tensor<Double>(shape: [2, 3], scalars: [1, 2, 3, 4, 5, 6])
         let path = temporaryPath("a.npy")
+        defer { removeTemporary(path) }
         try NPY.write(t, to: path)
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         #expect((10 + Int(bytes[8])) % 64 == 0)
@@ -128,6 +139,7 @@ final class Net: Module<Float>, Layer {
         let big = arrays["big"]!.doubles
         #expect(big.count == 2000 && big[49] == 1 && big[50] == 0 && isClose(big[1], 1.0 / 49, tolerance: 1e-15))
         let path = temporaryPath("out.npz")
+        defer { removeTemporary(path) }
         let t = Tensor<Double>(shape: [2, 2], scalars: [1, -2, 3.5, 4])
         try NPZ.write(["a": t, "b": t * 2], to: path)
         let back = try NPZ.read(path)

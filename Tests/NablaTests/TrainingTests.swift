@@ -74,6 +74,7 @@ func csvError(_ text: String, target: String? = nil) -> DataFileError? {
         let (whole, wholeModel) = try irisTrainer(epochs: 6, checkpoint: nil)
         try whole.fit()
         let path = temporaryPath("checkpoint.safetensors")
+        defer { removeTemporary(path) }
         let (first, _) = try irisTrainer(epochs: 3, checkpoint: path)   // "interrupted" after epoch 3
         try first.fit()
         let (second, resumedModel) = try irisTrainer(epochs: 6, checkpoint: path)
@@ -86,6 +87,7 @@ func csvError(_ text: String, target: String? = nil) -> DataFileError? {
 
     @Test func interruptionStopsAtOnceAndTheCheckpointResumes() throws {
         let path = temporaryPath("interrupted.safetensors")
+        defer { removeTemporary(path) }
         let (t, _) = try irisTrainer(epochs: 6, checkpoint: path)
         var batches = 0
         t.onBatch = { _ in batches += 1 }
@@ -148,6 +150,7 @@ func csvError(_ text: String, target: String? = nil) -> DataFileError? {
     @Test func tensorBoardEventsReadBackWithValidChecksums() throws {
         #expect(CRC32CCheck.value == 0xE306_9283)
         let folder = NSTemporaryDirectory() + "nabla-tb-\(UUID().uuidString.prefix(8))"
+        defer { removeTemporary(folder) }
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let w = try TensorBoardWriter(folder: folder)
         try w.add(scalars: ["train/loss": 0.5, "validation/accuracy": 0.75], step: 1)
