@@ -1,20 +1,21 @@
 // Float32 matrix products for the shapes of a training step, where a BLAS spends much of its time
-// packing operands: one small dimension (a batch of rows, or a batch reduced over), the other two
-// up to a few thousand. AVX-512, reading both operands in place.
+// packing operands or runs below the machine's peak: one dimension the batch (or a sum over the
+// batch), the other two up to a few thousand. AVX-512.
 //
-// Two micro-kernels cover the row-major layouts that backpropagation through a dense layer uses:
+// Three micro-kernels cover the row-major layouts that backpropagation through a dense layer uses:
 // - "broadcast" for op(B) = B (NN and TN): a tile of MR rows x 32 columns of C is kept in 2·MR
 //   registers; each step k loads row k of B (32 contiguous floats) and multiplies it by MR
 //   broadcast elements of op(A). A's elements are read through two strides, so A and Aᵀ are the
-//   same code. K is blocked so that a 32-column panel of B stays in L1.
+//   same code. K is blocked so that a 32-column panel of B stays in L1. Both operands in place.
 // - "dot" for op(B) = Bᵀ with A not transposed (NT, the forward pass of a dense layer): both
 //   operands run along k, so a tile of MR x NR dot products is accumulated 16 k at a time and
-//   reduced at the end.
-// - "panel" for the larger products (all three layouts): op(B) is packed once per 128-deep block
-//   into 64-column panels that stay in L1 while every 6-row block of op(A) passes over them, and
-//   a tile of 6 x 64 of C is kept in 24 registers (four loads of B and six broadcasts of A per k).
-//   op(A) is read in place when A is not transposed (six row streams) and copied into a k-major
-//   strip when it is. The packing costs N·K (and M·K) copies against M·N·K multiply-adds.
+//   reduced at the end. Both operands in place.
+// - "panel" for the larger products (all three layouts): op(B) is packed into 64-column panels of
+//   up to 128 k that stay in L1 while every 6-row block of op(A) passes over them, and a tile of
+//   6 x 64 of C is kept in 24 registers (four loads of B and six broadcasts of A per k). op(A) is
+//   read in place when A is not transposed (six row streams) and copied into k-major strips when
+//   it is. The packing costs N·K (and M·K) copies against M·N·K multiply-adds. As a dense layer it
+//   also adds the bias and applies a ReLU as it stores each tile.
 // Each element of C is one sum over k in a fixed order per (tile, block) layout; results agree
 // with a BLAS to float rounding, not bit for bit.
 #include "nabla_kernels.h"
