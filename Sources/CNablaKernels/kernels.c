@@ -380,8 +380,9 @@ static int nb_sgemm_kernel(int transA, int transB, long M, long N, long K) {
     if (M * N * K >= (1L << 21) && transA && !transB && K >= 128) return NB_SGEMM_PANEL_KERNEL;
     if (M * N * K >= (1L << 21) && !transA && transB && (M >= 256 || (M >= 128 && K <= 256))) return NB_SGEMM_PANEL_KERNEL;
     if (M * N * K >= (1L << 20) && !transA && !transB && (N <= 256 || K <= 256)) return NB_SGEMM_PANEL_KERNEL;
-    if (!transB)  // NN, TN: rows of B in place; a long k only for a small C
-        return M >= 4 && N >= 16 && K >= 8 && (K <= 512 || M * N <= 4096) ? NB_SGEMM_DIRECT_KERNEL : NB_SGEMM_BLAS;
+    if (!transB)  // NN, TN: rows of B in place; a long k only for a small C, many rows only for a small product
+        return M >= 4 && N >= 16 && K >= 8 && (K <= 512 || M * N <= 4096) && (M <= 64 || M * N * K < (1L << 24))
+            ? NB_SGEMM_DIRECT_KERNEL : NB_SGEMM_BLAS;
     if (!transA && M >= 2 && (M * K <= (1L << 17) || N <= 16 || (K >= 768 && K <= 2048)))
         return NB_SGEMM_DIRECT_KERNEL;  // NT: A in L2, or long dot products
     return NB_SGEMM_BLAS;
