@@ -88,3 +88,72 @@ void nb_buffer_free(void *p, size_t bytes) {
     }
     free(p);
 }
+
+// ---- Worker threads for element-wise chunks ----
+// nb_parallel_run runs fn(ctx, 0..chunks-1): the caller takes chunks too, and up to
+// NB_MAX_WORKERS helper threads (started on first use, asleep between jobs) take the rest from the
+// job's counter. A worker joins a job only while it is posted (under the lock, counting itself
+// in), and the caller withdraws it only once no worker is in it, so a late waker never touches a
+// finished job. One job at a time: a caller that finds the workers busy runs its chunks itself.
+#define NB_MAX_WORKERS 7
+typedef struct { void (*fn)(void *, int); void *ctx; int chunks, next, active; } nb_par_job;
+static pthread_mutex_t nb_par_busy = PTHREAD_MUTEX_INITIALIZER, nb_par_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t nb_par_wake = PTHREAD_COND_INITIALIZER, nb_par_idle = PTHREAD_COND_INITIALIZER;
+static nb_par_job *nb_par_current;
+static unsigned long nb_par_generation;
+static int nb_par_workers;
+
+static void nb_par_take(nb_par_job *job) {
+    for (;;) {
+        int i = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+        if (i >= job->chunks) return;
+        job->fn(job->ctx, i);
+    }
+}
+
+static void *nb_par_worker(void *unused) {
+    (void)unused;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&nb_par_lock);
+    for (;;) {
+        while (nb_par_generation == seen) pthread_cond_wait(&nb_par_wake, &nb_par_lock);
+        seen = nb_par_generation;
+        nb_par_job *job = nb_par_current;
+        if (!job) continue;
+        job->active++;
+        pthread_mutex_unlock(&nb_par_lock);
+        nb_par_take(job);
+        pthread_mutex_lock(&nb_par_lock);
+        if (--job->active == 0) pthread_cond_broadcast(&nb_par_idle);
+    }
+    return NULL;
+}
+
+void nb_parallel_run(int chunks, void (*fn)(void *, int), void *ctx) {
+    if (chunks <= 1 || pthread_mutex_trylock(&nb_par_busy) != 0) {
+        for (int i = 0; i < chunks; i++) fn(ctx, i);
+        return;
+    }
+    nb_par_job job = {fn, ctx, chunks, 0, 0};
+    pthread_mutex_lock(&nb_par_lock);
+    while (nb_par_workers < chunks - 1 && nb_par_workers < NB_MAX_WORKERS) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int ok = pthread_create(&t, &attr, nb_par_worker, NULL) == 0;
+        pthread_attr_destroy(&attr);
+        if (!ok) break;
+        nb_par_workers++;
+    }
+    nb_par_current = &job;
+    nb_par_generation++;
+    pthread_cond_broadcast(&nb_par_wake);
+    pthread_mutex_unlock(&nb_par_lock);
+    nb_par_take(&job);
+    pthread_mutex_lock(&nb_par_lock);
+    while (job.active > 0) pthread_cond_wait(&nb_par_idle, &nb_par_lock);
+    nb_par_current = NULL;
+    pthread_mutex_unlock(&nb_par_lock);
+    pthread_mutex_unlock(&nb_par_busy);
+}

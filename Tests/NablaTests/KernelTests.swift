@@ -1,4 +1,5 @@
 import CNablaKernels
+import Dispatch
 import Nabla
 import Testing
 
@@ -143,6 +144,25 @@ import Testing
         let parallel = ((x * y).exp().tanh() + x).scalars
         ComputeBackend.threads = saved
         #expect(serial == parallel)
+    }
+
+    /// Element-wise work split across Nabla's worker threads while other threads split theirs at
+    /// the same time (one job holds the workers; the others run their chunks themselves): every
+    /// result has the bits of the one-thread computation.
+    @Test func concurrentSplitsGiveIdenticalResults() {
+        let x = Tensor<Float>(converting: randn([300_000], seed: 14)), y = Tensor<Float>(converting: randn([300_000], seed: 15))
+        let saved = ComputeBackend.threads
+        ComputeBackend.threads = 1
+        let serial = ((x * y).exp().tanh() + x).scalars
+        ComputeBackend.threads = 2
+        var all = [[Float]](repeating: [], count: 20)
+        all.withUnsafeMutableBufferPointer { out in
+            DispatchQueue.concurrentPerform(iterations: 4) { t in
+                for j in 0..<5 { out[t * 5 + j] = ((x * y).exp().tanh() + x).scalars }
+            }
+        }
+        ComputeBackend.threads = saved
+        #expect(all.allSatisfy { $0 == serial })
     }
 
     /// The fused two-loop recursion gives the bits of the separate axpy, scaling and dot kernels

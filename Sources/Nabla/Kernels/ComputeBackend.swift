@@ -82,8 +82,25 @@ public enum ComputeBackend {
         guard t > 1, count * cost >= parallelThreshold else { body(0, count); return }
         let chunks = Swift.min(t, Swift.max(1, count * cost / Swift.max(1, parallelThreshold / 2)))
         if chunks <= 1 { body(0, count); return }
-        DispatchQueue.concurrentPerform(iterations: chunks) { i in
-            body(i * count / chunks, (i + 1) * count / chunks)
+        // Nabla's own worker threads: Dispatch's concurrentPerform ran most chunks on the calling
+        // thread on Linux (perf: 116 k samples on it against 16 k on each worker).
+        withoutActuallyEscaping(body) { body in
+            var job = ParallelJob(body: body, count: count, chunks: chunks)
+            withUnsafeMutablePointer(to: &job) { pointer in
+                nb_parallel_run(Int32(chunks), { context, i in
+                    let job = context!.assumingMemoryBound(to: ParallelJob.self).pointee
+                    job.body(Int(i) * job.count / job.chunks, (Int(i) + 1) * job.count / job.chunks)
+                }, pointer)
+            }
+        }
+    }
+
+    /// One call of ``parallelize(count:cost:_:)``, as the worker threads see it.
+    @usableFromInline struct ParallelJob {
+        @usableFromInline let body: (Int, Int) -> Void
+        @usableFromInline let count: Int, chunks: Int
+        @usableFromInline init(body: @escaping (Int, Int) -> Void, count: Int, chunks: Int) {
+            self.body = body; self.count = count; self.chunks = chunks
         }
     }
 
