@@ -27,6 +27,9 @@
 #define NB_INLINE static inline __attribute__((always_inline))
 #define NB_UNROLL _Pragma("GCC unroll 16")
 
+// The first w of 16 lanes (none for w <= 0, all for w >= 16).
+NB_INLINE __mmask16 nb_lanes(long w) { return w >= 16 ? (__mmask16)0xFFFF : w > 0 ? (__mmask16)((1u << w) - 1) : 0; }
+
 // Tile sizes; DOT_MC_FLOATS: the floats of A (rows × K) the dot kernel keeps in L2 at a time.
 enum { BC_MR = 12, BC_KC = 256, DOT_MR = 4, DOT_NR = 6, DOT_MC_FLOATS = 1 << 17,
        PN_MR = 6, PN_NV = 4, PN_NR = 64, PN_KC = 128,
@@ -81,8 +84,7 @@ NB_AVX512 static void gemm_broadcast(int transA, long M, long N, long K, float a
         float bet = pc == 0 ? beta : 1.0f;
         for (long jc = 0; jc < N; jc += 32) {
             long w = N - jc < 32 ? N - jc : 32;
-            __mmask16 m0 = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1);
-            __mmask16 m1 = w >= 32 ? (__mmask16)0xFFFF : (w > 16 ? (__mmask16)((1u << (w - 16)) - 1) : 0);
+            __mmask16 m0 = nb_lanes(w), m1 = nb_lanes(w - 16);
             // Rows in equal blocks of at most BC_MR (32 rows: 11, 11, 10).
             for (long blk = 0, i0 = 0; blk < blocks; blk++) {
                 long i1 = (blk + 1) * M / blocks;
@@ -125,7 +127,7 @@ NB_AVX512 NB_INLINE void dot_tile(const int mr, const int nr, long K, const floa
         }
     }
     if (k < K) {
-        __mmask16 mk = (__mmask16)((1u << (K - k)) - 1);
+        __mmask16 mk = nb_lanes(K - k);
         __m512 av[DOT_MR];
         NB_UNROLL
         for (int r = 0; r < mr; r++) av[r] = _mm512_maskz_loadu_ps(mk, a + r * lda + k);
@@ -183,9 +185,7 @@ NB_AVX512 static void pn_pack_b(int transB, long kc, long nr, const float *B, lo
             const float *s = B + k * ldb;
             NB_UNROLL
             for (int v = 0; v < PN_NV; v++) {
-                long w = nr - 16 * v;
-                __mmask16 m = w >= 16 ? (__mmask16)0xFFFF : (w > 0 ? (__mmask16)((1u << w) - 1) : 0);
-                _mm512_store_ps(bp + k * PN_NR + 16 * v, _mm512_maskz_loadu_ps(m, s + 16 * v));
+                _mm512_store_ps(bp + k * PN_NR + 16 * v, _mm512_maskz_loadu_ps(nb_lanes(nr - 16 * v), s + 16 * v));
             }
         }
         return;
@@ -194,7 +194,7 @@ NB_AVX512 static void pn_pack_b(int transB, long kc, long nr, const float *B, lo
     for (int v = 0; v < PN_NV; v++) {
         long w = nr - 16 * v;
         if (w <= 0) { for (long k = 0; k < kc; k++) _mm512_store_ps(bp + k * PN_NR + 16 * v, _mm512_setzero_ps()); continue; }
-        __mmask16 m = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1);
+        __mmask16 m = nb_lanes(w);
         const float *s = B + 16 * v * ldb;
         if (16 * ldb <= 0x7FFFFFFF) {
             __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
@@ -210,7 +210,7 @@ NB_AVX512 static void pn_pack_b(int transB, long kc, long nr, const float *B, lo
 
 // ap[k·6 + r] = op(A)[r, k] for r < mr: A[k·lda + r] when transposed, else A[r·lda + k] (gathered).
 NB_AVX512 static void pn_pack_a(int transA, long mr, long kc, const float *A, long lda, float *ap) {
-    __mmask16 m = (__mmask16)((1u << mr) - 1);
+    __mmask16 m = nb_lanes(mr);
     if (transA) {
         for (long k = 0; k < kc; k++) _mm512_mask_storeu_ps(ap + k * PN_MR, m, _mm512_maskz_loadu_ps(m, A + k * lda));
         return;
@@ -247,9 +247,8 @@ NB_AVX512 NB_INLINE void pn_tile(const int mr, const int packed, long kc, const 
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     NB_UNROLL
     for (int v = 0; v < PN_NV; v++) {
-        int w = nr - 16 * v;
-        if (w <= 0) break;
-        __mmask16 m = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1);
+        __mmask16 m = nb_lanes(nr - 16 * v);
+        if (!m) break;
         NB_UNROLL
         for (int r = 0; r < mr; r++) {
             float *cr = c + r * ldc + 16 * v;
@@ -274,10 +273,14 @@ NB_AVX512 static void pn_tile_any(int mr, int packed, long kc, const float *a, l
 
 // One k block [pc, pc + kc) of rows [ic, ic + mc) and columns [jc, jc + nc) of C, with op(B)
 // packed at bp (panel q at bp + q·kc): each 64-column panel stays in L1 while the 6-row blocks of
-// op(A) pass over it. op(A) is packed into ap first when `packA`, else read in place.
+// op(A) pass over it. op(A) is packed into ap first when `packA`, else read in place. The first
+// k block scales C by beta (or adds the bias in its place), later ones add to C; the ReLU goes
+// with the last.
 NB_AVX512 static void pn_block(int transA, int packA, long ic, long mc, long jc, long nc, long pc, long kc,
                                float alpha, float beta, const float *A, long lda, const float *bp, float *ap,
-                               float *C, long ldc, const float *bias, int relu) {
+                               float *C, long ldc, const float *bias, int relu, int first, int last) {
+    if (!first) { beta = 1.0f; bias = NULL; }
+    if (!last) relu = 0;
     if (packA)
         for (long i = 0; i < mc; i += PN_MR)
             pn_pack_a(transA, mc - i < PN_MR ? mc - i : PN_MR, kc,
@@ -328,21 +331,23 @@ NB_AVX512 static int gemm_panel(int transA, int transB, long M, long N, long K, 
     for (long jc = 0; jc < N; jc += ncMax) {
         long nc = N - jc < ncMax ? N - jc : ncMax, ncp = (nc + PN_NR - 1) / PN_NR * PN_NR;
         if (wholeB) {
-            for (long p = 0, pc = 0; p < kBlocks; pc = (++p) * K / kBlocks)
-                pn_pack_b_block(transB, pc, (p + 1) * K / kBlocks - pc, jc, nc, B, ldb, bp + pc * ncp);
+            for (long p = 0; p < kBlocks; p++) {
+                long pc = p * K / kBlocks, kc = (p + 1) * K / kBlocks - pc;
+                pn_pack_b_block(transB, pc, kc, jc, nc, B, ldb, bp + pc * ncp);
+            }
             for (long ic = 0; ic < M; ic += mcMax)
-                for (long p = 0, pc = 0; p < kBlocks; pc = (++p) * K / kBlocks)
-                    pn_block(transA, packA, ic, M - ic < mcMax ? M - ic : mcMax, jc, nc, pc, (p + 1) * K / kBlocks - pc,
-                             alpha, p == 0 ? beta : 1.0f, A, lda, bp + pc * ncp, ap, C, ldc,
-                             p == 0 ? bias : NULL, relu && p == kBlocks - 1);
+                for (long p = 0; p < kBlocks; p++) {
+                    long pc = p * K / kBlocks, kc = (p + 1) * K / kBlocks - pc;
+                    pn_block(transA, packA, ic, M - ic < mcMax ? M - ic : mcMax, jc, nc, pc, kc, alpha, beta, A, lda,
+                             bp + pc * ncp, ap, C, ldc, bias, relu, p == 0, p == kBlocks - 1);
+                }
         } else {
-            for (long p = 0, pc = 0; p < kBlocks; pc = (++p) * K / kBlocks) {
-                long kc = (p + 1) * K / kBlocks - pc;
+            for (long p = 0; p < kBlocks; p++) {
+                long pc = p * K / kBlocks, kc = (p + 1) * K / kBlocks - pc;
                 pn_pack_b_block(transB, pc, kc, jc, nc, B, ldb, bp);
                 for (long ic = 0; ic < M; ic += mcMax)
-                    pn_block(transA, packA, ic, M - ic < mcMax ? M - ic : mcMax, jc, nc, pc, kc,
-                             alpha, p == 0 ? beta : 1.0f, A, lda, bp, ap, C, ldc,
-                             p == 0 ? bias : NULL, relu && p == kBlocks - 1);
+                    pn_block(transA, packA, ic, M - ic < mcMax ? M - ic : mcMax, jc, nc, pc, kc, alpha, beta, A, lda,
+                             bp, ap, C, ldc, bias, relu, p == 0, p == kBlocks - 1);
             }
         }
     }

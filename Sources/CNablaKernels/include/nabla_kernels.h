@@ -126,11 +126,11 @@ int nb_raw_dgemm(long M, long N, long K, const double *A, const double *B, doubl
 
 /* Tensor buffers (64-byte aligned), reused through a per-thread cache by size class; free with
    the size they were allocated with. */
+void *nb_buffer_alloc(size_t bytes);
+void nb_buffer_free(void *p, size_t bytes);
 /* Runs fn(ctx, i) for i in 0..<chunks on the calling thread and helper threads; returns when all
    are done. */
 void nb_parallel_run(int chunks, void (*fn)(void *, int), void *ctx);
-void *nb_buffer_alloc(size_t bytes);
-void nb_buffer_free(void *p, size_t bytes);
 // A fresh number for each backward pass.
 unsigned long long nb_next_pass_id(void);
 
