@@ -202,6 +202,49 @@ import Testing
         #expect(sums == expected)
     }
 
+    /// The Adam kernel on values that meet subnormals (the AVX-512 kernel runs those vectors'
+    /// products in double to avoid the processor's slow path) gives the bits of the float
+    /// operations one by one, on every instruction set: magnitudes from 2⁻¹⁵⁰ to 2¹⁰, zeros, and
+    /// moments stuck at the smallest subnormals.
+    @Test(arguments: ComputeBackend.InstructionSet.allCases)
+    func adamKernelIsExactOnSubnormals(_ isa: ComputeBackend.InstructionSet) {
+        ComputeBackend.instructionSet = isa
+        defer { ComputeBackend.instructionSet = ComputeBackend.widestInstructionSet }
+        var rng = RandomGenerator(seed: 77)
+        func value(_ nonnegative: Bool = false) -> Float {
+            let r = rng.next()
+            if r % 7 == 0 { return 0 }
+            if r % 11 == 0 { return Float(bitPattern: UInt32(1 + (r >> 20) % 5)) }   // k · 2⁻¹⁴⁹
+            let f = Float(sign: nonnegative || (r >> 30) & 1 == 0 ? .plus : .minus,
+                          exponent: Int((r >> 8) % 160) - 150, significand: 1 + Float((r >> 40) % 1000) / 1000)
+            return f
+        }
+        var mismatches = 0, checked = 0
+        for trial in 0..<400 {
+            let n = [37, 16, 100, 3][trial % 4]
+            var x = (0..<n).map { _ in value() }, m = (0..<n).map { _ in value() }, v = (0..<n).map { _ in value(true) }
+            let g = (0..<n).map { _ in value() }
+            let b1: Float = trial % 3 == 0 ? Swift.abs(value()) : 0.9, b2: Float = trial % 5 == 0 ? Swift.abs(value()) : 0.999
+            let cd: Float = trial % 2 == 0 ? 0 : value(), xs: Float = trial % 4 == 0 ? 1 - 1e-3 : 1
+            let ss: Float = trial % 3 == 1 ? Swift.abs(value()) : 1e-3, eps: Float = trial % 6 == 0 ? Swift.abs(value()) : 1e-8
+            var (ex, em, ev) = (x, m, v)
+            for i in 0..<n {
+                let gi = g[i] + ex[i] * cd, xi = ex[i] * xs
+                let mi = em[i] * b1 + gi * (1 - b1)
+                let vi = ev[i] * b2 + (gi * gi) * (1 - b2)
+                ex[i] = xi - (mi * ss) / (vi.squareRoot() + eps)
+                em[i] = mi; ev[i] = vi
+            }
+            nb_adam_f32(n, &x, g, &m, &v, b1, 1 - b1, b2, 1 - b2, cd, xs, ss, eps)
+            for i in 0..<n {
+                checked += 1
+                let same = [(x[i], ex[i]), (m[i], em[i]), (v[i], ev[i])].allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) }
+                if !same { mismatches += 1 }
+            }
+        }
+        #expect(mismatches == 0, "\(mismatches) of \(checked) lanes differ (\(isa))")
+    }
+
     @Test func reportsTheBackendInUse() {
         #expect(ComputeBackend.blasName == "built-in" || ComputeBackend.hasBLAS)
         ComputeBackend.forcesBuiltinKernels = true
