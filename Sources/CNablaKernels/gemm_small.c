@@ -18,6 +18,7 @@
 //   also adds the bias and applies a ReLU as it stores each tile.
 // Each element of C is one sum over k in a fixed order per (tile, block) layout; results agree
 // with a BLAS to float rounding, not bit for bit.
+#include <string.h>
 #include "nabla_kernels.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
@@ -224,29 +225,29 @@ NB_AVX512 static void pn_pack_a(int transA, long mr, long kc, const float *A, lo
 // packed, else a[r·lda + k].
 // With `bias` (the first k block of a dense layer), bias[j] is added in place of beta · C; with
 // `relu` (its last block), max(x, 0) is stored: x where x > 0, else 0.
-NB_AVX512 NB_INLINE void pn_tile(const int mr, const int packed, long kc, const float *a, long lda, const float *bp,
+NB_AVX512 NB_INLINE void pn_tile(const int mr, const int nv, const int packed, long kc, const float *a, long lda, const float *bp,
                                  int nr, float alpha, float beta, float *c, long ldc, const float *bias, int relu) {
     __m512 acc[PN_MR][PN_NV];
     const float *row[PN_MR];
     NB_UNROLL
     for (int r = 0; r < mr; r++) {
         row[r] = packed ? a + r : a + r * lda;
-        for (int v = 0; v < PN_NV; v++) acc[r][v] = _mm512_setzero_ps();
+        for (int v = 0; v < nv; v++) acc[r][v] = _mm512_setzero_ps();
     }
     for (long k = 0; k < kc; k++) {
         __m512 b[PN_NV];
         NB_UNROLL
-        for (int v = 0; v < PN_NV; v++) b[v] = _mm512_load_ps(bp + k * PN_NR + 16 * v);
+        for (int v = 0; v < nv; v++) b[v] = _mm512_load_ps(bp + k * PN_NR + 16 * v);
         NB_UNROLL
         for (int r = 0; r < mr; r++) {
             __m512 av = _mm512_set1_ps(packed ? a[k * PN_MR + r] : row[r][k]);
             NB_UNROLL
-            for (int v = 0; v < PN_NV; v++) acc[r][v] = _mm512_fmadd_ps(av, b[v], acc[r][v]);
+            for (int v = 0; v < nv; v++) acc[r][v] = _mm512_fmadd_ps(av, b[v], acc[r][v]);
         }
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     NB_UNROLL
-    for (int v = 0; v < PN_NV; v++) {
+    for (int v = 0; v < nv; v++) {
         __mmask16 m = nb_lanes(nr - 16 * v);
         if (!m) break;
         NB_UNROLL
@@ -261,12 +262,17 @@ NB_AVX512 NB_INLINE void pn_tile(const int mr, const int packed, long kc, const 
     }
 }
 
-#define PN_CASE(R) case R: if (packed) pn_tile(R, 1, kc, a, lda, bp, nr, alpha, beta, c, ldc, bias, relu); \
-                           else pn_tile(R, 0, kc, a, lda, bp, nr, alpha, beta, c, ldc, bias, relu); break;
+// A panel narrower than 64 columns (the last one) computes only its 16-column vectors: 784
+// columns are 12 panels of 64 and one of 16, not 13 of 64.
+#define PN_CASE(R, V) case (R) * 8 + (V): \
+    if (packed) pn_tile(R, V, 1, kc, a, lda, bp, nr, alpha, beta, c, ldc, bias, relu); \
+    else pn_tile(R, V, 0, kc, a, lda, bp, nr, alpha, beta, c, ldc, bias, relu); \
+    break;
+#define PN_ROW(R) PN_CASE(R, 1) PN_CASE(R, 2) PN_CASE(R, 3) PN_CASE(R, 4)
 NB_AVX512 static void pn_tile_any(int mr, int packed, long kc, const float *a, long lda, const float *bp,
                                   int nr, float alpha, float beta, float *c, long ldc, const float *bias, int relu) {
-    switch (mr) {
-    PN_CASE(1) PN_CASE(2) PN_CASE(3) PN_CASE(4) PN_CASE(5) PN_CASE(6)
+    switch (mr * 8 + (nr + 15) / 16) {
+    PN_ROW(1) PN_ROW(2) PN_ROW(3) PN_ROW(4) PN_ROW(5) PN_ROW(6)
     default: break;
     }
 }
@@ -356,41 +362,97 @@ NB_AVX512 static int gemm_panel(int transA, int transB, long M, long N, long K, 
     return 1;
 }
 
+// ---- splitting a product across threads ----
+// The panel kernel splits the columns of C, whole 64-column panels to each part; the direct
+// kernels split its rows (or, for fewer than 16 rows a part, columns in blocks of 32). Each
+// element is computed by the same operations in the same order as in one part, so the bits do not
+// depend on the split. A panel part whose buffers cannot be had computes its columns with the
+// direct kernels (different bits, but only then).
+typedef struct {
+    int panel, transA, transB, parts, relu;
+    long M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B, *bias;
+    float *C;
+} gemm_split;
+
+NB_AVX512 static void gemm_direct(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
+                                  const float *B, long ldb, float beta, float *C, long ldc) {
+    if (!transB) gemm_broadcast(transA, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else gemm_dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+NB_AVX512 static void gemm_split_part(void *ctx, int part) {
+    const gemm_split *s = ctx;
+    int byRows = !s->panel && s->M >= 16L * s->parts;
+    long unit = byRows ? 1 : s->panel ? PN_NR : 32, units = ((byRows ? s->M : s->N) + unit - 1) / unit;
+    long lo = units * part / s->parts * unit, hi = units * (part + 1) / s->parts * unit;
+    if (hi > (byRows ? s->M : s->N)) hi = byRows ? s->M : s->N;
+    if (hi <= lo) return;
+    if (byRows) {
+        gemm_direct(s->transA, s->transB, hi - lo, s->N, s->K, s->alpha, s->transA ? s->A + lo : s->A + lo * s->lda, s->lda,
+                    s->B, s->ldb, s->beta, s->C + lo * s->ldc, s->ldc);
+        return;
+    }
+    const float *B = s->transB ? s->B + lo * s->ldb : s->B + lo;
+    float *C = s->C + lo;
+    if (s->panel && gemm_panel(s->transA, s->transB, s->M, hi - lo, s->K, s->alpha, s->A, s->lda, B, s->ldb, s->beta, C,
+                               s->ldc, s->bias ? s->bias + lo : NULL, s->relu))
+        return;
+    if (s->bias)
+        for (long i = 0; i < s->M; i++) memcpy(C + i * s->ldc, s->bias + lo, sizeof(float) * (size_t)(hi - lo));
+    gemm_direct(s->transA, s->transB, s->M, hi - lo, s->K, s->alpha, s->A, s->lda, B, s->ldb, s->bias ? 1.0f : s->beta, C, s->ldc);
+    if (s->relu)
+        for (long i = 0; i < s->M; i++)
+            for (long j = 0; j < hi - lo; j++) C[i * s->ldc + j] = C[i * s->ldc + j] > 0 ? C[i * s->ldc + j] : 0.0f;
+}
+
+NB_AVX512 static int gemm_parts(int panel, int parts, int transA, int transB, long M, long N, long K, float alpha, const float *A,
+                                long lda, const float *B, long ldb, float beta, float *C, long ldc, const float *bias, int relu) {
+    if (panel && parts > (N + PN_NR - 1) / PN_NR) parts = (int)((N + PN_NR - 1) / PN_NR);
+    if (parts <= 1) {
+        if (panel) return gemm_panel(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu);
+        gemm_direct(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return 1;
+    }
+    gemm_split s = {panel, transA, transB, parts, relu, M, N, K, lda, ldb, ldc, alpha, beta, A, B, bias, C};
+    nb_parallel_run(parts, gemm_split_part, &s);
+    return 1;
+}
+
 int nb_sgemm_panel_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
-                          const float *B, long ldb, float beta, float *C, long ldc) {
+                          const float *B, long ldb, float beta, float *C, long ldc, int parts) {
     if (M <= 0 || N <= 0 || K <= 0 || (transA && transB) || !nb_cpu_has_avx512()) return 0;
-    return gemm_panel(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0);
+    return gemm_parts(1, parts, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0);
 }
 
 int nb_linear_panel_avx512(long M, long N, long K, const float *x, long ldx, const float *w, long ldw, const float *bias,
-                           float *out, long ldo, int relu) {
+                           float *out, long ldo, int relu, int parts) {
     if (M <= 0 || N <= 0 || K <= 0 || !nb_cpu_has_avx512()) return 0;
-    return gemm_panel(0, 1, M, N, K, 1.0f, x, ldx, w, ldw, 0.0f, out, ldo, bias, relu);
+    return gemm_parts(1, parts, 0, 1, M, N, K, 1.0f, x, ldx, w, ldw, 0.0f, out, ldo, bias, relu);
 }
 
 int nb_sgemm_direct_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
-                           const float *B, long ldb, float beta, float *C, long ldc) {
-    if (M <= 0 || N <= 0 || K <= 0 || !nb_cpu_has_avx512()) return 0;
-    if (!transB) { gemm_broadcast(transA, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return 1; }
-    if (!transA) { gemm_dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return 1; }
-    return 0;
+                           const float *B, long ldb, float beta, float *C, long ldc, int parts) {
+    if (M <= 0 || N <= 0 || K <= 0 || (transA && transB) || !nb_cpu_has_avx512()) return 0;
+    return gemm_parts(0, parts, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, 0);
 }
 
 #else
 int nb_sgemm_panel_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
-                          const float *B, long ldb, float beta, float *C, long ldc) {
-    (void)transA; (void)transB; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda; (void)B; (void)ldb;
+                          const float *B, long ldb, float beta, float *C, long ldc, int parts) {
+    (void)parts; (void)transA; (void)transB; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda; (void)B; (void)ldb;
     (void)beta; (void)C; (void)ldc;
     return 0;
 }
 int nb_linear_panel_avx512(long M, long N, long K, const float *x, long ldx, const float *w, long ldw, const float *bias,
-                           float *out, long ldo, int relu) {
-    (void)M; (void)N; (void)K; (void)x; (void)ldx; (void)w; (void)ldw; (void)bias; (void)out; (void)ldo; (void)relu;
+                           float *out, long ldo, int relu, int parts) {
+    (void)parts; (void)M; (void)N; (void)K; (void)x; (void)ldx; (void)w; (void)ldw; (void)bias; (void)out; (void)ldo; (void)relu;
     return 0;
 }
 int nb_sgemm_direct_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
-                           const float *B, long ldb, float beta, float *C, long ldc) {
-    (void)transA; (void)transB; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda; (void)B; (void)ldb;
+                           const float *B, long ldb, float beta, float *C, long ldc, int parts) {
+    (void)parts; (void)transA; (void)transB; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda; (void)B; (void)ldb;
     (void)beta; (void)C; (void)ldc;
     return 0;
 }

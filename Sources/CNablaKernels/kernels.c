@@ -372,11 +372,11 @@ void nb_convert_to_##S(long n, const void *src, int srcIsDouble, T *dst) { \
 // with one small dimension. Only on one thread, or for work too small to share; the kernels
 // themselves decline (and the BLAS runs) without AVX-512 or for an empty k.
 enum { NB_SGEMM_BLAS, NB_SGEMM_DIRECT_KERNEL, NB_SGEMM_PANEL_KERNEL };
+static long nb_gemm_threads(void) { return nb_threads > 0 ? nb_threads : nb_processors(); }
 static int nb_sgemm_kernel(int transA, int transB, long M, long N, long K) {
-    long threads = nb_threads > 0 ? nb_threads : nb_processors();
-    if (threads > 1 && M * N * K > (1L << 20)) return NB_SGEMM_BLAS;
     // Aᵀ·B (weight gradients), A·Bᵀ with enough rows to repay packing Bᵀ (forward passes), and
-    // A·B with one side at most 256 (input gradients); square A·B stays with the BLAS.
+    // A·B with one side at most 256 (input gradients); square A·B stays with the BLAS. The same
+    // choice for any number of threads: Nabla's kernels split their larger products themselves.
     if (M * N * K >= (1L << 21) && transA && !transB && K >= 128) return NB_SGEMM_PANEL_KERNEL;
     if (M * N * K >= (1L << 21) && !transA && transB && (M >= 256 || (M >= 128 && K <= 256))) return NB_SGEMM_PANEL_KERNEL;
     if (M * N * K >= (1L << 20) && !transA && !transB && (N <= 256 || K <= 256)) return NB_SGEMM_PANEL_KERNEL;
@@ -387,11 +387,19 @@ static int nb_sgemm_kernel(int transA, int transB, long M, long N, long K) {
         return NB_SGEMM_DIRECT_KERNEL;  // NT: A in L2, or long dot products
     return NB_SGEMM_BLAS;
 }
+// Threads for one of Nabla's products: one below 2²² multiply-adds, where waking a worker costs
+// more than it saves.
+static int nb_gemm_parts(long M, long N, long K) {
+    long t = nb_gemm_threads();
+    return M * N * K >= (1L << 22) && t > 1 ? (int)(t < 64 ? t : 64) : 1;
+}
 static int nb_sgemm_own(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
                         const float *B, long ldb, float beta, float *C, long ldc) {
     switch (nb_sgemm_kernel(transA, transB, M, N, K)) {
-    case NB_SGEMM_PANEL_KERNEL: return nb_sgemm_panel_avx512(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    case NB_SGEMM_DIRECT_KERNEL: return nb_sgemm_direct_avx512(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    case NB_SGEMM_PANEL_KERNEL:
+        return nb_sgemm_panel_avx512(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nb_gemm_parts(M, N, K));
+    case NB_SGEMM_DIRECT_KERNEL:
+        return nb_sgemm_direct_avx512(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nb_gemm_parts(M, N, K));
     default: return 0;
     }
 }
@@ -401,7 +409,8 @@ NB_DEFINE(float, f32, nb_sgemm, NB_SGEMM_DIRECT)
 NB_DEFINE(double, f64, nb_dgemm, 0)
 
 void nb_linear_f32(long M, long N, long K, const float *x, const float *w, const float *bias, float *out, int relu) {
-    if (nb_sgemm_kernel(0, 1, M, N, K) == NB_SGEMM_PANEL_KERNEL && nb_linear_panel_avx512(M, N, K, x, K, w, K, bias, out, N, relu))
+    if (nb_sgemm_kernel(0, 1, M, N, K) == NB_SGEMM_PANEL_KERNEL
+        && nb_linear_panel_avx512(M, N, K, x, K, w, K, bias, out, N, relu, nb_gemm_parts(M, N, K)))
         return;
     for (long i = 0; i < M; i++) memcpy(out + i * N, bias, sizeof(float) * (size_t)N);
     nb_gemm_f32(0, 1, M, N, K, 1.0f, x, K, w, K, 1.0f, out, N);

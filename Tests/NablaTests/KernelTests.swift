@@ -59,8 +59,8 @@ import Testing
                 let af = a.map(Float.init), bf = b.map(Float.init)
                 var cf = c0.map(Float.init)
                 let done = panel
-                    ? nb_sgemm_panel_avx512(ta ? 1 : 0, tb ? 1 : 0, m, n, k, Float(alpha), af, lda, bf, ldb, Float(beta), &cf, ldc)
-                    : nb_sgemm_direct_avx512(ta ? 1 : 0, tb ? 1 : 0, m, n, k, Float(alpha), af, lda, bf, ldb, Float(beta), &cf, ldc)
+                    ? nb_sgemm_panel_avx512(ta ? 1 : 0, tb ? 1 : 0, m, n, k, Float(alpha), af, lda, bf, ldb, Float(beta), &cf, ldc, 1)
+                    : nb_sgemm_direct_avx512(ta ? 1 : 0, tb ? 1 : 0, m, n, k, Float(alpha), af, lda, bf, ldb, Float(beta), &cf, ldc, 1)
                 #expect((done == 1) == ComputeBackend.usesAVX512, "m=\(m) n=\(n) k=\(k) ta=\(ta) tb=\(tb)")
                 guard done == 1 else { continue }
                 var bad = 0
@@ -108,14 +108,42 @@ import Testing
         let bias = randn([n], seed: 33).scalars.map(Float.init)
         for relu in [false, true] {
             var fused = [Float](repeating: .nan, count: m * n)
-            let done = nb_linear_panel_avx512(m, n, k, x, k, w, k, bias, &fused, n, relu ? 1 : 0)
+            let done = nb_linear_panel_avx512(m, n, k, x, k, w, k, bias, &fused, n, relu ? 1 : 0, 1)
             #expect((done == 1) == ComputeBackend.usesAVX512)
             guard done == 1 else { continue }
             var reference = (0..<(m * n)).map { bias[$0 % n] }
-            #expect(nb_sgemm_panel_avx512(0, 1, m, n, k, 1, x, k, w, k, 1, &reference, n) == 1)
+            #expect(nb_sgemm_panel_avx512(0, 1, m, n, k, 1, x, k, w, k, 1, &reference, n, 1) == 1)
             if relu { reference = reference.map { $0 > 0 ? $0 : 0 } }
             #expect(fused == reference, "m=\(m) n=\(n) k=\(k) relu=\(relu)")
         }
+    }
+
+    /// Split across threads, Nabla's kernels give the bits of one thread: the panel kernel by whole
+    /// 64-column panels (products and dense layers, columns not a multiple of 64, more parts than
+    /// panels), the direct kernels by rows, or by columns when there are few rows.
+    @Test(arguments: [(0, 0, 300, 200, 70), (1, 0, 256, 784, 300), (0, 1, 130, 150, 800), (0, 1, 7, 40, 9), (1, 0, 10, 300, 50)])
+    func kernelsSplitAcrossThreadsGiveTheSameBits(_ dims: (Int, Int, Int, Int, Int)) {
+        let (ta, tb, m, n, k) = dims
+        let a = randn([m * k], seed: 41).scalars.map(Float.init), b = randn([n * k], seed: 42).scalars.map(Float.init)
+        let c0 = randn([m * n], seed: 43).scalars.map(Float.init), bias = randn([n], seed: 44).scalars.map(Float.init)
+        let (lda, ldb) = (ta == 1 ? m : k, tb == 1 ? k : n)
+        let kernels = [nb_sgemm_panel_avx512, nb_sgemm_direct_avx512]
+        for (which, kernel) in kernels.enumerated() {
+            var one = c0
+            let done = kernel(Int32(ta), Int32(tb), m, n, k, 0.5, a, lda, b, ldb, 2, &one, n, 1)
+            #expect((done == 1) == ComputeBackend.usesAVX512)
+            guard done == 1 else { return }
+            for parts: Int32 in [2, 3, 16] {
+                var split = c0
+                #expect(kernel(Int32(ta), Int32(tb), m, n, k, 0.5, a, lda, b, ldb, 2, &split, n, parts) == 1)
+                #expect(split == one, "kernel \(which) parts=\(parts)")
+            }
+        }
+        guard ta == 0 && tb == 1 else { return }
+        var dense = [Float](repeating: .nan, count: m * n), denseSplit = dense
+        #expect(nb_linear_panel_avx512(m, n, k, a, k, b, k, bias, &dense, n, 1, 1) == 1)
+        #expect(nb_linear_panel_avx512(m, n, k, a, k, b, k, bias, &denseSplit, n, 1, 3) == 1)
+        #expect(denseSplit == dense)
     }
 
     @Test func matmulIntoReusesTheDestination() {
@@ -154,6 +182,28 @@ import Testing
         ComputeBackend.threads = saved
         #expect(serial == parallel)
         #expect(concurrent.allSatisfy { $0 == serial })
+    }
+
+    /// Training steps of a float network whose products are large enough to be split across
+    /// threads (and whose element-wise work is too) give the same bits with one thread and two.
+    @Test func trainingStepsGiveTheSameBitsWithOneAndTwoThreads() {
+        let x = Tensor<Float>(converting: randn([128, 784], seed: 14))
+        let targets = (0..<128).map { $0 % 10 }
+        func train(threads: Int) -> [[Float]] {
+            let saved = ComputeBackend.threads
+            ComputeBackend.threads = threads
+            defer { ComputeBackend.threads = saved }
+            let m = GlobalRandom.withSeed(6) {
+                Sequential<Float>(Linear(inputSize: 784, outputSize: 256), Activation(.relu), Linear(inputSize: 256, outputSize: 10))
+            }
+            var opt = Optimizer<Float>(rule: Adam(), learningRate: 1e-3)
+            for _ in 0..<3 {
+                m.valueWithGradient { $0(x).softmaxCrossEntropy(targets: targets) }
+                opt.step(m)
+            }
+            return m.parameters.map(\.value.scalars)
+        }
+        #expect(train(threads: 1) == train(threads: 2))
     }
 
     /// The fused two-loop recursion gives the bits of the separate axpy, scaling and dot kernels

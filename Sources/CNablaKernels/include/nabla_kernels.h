@@ -86,17 +86,20 @@ void nb_softmax_xent_f32(long n, long k, const float *z, const long *targets, fl
 
 /* Float32 GEMM with both operands read in place (AVX-512; see gemm_small.c), row-major like
    nb_gemm_f32. Covers op(B) = B with A or Aᵀ, and A·Bᵀ; returns 0 (and does nothing) for Aᵀ·Bᵀ,
-   empty shapes, or a CPU without AVX-512. nb_gemm_f32 calls it where it measured faster. */
+   empty shapes, or a CPU without AVX-512. nb_gemm_f32 calls it where it measured faster. With
+   parts > 1 the rows (or columns) are split across that many threads of nb_parallel_run; the bits
+   do not depend on the split. */
 int nb_sgemm_direct_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
-                           const float *B, long ldb, float beta, float *C, long ldc);
+                           const float *B, long ldb, float beta, float *C, long ldc, int parts);
 /* The same for the larger products, with op(B) packed into 64-column panels (and Aᵀ into strips);
-   NN, TN and NT. Returns 0 where nb_sgemm_direct_avx512 does, or when its buffers cannot be had. */
+   NN, TN and NT. Returns 0 where nb_sgemm_direct_avx512 does, or when its buffers cannot be had.
+   With parts > 1 the columns are split (whole panels) across threads, as above. */
 int nb_sgemm_panel_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
-                          const float *B, long ldb, float beta, float *C, long ldc);
+                          const float *B, long ldb, float beta, float *C, long ldc, int parts);
 /* out = x · wᵀ + bias (then max(·, 0) when relu) by the panel kernel, the bias and the ReLU applied
    as each tile of out is stored; returns 0 (and does nothing) where the panel kernel declines. */
 int nb_linear_panel_avx512(long M, long N, long K, const float *x, long ldx, const float *w, long ldw, const float *bias,
-                           float *out, long ldo, int relu);
+                           float *out, long ldo, int relu, int parts);
 /* A dense layer: out[M, N] = x[M, K] · w[N, K]ᵀ + bias[N], then ReLU when relu is nonzero
    (v > 0 ? v : 0). The same bits as the bias copied into out, nb_gemm with beta = 1 and
    nb_unary(NB_RELU). */
