@@ -7,6 +7,7 @@
 #include "nabla_kernels.h"
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define NB_POOL_MIN_SHIFT 9
 #define NB_POOL_MAX_SHIFT 26
@@ -91,10 +92,10 @@ void nb_buffer_free(void *p, size_t bytes) {
 
 // ---- Worker threads for element-wise chunks ----
 // nb_parallel_run runs fn(ctx, 0..chunks-1): the caller takes chunks too, and up to
-// NB_MAX_WORKERS helper threads (started on first use, asleep between jobs) take the rest from the
-// job's counter. A worker joins a job only while it is posted (under the lock, counting itself
-// in), and the caller withdraws it only once no worker is in it, so a late waker never touches a
-// finished job. One job at a time: a caller that finds the workers busy runs its chunks itself.
+// NB_MAX_WORKERS helper threads (started on first use; between jobs they poll, then sleep) take
+// the rest from the job's counter. A worker joins a job only while it is posted (under the lock,
+// counting itself in), and the caller withdraws it only once no worker is in it, so a late waker
+// never touches a finished job. One job at a time: a caller that finds the workers busy runs its chunks itself.
 #define NB_MAX_WORKERS 7
 typedef struct { void (*fn)(void *, int); void *ctx; int chunks, next, active; } nb_par_job;
 static pthread_mutex_t nb_par_busy = PTHREAD_MUTEX_INITIALIZER, nb_par_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -111,20 +112,54 @@ static void nb_par_take(nb_par_job *job) {
     }
 }
 
+// How long a worker polls for the next job before it sleeps, and the caller for the workers to
+// finish before it sleeps: waking a sleeping thread costs 10-50 µs (more on a virtual machine),
+// about what a split product or element-wise chunk of a training step takes.
+#define NB_PAR_SPIN_NS 200000L
+
+static long nb_par_now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+static inline void nb_par_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+// Polls *value (read without the lock) until it differs from `old` or NB_PAR_SPIN_NS passes.
+static void nb_par_spin_while_equal(const unsigned long *value, unsigned long old) {
+    long start = nb_par_now_ns();
+    for (int i = 1;; i++) {
+        if (__atomic_load_n(value, __ATOMIC_ACQUIRE) != old) return;
+        nb_par_pause();
+        if (i % 64 == 0 && nb_par_now_ns() - start > NB_PAR_SPIN_NS) return;
+    }
+}
+
 static void *nb_par_worker(void *unused) {
     (void)unused;
     unsigned long seen = 0;
     pthread_mutex_lock(&nb_par_lock);
     for (;;) {
+        if (nb_par_generation == seen) {
+            pthread_mutex_unlock(&nb_par_lock);
+            nb_par_spin_while_equal(&nb_par_generation, seen);
+            pthread_mutex_lock(&nb_par_lock);
+        }
         while (nb_par_generation == seen) pthread_cond_wait(&nb_par_wake, &nb_par_lock);
         seen = nb_par_generation;
         nb_par_job *job = nb_par_current;
         if (!job) continue;
-        job->active++;
+        __atomic_add_fetch(&job->active, 1, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&nb_par_lock);
         nb_par_take(job);
         pthread_mutex_lock(&nb_par_lock);
-        if (--job->active == 0) pthread_cond_broadcast(&nb_par_idle);
+        if (__atomic_sub_fetch(&job->active, 1, __ATOMIC_RELEASE) == 0) pthread_cond_broadcast(&nb_par_idle);
     }
     return NULL;
 }
@@ -147,10 +182,16 @@ void nb_parallel_run(int chunks, void (*fn)(void *, int), void *ctx) {
         nb_par_workers++;
     }
     nb_par_current = &job;
-    nb_par_generation++;
+    __atomic_store_n(&nb_par_generation, nb_par_generation + 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&nb_par_wake);
     pthread_mutex_unlock(&nb_par_lock);
     nb_par_take(&job);
+    // The chunks are all taken; wait for the workers still in one (polling first, as above).
+    long start = nb_par_now_ns();
+    for (int i = 1; __atomic_load_n(&job.active, __ATOMIC_ACQUIRE) > 0; i++) {
+        nb_par_pause();
+        if (i % 64 == 0 && nb_par_now_ns() - start > NB_PAR_SPIN_NS) break;
+    }
     pthread_mutex_lock(&nb_par_lock);
     while (job.active > 0) pthread_cond_wait(&nb_par_idle, &nb_par_lock);
     nb_par_current = NULL;

@@ -287,7 +287,8 @@ struct Bench: ParsableCommand {
     /// products, float64, from x0 = (−1.2, 1, …).
     func hessianWorkload() {
         let f = { (n: Int) in TestFunction.named("rosenbrock", dimension: n)!.function }
-        for n in [10, 100, 1000] {
+        let given = sizes == "128,256,512,1024,2048" ? nil : parsedSizes!.map { Swift.max($0, 2) }
+        for n in given ?? [10, 100, 1000] {
             let x = Tensor<Double>((0..<n).map { $0 % 2 == 0 ? -1.2 : 1 })
             var h = Tensor<Double>(0)
             let t = Timing.measure(minTotal: 1, maxTotal: 20) { h = hessian(at: x, of: f(n)) }
@@ -307,7 +308,7 @@ struct Bench: ParsableCommand {
                   ("ms_median", .number(t.medianSeconds * 1000)), ("others_cores", .number(t.othersCores))],
                  text: "hessian n=\(pad("\(n)", 5)) \(fmt(t.medianSeconds * 1000, digits: 4)) ms (median), max rel. error \(fmt(err, digits: 2))")
         }
-        for n in [10_000, 1_000_000] {
+        for n in given ?? [10_000, 1_000_000] {
             let x = Tensor<Double>((0..<n).map { $0 % 2 == 0 ? -1.2 : 1 })
             var rng = RandomGenerator(seed: 0)
             let v = Tensor<Double>.normal(shape: [n], using: &rng)
