@@ -4,8 +4,13 @@
 // through malloc (and, for large buffers, mmap and page faults) on every step. A thread keeps at
 // most NB_POOL_PER_CLASS buffers per class and NB_POOL_MAX_BYTES in all; the rest are freed.
 // Buffers are 64-byte aligned.
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include "nabla_kernels.h"
 #include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -131,8 +136,23 @@ static inline void nb_par_pause(void) {
 #endif
 }
 
+// CPUs this process may run on (its affinity mask, where there is one).
+static int nb_par_cpus(void) {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+#endif
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    return c > 0 ? (int)c : 1;
+}
+
+// Polling pays only while every thread has a CPU of its own; with more threads than CPUs a
+// polling worker would take the CPU from the thread it waits for. Set when workers are started.
+static int nb_par_polls;
+
 // Polls *value (read without the lock) until it differs from `old` or NB_PAR_SPIN_NS passes.
 static void nb_par_spin_while_equal(const unsigned long *value, unsigned long old) {
+    if (!__atomic_load_n(&nb_par_polls, __ATOMIC_RELAXED)) return;
     long start = nb_par_now_ns();
     for (int i = 1;; i++) {
         if (__atomic_load_n(value, __ATOMIC_ACQUIRE) != old) return;
@@ -180,6 +200,7 @@ void nb_parallel_run(int chunks, void (*fn)(void *, int), void *ctx) {
         pthread_attr_destroy(&attr);
         if (!ok) break;
         nb_par_workers++;
+        __atomic_store_n(&nb_par_polls, nb_par_workers + 1 <= nb_par_cpus(), __ATOMIC_RELAXED);
     }
     nb_par_current = &job;
     __atomic_store_n(&nb_par_generation, nb_par_generation + 1, __ATOMIC_RELEASE);
@@ -188,7 +209,7 @@ void nb_parallel_run(int chunks, void (*fn)(void *, int), void *ctx) {
     nb_par_take(&job);
     // The chunks are all taken; wait for the workers still in one (polling first, as above).
     long start = nb_par_now_ns();
-    for (int i = 1; __atomic_load_n(&job.active, __ATOMIC_ACQUIRE) > 0; i++) {
+    for (int i = 1; __atomic_load_n(&nb_par_polls, __ATOMIC_RELAXED) && __atomic_load_n(&job.active, __ATOMIC_ACQUIRE) > 0; i++) {
         nb_par_pause();
         if (i % 64 == 0 && nb_par_now_ns() - start > NB_PAR_SPIN_NS) break;
     }
