@@ -100,7 +100,8 @@ void nb_buffer_free(void *p, size_t bytes) {
 // NB_MAX_WORKERS helper threads (started on first use; between jobs they poll, then sleep) take
 // the rest from the job's counter. A worker joins a job only while it is posted (under the lock,
 // counting itself in), and the caller withdraws it only once no worker is in it, so a late waker
-// never touches a finished job. One job at a time: a caller that finds the workers busy runs its chunks itself.
+// never touches a finished job. One job at a time: a caller that finds the workers busy runs its
+// chunks itself.
 #define NB_MAX_WORKERS 7
 typedef struct { void (*fn)(void *, int); void *ctx; int chunks, next, active; } nb_par_job;
 static pthread_mutex_t nb_par_busy = PTHREAD_MUTEX_INITIALIZER, nb_par_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -208,8 +209,9 @@ void nb_parallel_run(int chunks, void (*fn)(void *, int), void *ctx) {
     pthread_mutex_unlock(&nb_par_lock);
     nb_par_take(&job);
     // The chunks are all taken; wait for the workers still in one (polling first, as above).
-    long start = nb_par_now_ns();
-    for (int i = 1; __atomic_load_n(&nb_par_polls, __ATOMIC_RELAXED) && __atomic_load_n(&job.active, __ATOMIC_ACQUIRE) > 0; i++) {
+    int polls = __atomic_load_n(&nb_par_polls, __ATOMIC_RELAXED);
+    long start = polls ? nb_par_now_ns() : 0;
+    for (int i = 1; polls && __atomic_load_n(&job.active, __ATOMIC_ACQUIRE) > 0; i++) {
         nb_par_pause();
         if (i % 64 == 0 && nb_par_now_ns() - start > NB_PAR_SPIN_NS) break;
     }
