@@ -119,8 +119,9 @@ static void nb_par_take(nb_par_job *job) {
 }
 
 // How long a worker polls for the next job before it sleeps, and the caller for the workers to
-// finish before it sleeps: waking a sleeping thread costs 10-50 µs (more on a virtual machine),
-// about what a split product or element-wise chunk of a training step takes.
+// finish before it sleeps. Sleeping costs 17-47 µs a job on a 2-core virtual machine (a woken
+// worker starts 7-25 µs after the post, and the caller must be woken too), about what a split
+// product or element-wise chunk of a training step takes.
 #define NB_PAR_SPIN_NS 200000L
 
 static long nb_par_now_ns(void) {
@@ -151,15 +152,11 @@ static int nb_par_cpus(void) {
 // polling worker would take the CPU from the thread it waits for. Set when workers are started.
 static int nb_par_polls;
 
-// Polls *value (read without the lock) until it differs from `old` or NB_PAR_SPIN_NS passes.
-static void nb_par_spin_while_equal(const unsigned long *value, unsigned long old) {
-    if (!__atomic_load_n(&nb_par_polls, __ATOMIC_RELAXED)) return;
-    long start = nb_par_now_ns();
-    for (int i = 1;; i++) {
-        if (__atomic_load_n(value, __ATOMIC_ACQUIRE) != old) return;
-        nb_par_pause();
-        if (i % 64 == 0 && nb_par_now_ns() - start > NB_PAR_SPIN_NS) return;
-    }
+// One step of a poll begun at `start`: pauses, and says whether to go on (NB_PAR_SPIN_NS not yet
+// spent; the clock is read every 64 steps).
+static int nb_par_poll_step(long start, int *step) {
+    nb_par_pause();
+    return ++*step % 64 != 0 || nb_par_now_ns() - start <= NB_PAR_SPIN_NS;
 }
 
 static void *nb_par_worker(void *unused) {
@@ -167,9 +164,11 @@ static void *nb_par_worker(void *unused) {
     unsigned long seen = 0;
     pthread_mutex_lock(&nb_par_lock);
     for (;;) {
-        if (nb_par_generation == seen) {
+        if (nb_par_generation == seen && __atomic_load_n(&nb_par_polls, __ATOMIC_RELAXED)) {
             pthread_mutex_unlock(&nb_par_lock);
-            nb_par_spin_while_equal(&nb_par_generation, seen);
+            long start = nb_par_now_ns();
+            int step = 0;
+            while (__atomic_load_n(&nb_par_generation, __ATOMIC_ACQUIRE) == seen && nb_par_poll_step(start, &step)) {}
             pthread_mutex_lock(&nb_par_lock);
         }
         while (nb_par_generation == seen) pthread_cond_wait(&nb_par_wake, &nb_par_lock);
@@ -209,11 +208,10 @@ void nb_parallel_run(int chunks, void (*fn)(void *, int), void *ctx) {
     pthread_mutex_unlock(&nb_par_lock);
     nb_par_take(&job);
     // The chunks are all taken; wait for the workers still in one (polling first, as above).
-    int polls = __atomic_load_n(&nb_par_polls, __ATOMIC_RELAXED);
-    long start = polls ? nb_par_now_ns() : 0;
-    for (int i = 1; polls && __atomic_load_n(&job.active, __ATOMIC_ACQUIRE) > 0; i++) {
-        nb_par_pause();
-        if (i % 64 == 0 && nb_par_now_ns() - start > NB_PAR_SPIN_NS) break;
+    if (__atomic_load_n(&nb_par_polls, __ATOMIC_RELAXED)) {
+        long start = nb_par_now_ns();
+        int step = 0;
+        while (__atomic_load_n(&job.active, __ATOMIC_ACQUIRE) > 0 && nb_par_poll_step(start, &step)) {}
     }
     pthread_mutex_lock(&nb_par_lock);
     while (job.active > 0) pthread_cond_wait(&nb_par_idle, &nb_par_lock);

@@ -11,7 +11,7 @@ struct Bench: ParsableCommand {
 
     @Argument(help: "Workload: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, mlp-memory, mlp-accuracy or hessian.") var workload: String
     @Option(help: "Threads for BLAS and Nabla's kernels.") var threads: Int = 1
-    @Option(help: "gemm: comma-separated sizes (rosenbrock, hessian: dimensions; mlp: batch sizes).") var sizes: String = "128,256,512,1024,2048"
+    @Option(help: "gemm: comma-separated sizes (rosenbrock, hessian: dimensions, for the Hessians and the Hessian-vector products alike; mlp: batch sizes).") var sizes: String = Bench.gemmSizes
     @Option(help: "mlp: one batch size (the same as --sizes B).") var batch: Int?
     @Option(help: "gemm: float32, float64 or both.") var dtype: String = "both"
     @Flag(help: "One JSON object per line per measurement.") var json = false
@@ -29,6 +29,13 @@ struct Bench: ParsableCommand {
         let s = sizes.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !s.isEmpty, s.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
         return s.map { $0! }
+    }
+
+    static let gemmSizes = "128,256,512,1024,2048"
+
+    /// The sizes given with --sizes, or `defaults` when the option was left at gemm's default.
+    func sizes(or defaults: [Int]) -> [Int] {
+        sizes == Bench.gemmSizes ? defaults : parsedSizes!
     }
 
     func emit(_ pairs: [(String, JSONValue)], text: String) {
@@ -111,10 +118,9 @@ struct Bench: ParsableCommand {
     /// at a relative change of f ≤ 2.2e-9). BFGS at
     /// n = 1000 is timed once (its dense n×n update dominates).
     func rosenbrock() {
-        let sizes = sizes == "128,256,512,1024,2048" ? [2, 100, 1000] : parsedSizes!
         let methods: [(MinimizationMethod, String)] = [(.lbfgs, "L-BFGS-B"), (.bfgs, "BFGS"), (.conjugateGradient(.polakRibierePlus), "CG"),
                                                        (.newtonCG, "Newton-CG"), (.trustRegion, "trust-ncg")]
-        for n in sizes {
+        for n in sizes(or: [2, 100, 1000]) {
             let f = TestFunction.named("rosenbrock", dimension: n)!
             let x0 = Tensor<Double>(f.start)
             for (method, peer) in methods {
@@ -242,7 +248,7 @@ struct Bench: ParsableCommand {
 
     func mlp() {
         var w = MLPWorkload()
-        for b in batch.map({ [$0] }) ?? (sizes == "128,256,512,1024,2048" ? [1, 32, 128, 1024] : parsedSizes!) {
+        for b in batch.map({ [$0] }) ?? sizes(or: [1, 32, 128, 1024]) {
             var k = 0
             let batches = (0..<(8192 / b)).map { w.batch($0, size: b) }
             let t = Timing.measure(minTotal: 2, maxTotal: 20) {
@@ -287,8 +293,7 @@ struct Bench: ParsableCommand {
     /// products, float64, from x0 = (−1.2, 1, …).
     func hessianWorkload() {
         let f = { (n: Int) in TestFunction.named("rosenbrock", dimension: n)!.function }
-        let given = sizes == "128,256,512,1024,2048" ? nil : parsedSizes!.map { Swift.max($0, 2) }
-        for n in given ?? [10, 100, 1000] {
+        for n in sizes(or: [10, 100, 1000]).map({ Swift.max($0, 2) }) {
             let x = Tensor<Double>((0..<n).map { $0 % 2 == 0 ? -1.2 : 1 })
             var h = Tensor<Double>(0)
             let t = Timing.measure(minTotal: 1, maxTotal: 20) { h = hessian(at: x, of: f(n)) }
@@ -308,7 +313,7 @@ struct Bench: ParsableCommand {
                   ("ms_median", .number(t.medianSeconds * 1000)), ("others_cores", .number(t.othersCores))],
                  text: "hessian n=\(pad("\(n)", 5)) \(fmt(t.medianSeconds * 1000, digits: 4)) ms (median), max rel. error \(fmt(err, digits: 2))")
         }
-        for n in given ?? [10_000, 1_000_000] {
+        for n in sizes(or: [10_000, 1_000_000]).map({ Swift.max($0, 2) }) {
             let x = Tensor<Double>((0..<n).map { $0 % 2 == 0 ? -1.2 : 1 })
             var rng = RandomGenerator(seed: 0)
             let v = Tensor<Double>.normal(shape: [n], using: &rng)
@@ -321,8 +326,7 @@ struct Bench: ParsableCommand {
 
     /// Element-wise ops and a reduction on float32 vectors of growing size.
     func elementwise() {
-        let sizes = sizes == "128,256,512,1024,2048" ? [1_000, 10_000, 100_000, 1_000_000, 10_000_000] : parsedSizes!
-        for n in sizes {
+        for n in sizes(or: [1_000, 10_000, 100_000, 1_000_000, 10_000_000]) {
             var rng = RandomGenerator(seed: 1)
             let x = Tensor<Float>.normal(shape: [n], using: &rng), y = Tensor<Float>.normal(shape: [n], using: &rng)
             let ops: [(String, () -> Void)] = [
