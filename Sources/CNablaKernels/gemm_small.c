@@ -256,7 +256,8 @@ NB_AVX512 NB_INLINE void pn_tile(const int mr, const int nv, const int packed, l
             __m512 x = _mm512_mul_ps(acc[r][v], va);
             if (bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, bias + 16 * v));
             else if (beta != 0) x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cr), x);
-            if (relu) x = _mm512_max_ps(x, _mm512_setzero_ps());
+            /* max(x, 0), with NaN kept (vmaxps alone would return 0 for it) */
+            if (relu) x = _mm512_mask_mov_ps(_mm512_max_ps(x, _mm512_setzero_ps()), _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
             _mm512_mask_storeu_ps(cr, m, x);
         }
     }
@@ -404,7 +405,7 @@ NB_AVX512 static void gemm_split_part(void *ctx, int part) {
     gemm_direct(s->transA, s->transB, s->M, hi - lo, s->K, s->alpha, s->A, s->lda, B, s->ldb, s->bias ? 1.0f : s->beta, C, s->ldc);
     if (s->relu)
         for (long i = 0; i < s->M; i++)
-            for (long j = 0; j < hi - lo; j++) C[i * s->ldc + j] = C[i * s->ldc + j] > 0 ? C[i * s->ldc + j] : 0.0f;
+            for (long j = 0; j < hi - lo; j++) C[i * s->ldc + j] = !(C[i * s->ldc + j] <= 0) ? C[i * s->ldc + j] : 0.0f;
 }
 
 NB_AVX512 static int gemm_parts(int panel, int parts, int transA, int transB, long M, long N, long K, float alpha, const float *A,

@@ -10,4 +10,8 @@ struct NablaCommand: ParsableCommand {
         subcommands: [Tour.self, Train.self, Predict.self, Grad.self, Minimize.self, Conformance.self, Bench.self, Tensors.self],
         defaultSubcommand: Tour.self
     )
+
+    static func main() {
+        main(ArgumentNormalizer.normalize(Array(CommandLine.arguments.dropFirst())))
+    }
 }

@@ -21,11 +21,12 @@ import CNablaKernels
     @usableFromInline let op: String
     /// The inputs' nodes (nil for an input that is not differentiated): the first two inline,
     /// the rest (operations of three or more inputs) in `moreInputs`.
-    @usableFromInline let input0: GradNode<Scalar>?
-    @usableFromInline let input1: GradNode<Scalar>?
-    @usableFromInline let moreInputs: [GradNode<Scalar>?]
+    /// (Variables only so that `deinit` can take them apart without recursion.)
+    @exclusivity(unchecked) @usableFromInline var input0: GradNode<Scalar>?
+    @exclusivity(unchecked) @usableFromInline var input1: GradNode<Scalar>?
+    @exclusivity(unchecked) @usableFromInline var moreInputs: [GradNode<Scalar>?]
     @usableFromInline let inputCount: Int
-    @usableFromInline let pullback: Pullback<Scalar>?
+    @exclusivity(unchecked) @usableFromInline var pullback: Pullback<Scalar>?
     @usableFromInline let shape: [Int]
     /// Kept only for operations whose derivative is cheapest in terms of their output.
     @usableFromInline let savedOutput: TensorStorage<Scalar>?
@@ -68,7 +69,35 @@ import CNablaKernels
     @exclusivity(unchecked) @usableFromInline var reachesTarget = false
     @exclusivity(unchecked) @usableFromInline var cotangent: Tensor<Scalar>?
 
-    @usableFromInline var isLeaf: Bool { pullback == nil }
+    @usableFromInline var isLeaf: Bool { inputCount == 0 }
+
+    /// Releases the graph behind this node with a loop rather than a chain of nested `deinit`s:
+    /// a graph of 50,000 chained operations (a long RNN, a simulation) would otherwise overflow
+    /// the stack when its last tensor goes away, even without a backward pass.
+    deinit {
+        // The pullback's closure may hold the input tensors too; drop it first so that the
+        // inputs this node alone holds are recognisably unique.
+        pullback = nil
+        guard input0 != nil || input1 != nil || !moreInputs.isEmpty else { return }
+        var pending: [GradNode<Scalar>] = []
+        GradNode.detachInputs(of: self, into: &pending)
+        while var node = pending.popLast() {
+            // Only a node that nothing else holds would be freed now; take its inputs first so
+            // that its own deinit has nothing left to release.
+            guard isKnownUniquelyReferenced(&node) else { continue }
+            node.pullback = nil
+            GradNode.detachInputs(of: node, into: &pending)
+        }
+    }
+
+    @usableFromInline static func detachInputs(of node: GradNode, into pending: inout [GradNode]) {
+        if let a = node.input0 { node.input0 = nil; pending.append(a) }
+        if let b = node.input1 { node.input1 = nil; pending.append(b) }
+        if !node.moreInputs.isEmpty {
+            for case let c? in node.moreInputs { pending.append(c) }
+            node.moreInputs = []
+        }
+    }
 }
 
 /// Whether operations on this thread are being recorded for differentiation.
@@ -266,7 +295,7 @@ extension Tensor {
                                    pass: UInt64, keepingGraph: Bool) {
         if nb_anomaly_detection() != 0 { AnomalyDetection.check(gi, op: node.op, phase: .backward) }
         guard let input, input.visitedInPass == pass, input.reachesTarget else { return }
-        precondition(gi.shape == input.shape,
+        require(gi.shape == input.shape,
                      "backward of \(node.op): cotangent for input \(index) has shape \(gi.shape), expected \(input.shape)")
         if input.cotangent == nil {
             input.cotangent = gi
@@ -290,10 +319,10 @@ extension Tensor {
 @inlinable public func gradients<Scalar>(of output: Tensor<Scalar>, with seed: Tensor<Scalar>? = nil,
                               wrt inputs: [Tensor<Scalar>], keepingGraph: Bool = false) -> [Tensor<Scalar>] {
     let seed = seed ?? Tensor(repeating: 1, shape: output.shape)
-    precondition(seed.shape == output.shape,
+    require(seed.shape == output.shape,
                  "gradients(of:with:wrt:): seed shape \(seed.shape) does not match output shape \(output.shape)")
     let targets = inputs.map { t -> GradNode<Scalar> in
-        precondition(t.node != nil, "gradients(of:with:wrt:): an input of shape \(t.shape) is not differentiable; make it with requiringGradient()")
+        require(t.node != nil, "gradients(of:with:wrt:): an input of shape \(t.shape) is not differentiable; make it with requiringGradient()")
         return t.node!
     }
     let result = Backpropagation.run(output: output, seed: seed, targets: targets, keepingGraph: keepingGraph)

@@ -26,7 +26,7 @@
     let nested = isRecordingGradients && x.node != nil
     let v = differentiationVariable(x)
     let y = withGradientRecording(true) { f(v) }
-    precondition(y.count == 1, "gradient: the function must return one element, got shape \(y.shape); use vjp or jacobian")
+    require(y.count == 1, "gradient: the function must return one element, got shape \(y.shape); use vjp or jacobian")
     let g = Backpropagation.run(output: y, seed: Tensor(repeating: 1, shape: y.shape), targets: [v.node!], keepingGraph: nested)[0]
     return (nested ? y : y.detached(), g ?? Tensor.zeros(shape: x.shape))
 }
@@ -36,7 +36,7 @@
     let nested = isNested(xs)
     let vars = xs.map(differentiationVariable)
     let y = evaluate(f, at: vars)
-    precondition(y.count == 1, "gradient: the function must return one element, got shape \(y.shape); use vjp or jacobian")
+    require(y.count == 1, "gradient: the function must return one element, got shape \(y.shape); use vjp or jacobian")
     let grads = Backpropagation.run(output: y, seed: Tensor(repeating: 1, shape: y.shape), targets: vars.compactMap(\.node), keepingGraph: nested)
     return (nested ? y : y.detached(), zip(grads, xs).map { $0 ?? Tensor.zeros(shape: $1.shape) })
 }
@@ -63,7 +63,7 @@
     let v = differentiationVariable(x)
     let y = evaluate({ f($0[0]) }, at: [v])
     let pullback = { (c: Tensor<Scalar>) -> Tensor<Scalar> in
-        precondition(c.shape == y.shape, "pullback: cotangent shape \(c.shape) does not match output shape \(y.shape)")
+        require(c.shape == y.shape, "pullback: cotangent shape \(c.shape) does not match output shape \(y.shape)")
         let keep = nested || (c.node != nil && isRecordingGradients)
         return Backpropagation.run(output: y, seed: c, targets: [v.node!], keepingGraph: keep)[0] ?? Tensor.zeros(shape: x.shape)
     }
@@ -82,7 +82,7 @@
 /// differentiating it with respect to that cotangent gives J t), which reuses every derivative
 /// rule and works at any order.
 @inlinable public func valueWithDifferential<Scalar>(at x: Tensor<Scalar>, tangent: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) -> (value: Tensor<Scalar>, differential: Tensor<Scalar>) {
-    precondition(tangent.shape == x.shape, "jvp: tangent shape \(tangent.shape) does not match input shape \(x.shape)")
+    require(tangent.shape == x.shape, "jvp: tangent shape \(tangent.shape) does not match input shape \(x.shape)")
     let lin = Linearization(at: x, of: f)
     return (lin.value, lin.differential(tangent))
 }
@@ -172,7 +172,7 @@ public struct HessianOperator<Scalar: TensorScalar> {
         variable = v
         let (y, g) = withGradientRecording(true) { () -> (Tensor<Scalar>, Tensor<Scalar>?) in
             let y = f(v)
-            precondition(y.count == 1, "hessian: the function must return one element, got shape \(y.shape)")
+            require(y.count == 1, "hessian: the function must return one element, got shape \(y.shape)")
             return (y, Backpropagation.run(output: y, seed: Tensor(repeating: 1, shape: y.shape), targets: [v.node!], keepingGraph: true)[0])
         }
         gradientWithGraph = g
@@ -182,7 +182,7 @@ public struct HessianOperator<Scalar: TensorScalar> {
 
     /// H v.
     @inlinable public func callAsFunction(_ vector: Tensor<Scalar>) -> Tensor<Scalar> {
-        precondition(vector.shape == variable.shape, "hessianVectorProduct: vector shape \(vector.shape) does not match \(variable.shape)")
+        require(vector.shape == variable.shape, "hessianVectorProduct: vector shape \(vector.shape) does not match \(variable.shape)")
         guard let g = gradientWithGraph else { return Tensor.zeros(shape: variable.shape) }
         return Backpropagation.run(output: g, seed: vector, targets: [variable.node!], keepingGraph: nested)[0]
             ?? Tensor.zeros(shape: variable.shape)

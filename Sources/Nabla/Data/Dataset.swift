@@ -16,7 +16,7 @@ public struct Dataset: Sendable {
 
     public init(features: Tensor<Double>, targets: [Double], featureNames: [String]? = nil, targetName: String = "target",
                 task: Task, classNames: [String]? = nil) {
-        precondition(features.rank == 2 && features.shape[0] == targets.count,
+        require(features.rank == 2 && features.shape[0] == targets.count,
                      "Dataset: features \(features.shape) and \(targets.count) targets do not agree")
         self.features = features
         self.targets = targets
@@ -153,7 +153,7 @@ public struct Dataset: Sendable {
     /// Shuffled (seeded) split into parts of the given fractions of the samples; with `stratified`
     /// each class is split in the same proportions. Returns the row indices of each part.
     public func splitIndices(fractions: [Double], stratified: Bool = true, seed: UInt64 = 0) -> [[Int]] {
-        precondition(fractions.allSatisfy { $0 >= 0 } && fractions.reduce(0, +) <= 1 + 1e-12,
+        require(fractions.allSatisfy { $0 >= 0 } && fractions.reduce(0, +) <= 1 + 1e-12,
                      "Dataset.splitIndices: fractions \(fractions) must be non-negative and sum to at most 1")
         var rng = RandomGenerator(seed: seed)
         let groups: [[Int]]

@@ -44,7 +44,7 @@ public struct FeatureScaler: Sendable, Codable, Equatable {
     }
 
     public func transform(_ x: Tensor<Double>) -> Tensor<Double> {
-        precondition(x.rank == 2 && x.shape[1] == shift.count, "FeatureScaler: input \(x.shape) does not have \(shift.count) features")
+        require(x.rank == 2 && x.shape[1] == shift.count, "FeatureScaler: input \(x.shape) does not have \(shift.count) features")
         let d = shift.count
         var v = x.scalars
         for i in 0..<x.shape[0] { for j in 0..<d { v[i * d + j] = (v[i * d + j] - shift[j]) / scale[j] } }
@@ -68,7 +68,7 @@ public struct BatchSampler: Sendable {
     public var seed: UInt64
 
     public init(count: Int, batchSize: Int, shuffle: Bool = true, seed: UInt64 = 0) {
-        precondition(count > 0 && batchSize > 0, "BatchSampler: \(count) samples in batches of \(batchSize)")
+        require(count > 0 && batchSize > 0, "BatchSampler: \(count) samples in batches of \(batchSize)")
         (self.count, self.batchSize, self.shuffle, self.seed) = (count, Swift.min(batchSize, count), shuffle, seed)
     }
 

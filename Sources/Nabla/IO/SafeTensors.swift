@@ -23,7 +23,7 @@ public struct StoredTensor: Sendable, Equatable {
     public var bytes: [UInt8]
 
     public init(dtype: StoredDType, shape: [Int], bytes: [UInt8]) {
-        precondition(bytes.count == shape.reduce(1, *) * dtype.byteCount,
+        require(bytes.count == shape.reduce(1, *) * dtype.byteCount,
                      "StoredTensor: \(bytes.count) bytes do not hold \(shape) elements of \(dtype.rawValue)")
         self.dtype = dtype
         self.shape = shape

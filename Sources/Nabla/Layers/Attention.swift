@@ -6,7 +6,7 @@ public func scaledDotProductAttention<Scalar: TensorScalar>(
     query q: Tensor<Scalar>, key k: Tensor<Scalar>, value v: Tensor<Scalar>,
     mask: Tensor<Scalar>? = nil, causal: Bool = false, scale: Double? = nil
 ) -> (output: Tensor<Scalar>, weights: Tensor<Scalar>) {
-    precondition(q.rank >= 2 && k.rank == q.rank && v.rank == q.rank && q.shape.last == k.shape.last
+    require(q.rank >= 2 && k.rank == q.rank && v.rank == q.rank && q.shape.last == k.shape.last
                  && k.shape[k.rank - 2] == v.shape[v.rank - 2],
                  "scaledDotProductAttention: query \(q.shape), key \(k.shape) and value \(v.shape) do not agree")
     let d = q.shape[q.rank - 1], lq = q.shape[q.rank - 2], lk = k.shape[k.rank - 2]
@@ -32,7 +32,7 @@ public final class MultiheadAttention<Scalar: TensorScalar>: Module<Scalar> {
     public let heads: Int
 
     public init(embedDimension e: Int, heads: Int) {
-        precondition(heads > 0 && e % heads == 0, "MultiheadAttention: embedding size \(e) is not divisible by \(heads) heads")
+        require(heads > 0 && e % heads == 0, "MultiheadAttention: embedding size \(e) is not divisible by \(heads) heads")
         inProjWeight = Parameter(shape: [3 * e, e], initializer: .xavierUniform())
         inProjBias = Parameter(Tensor.zeros(shape: [3 * e]))
         outProj = Linear(inputSize: e, outputSize: e)
@@ -49,7 +49,7 @@ public final class MultiheadAttention<Scalar: TensorScalar>: Module<Scalar> {
     public func callAsFunction(query: Tensor<Scalar>, key: Tensor<Scalar>, value: Tensor<Scalar>,
                                mask: Tensor<Scalar>? = nil, causal: Bool = false) -> (output: Tensor<Scalar>, weights: Tensor<Scalar>) {
         let e = embedDimension, h = heads, dh = e / h
-        precondition(query.rank == 3 && key.rank == 3 && value.rank == 3 && query.shape[2] == e && key.shape[2] == e
+        require(query.rank == 3 && key.rank == 3 && value.rank == 3 && query.shape[2] == e && key.shape[2] == e
                      && value.shape[2] == e && key.shape[0] == query.shape[0] && value.shape[0] == query.shape[0] && key.shape[1] == value.shape[1],
                      "MultiheadAttention: query \(query.shape), key \(key.shape), value \(value.shape) are not [B, L, \(e)], [B, S, \(e)], [B, S, \(e)]")
         func project(_ x: Tensor<Scalar>, _ i: Int) -> Tensor<Scalar> {

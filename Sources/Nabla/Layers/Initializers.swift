@@ -103,7 +103,7 @@ public enum Initializer: Sendable, Equatable {
             return normal(0, nl.gain / Double(mode == .fanIn ? fanIn : fanOut).squareRoot())
         case .fanInUniform: return uniform(1 / Double(fanIn).squareRoot())
         case .orthogonal(let gain):
-            precondition(shape.count >= 2, "orthogonal initializer: shape \(shape) needs at least 2 dimensions")
+            require(shape.count >= 2, "orthogonal initializer: shape \(shape) needs at least 2 dimensions")
             let rows = shape[0], cols = shape.dropFirst().reduce(1, *)
             let q = Initializer.orthonormal(rows: rows, cols: cols, using: &generator)
             return Tensor(shape: shape, scalars: q.map { Scalar(gain * $0) })

@@ -9,7 +9,7 @@ public final class Linear<Scalar: TensorScalar>: Module<Scalar>, Layer {
 
     public init(inputSize: Int, outputSize: Int, bias: Bool = true,
                 weightInitializer: Initializer = .fanInUniform, biasInitializer: Initializer? = nil) {
-        precondition(inputSize > 0 && outputSize > 0, "Linear: sizes must be positive, got \(inputSize) → \(outputSize)")
+        require(inputSize > 0 && outputSize > 0, "Linear: sizes must be positive, got \(inputSize) → \(outputSize)")
         weight = Parameter(shape: [outputSize, inputSize], initializer: weightInitializer)
         self.bias = bias ? Parameter(GlobalRandom.withGenerator {
             (biasInitializer ?? .uniform(low: -1 / Double(inputSize).squareRoot(), high: 1 / Double(inputSize).squareRoot()))
@@ -20,7 +20,7 @@ public final class Linear<Scalar: TensorScalar>: Module<Scalar>, Layer {
 
     /// A layer with the given weight [out, in] and optional bias [out].
     public init(weight: Tensor<Scalar>, bias: Tensor<Scalar>?) {
-        precondition(weight.rank == 2 && (bias == nil || bias!.shape == [weight.shape[0]]),
+        require(weight.rank == 2 && (bias == nil || bias!.shape == [weight.shape[0]]),
                      "Linear: weight \(weight.shape) and bias \(bias?.shape ?? []) do not agree")
         self.weight = Parameter(weight)
         self.bias = bias.map { Parameter($0) }
@@ -34,7 +34,7 @@ public final class Linear<Scalar: TensorScalar>: Module<Scalar>, Layer {
     /// for a `Linear` followed by `ReLU()`): the same values as `relu(layer(x))`.
     @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     public func callAsFunction(_ x: Tensor<Scalar>, thenReLU relu: Bool) -> Tensor<Scalar> {
-        precondition(x.rank >= 1 && x.shape.last == weight.shape[1],
+        require(x.rank >= 1 && x.shape.last == weight.shape[1],
                      "Linear: input of shape \(x.shape) does not end in \(weight.shape[1]) features (weight \(weight.shape))")
         // Any leading axes are rows of one product (x is reshaped only when it is not a matrix).
         let features = weight.shape[1]
@@ -59,7 +59,7 @@ public final class Conv2d<Scalar: TensorScalar>: Module<Scalar>, Layer {
 
     public init(inputChannels: Int, outputChannels: Int, kernelSize: [Int], stride: [Int] = [1, 1], padding: [Int] = [0, 0],
                 dilation: [Int] = [1, 1], groups: Int = 1, bias: Bool = true, weightInitializer: Initializer = .fanInUniform) {
-        precondition(kernelSize.count == 2 && inputChannels % groups == 0 && outputChannels % groups == 0,
+        require(kernelSize.count == 2 && inputChannels % groups == 0 && outputChannels % groups == 0,
                      "Conv2d: \(inputChannels) → \(outputChannels) channels, kernel \(kernelSize), groups \(groups) do not agree")
         let shape = [outputChannels, inputChannels / groups] + kernelSize
         weight = Parameter(shape: shape, initializer: weightInitializer)
@@ -76,7 +76,7 @@ public final class Conv2d<Scalar: TensorScalar>: Module<Scalar>, Layer {
     }
 
     public func callAsFunction(_ x: Tensor<Scalar>) -> Tensor<Scalar> {
-        precondition(x.rank == 4 && x.shape[1] == weight.shape[1] * groups,
+        require(x.rank == 4 && x.shape[1] == weight.shape[1] * groups,
                      "Conv2d: input of shape \(x.shape) does not have \(weight.shape[1] * groups) channels in [N, C, H, W]")
         return x.conv2d(weight: weight.value, bias: bias?.value, stride: stride, padding: padding, dilation: dilation, groups: groups)
     }
@@ -90,7 +90,7 @@ public final class Conv1d<Scalar: TensorScalar>: Module<Scalar>, Layer {
 
     public init(inputChannels: Int, outputChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                 dilation: Int = 1, groups: Int = 1, bias: Bool = true, weightInitializer: Initializer = .fanInUniform) {
-        precondition(inputChannels % groups == 0 && outputChannels % groups == 0,
+        require(inputChannels % groups == 0 && outputChannels % groups == 0,
                      "Conv1d: \(inputChannels) → \(outputChannels) channels and groups \(groups) do not agree")
         let shape = [outputChannels, inputChannels / groups, kernelSize]
         weight = Parameter(shape: shape, initializer: weightInitializer)
@@ -101,7 +101,7 @@ public final class Conv1d<Scalar: TensorScalar>: Module<Scalar>, Layer {
     }
 
     public func callAsFunction(_ x: Tensor<Scalar>) -> Tensor<Scalar> {
-        precondition(x.rank == 3 && x.shape[1] == weight.shape[1] * groups,
+        require(x.rank == 3 && x.shape[1] == weight.shape[1] * groups,
                      "Conv1d: input of shape \(x.shape) does not have \(weight.shape[1] * groups) channels in [N, C, L]")
         return x.conv1d(weight: weight.value, bias: bias?.value, stride: stride, padding: padding, dilation: dilation, groups: groups)
     }
@@ -183,7 +183,7 @@ public final class Dropout<Scalar: TensorScalar>: Module<Scalar>, Layer {
     public var generator: RandomGenerator
 
     public init(probability: Double = 0.5) {
-        precondition(probability >= 0 && probability < 1, "Dropout: probability \(probability) is not in [0, 1)")
+        require(probability >= 0 && probability < 1, "Dropout: probability \(probability) is not in [0, 1)")
         self.probability = probability
         generator = RandomGenerator(seed: GlobalRandom.withGenerator { $0.next() })
         super.init()
@@ -203,7 +203,7 @@ public final class Embedding<Scalar: TensorScalar>: Module<Scalar> {
     public let paddingIndex: Int?
 
     public init(count: Int, dimension: Int, paddingIndex: Int? = nil, initializer: Initializer = .normal(mean: 0, standardDeviation: 1)) {
-        precondition(paddingIndex == nil || (paddingIndex! >= 0 && paddingIndex! < count), "Embedding: padding index \(paddingIndex!) out of range 0..<\(count)")
+        require(paddingIndex == nil || (paddingIndex! >= 0 && paddingIndex! < count), "Embedding: padding index \(paddingIndex!) out of range 0..<\(count)")
         var w: Tensor<Scalar> = GlobalRandom.withGenerator { initializer.tensor(shape: [count, dimension], using: &$0) }
         if let p = paddingIndex { w = Embedding.zeroRow(w, p) }
         weight = Parameter(w)
@@ -224,7 +224,7 @@ public final class Embedding<Scalar: TensorScalar>: Module<Scalar> {
     }
 
     public func callAsFunction(_ indices: IndexTensor) -> Tensor<Scalar> {
-        precondition(indices.values.allSatisfy { $0 >= 0 && $0 < weight.shape[0] },
+        require(indices.values.allSatisfy { $0 >= 0 && $0 < weight.shape[0] },
                      "Embedding: an index is outside 0..<\(weight.shape[0])")
         return weight.value.embeddingLookup(indices, paddingIndex: paddingIndex)
     }
@@ -261,14 +261,14 @@ public final class BatchNorm<Scalar: TensorScalar>: Module<Scalar>, Layer {
 
     public func callAsFunction(_ x: Tensor<Scalar>) -> Tensor<Scalar> {
         let c = runningMean.value.count
-        precondition(x.rank >= 2 && x.shape[1] == c, "BatchNorm: input of shape \(x.shape) does not have \(c) features on axis 1")
+        require(x.rank >= 2 && x.shape[1] == c, "BatchNorm: input of shape \(x.shape) does not have \(c) features on axis 1")
         let axes = [0] + Array(2..<x.rank)
         var channelShape = [Int](repeating: 1, count: x.rank)
         channelShape[1] = c
         let y: Tensor<Scalar>
         if isTraining {
             let n = x.count / c
-            precondition(n > 1, "BatchNorm: training needs more than one value per channel, got input \(x.shape)")
+            require(n > 1, "BatchNorm: training needs more than one value per channel, got input \(x.shape)")
             let mean = x.mean(axes: axes, keepingDimensions: true)
             let centered = x - mean
             let variance = (centered * centered).mean(axes: axes, keepingDimensions: true)
@@ -306,7 +306,7 @@ public final class LayerNorm<Scalar: TensorScalar>: Module<Scalar>, Layer {
 
     public func callAsFunction(_ x: Tensor<Scalar>) -> Tensor<Scalar> {
         let k = normalizedShape.count
-        precondition(x.rank >= k && Array(x.shape.suffix(k)) == normalizedShape,
+        require(x.rank >= k && Array(x.shape.suffix(k)) == normalizedShape,
                      "LayerNorm: input of shape \(x.shape) does not end in \(normalizedShape)")
         let axes = Array((x.rank - k)..<x.rank)
         let centered = x - x.mean(axes: axes, keepingDimensions: true)

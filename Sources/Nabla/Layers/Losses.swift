@@ -22,7 +22,7 @@ public enum Reduction: String, Sendable, CaseIterable {
 }
 
 func checkSameShape<Scalar>(_ op: String, _ a: Tensor<Scalar>, _ b: Tensor<Scalar>) {
-    precondition(a.shape == b.shape, "\(op): input of shape \(a.shape) and target of shape \(b.shape) differ")
+    require(a.shape == b.shape, "\(op): input of shape \(a.shape) and target of shape \(b.shape) differ")
 }
 
 /// Mean squared error: (input − target)².
@@ -41,7 +41,7 @@ public func l1Loss<Scalar>(_ input: Tensor<Scalar>, _ target: Tensor<Scalar>, re
 /// 0.5 d²/β where |d| < β, else |d| − 0.5 β.
 public func smoothL1Loss<Scalar>(_ input: Tensor<Scalar>, _ target: Tensor<Scalar>, beta: Double = 1, reduction: Reduction = .mean) -> Tensor<Scalar> {
     checkSameShape("smoothL1Loss", input, target)
-    precondition(beta >= 0, "smoothL1Loss: beta \(beta) is negative")
+    require(beta >= 0, "smoothL1Loss: beta \(beta) is negative")
     let d = input - target, a = d.abs()
     if beta == 0 { return reduction.apply(a) }
     return reduction.apply(Tensor.where(a .< Scalar(beta), d * d * Scalar(0.5 / beta), a - Scalar(0.5 * beta)))
@@ -50,17 +50,17 @@ public func smoothL1Loss<Scalar>(_ input: Tensor<Scalar>, _ target: Tensor<Scala
 /// 0.5 d² where |d| ≤ δ, else δ (|d| − 0.5 δ).
 public func huberLoss<Scalar>(_ input: Tensor<Scalar>, _ target: Tensor<Scalar>, delta: Double = 1, reduction: Reduction = .mean) -> Tensor<Scalar> {
     checkSameShape("huberLoss", input, target)
-    precondition(delta > 0, "huberLoss: delta \(delta) must be positive")
+    require(delta > 0, "huberLoss: delta \(delta) must be positive")
     let d = input - target, a = d.abs()
     return reduction.apply(Tensor.where(a .<= Scalar(delta), d * d * 0.5, (a - Scalar(0.5 * delta)) * Scalar(delta)))
 }
 
 func checkClassTargets<Scalar>(_ op: String, _ input: Tensor<Scalar>, _ targets: IndexTensor, _ weight: Tensor<Scalar>?) -> Int {
-    precondition(input.rank == 2 && targets.shape == [input.shape[0]],
+    require(input.rank == 2 && targets.shape == [input.shape[0]],
                  "\(op): input \(input.shape) must be [N, C] and targets \(targets.shape) must be [N]")
     let c = input.shape[1]
-    precondition(targets.values.allSatisfy { $0 >= 0 && $0 < c }, "\(op): a target class is outside 0..<\(c)")
-    precondition(weight == nil || weight!.shape == [c], "\(op): class weights of shape \(weight!.shape) are not [\(c)]")
+    require(targets.values.allSatisfy { $0 >= 0 && $0 < c }, "\(op): a target class is outside 0..<\(c)")
+    require(weight == nil || weight!.shape == [c], "\(op): class weights of shape \(weight!.shape) are not [\(c)]")
     return c
 }
 
@@ -75,7 +75,7 @@ func pickTargets<Scalar>(_ input: Tensor<Scalar>, _ targets: IndexTensor) -> Ten
 public func crossEntropy<Scalar>(logits: Tensor<Scalar>, targets: IndexTensor, weight: Tensor<Scalar>? = nil,
                                  labelSmoothing eps: Double = 0, reduction: Reduction = .mean) -> Tensor<Scalar> {
     let c = checkClassTargets("crossEntropy", logits, targets, weight)
-    precondition(eps >= 0 && eps <= 1, "crossEntropy: label smoothing \(eps) is not in [0, 1]")
+    require(eps >= 0 && eps <= 1, "crossEntropy: label smoothing \(eps) is not in [0, 1]")
     if weight == nil && eps == 0 && (reduction == .mean || reduction == .sum) {
         let mean = logits.softmaxCrossEntropy(targets: targets.values)   // the fused kernel
         return reduction == .mean ? mean : mean * Scalar(targets.values.count)
@@ -148,7 +148,7 @@ public func hingeLoss<Scalar>(scores s: Tensor<Scalar>, labels y: Tensor<Scalar>
 public func multiMarginLoss<Scalar>(_ input: Tensor<Scalar>, targets: IndexTensor, p: Int = 1, margin: Double = 1,
                                     weight: Tensor<Scalar>? = nil, reduction: Reduction = .mean) -> Tensor<Scalar> {
     let c = checkClassTargets("multiMarginLoss", input, targets, weight)
-    precondition(p == 1 || p == 2, "multiMarginLoss: p must be 1 or 2, got \(p)")
+    require(p == 1 || p == 2, "multiMarginLoss: p must be 1 or 2, got \(p)")
     let n = input.shape[0]
     var others = [Scalar](repeating: 1, count: n * c)
     for (i, y) in targets.values.enumerated() { others[i * c + y] = 0 }
@@ -179,7 +179,7 @@ public func klDivergence<Scalar>(logInput input: Tensor<Scalar>, target t: Tenso
 /// max(0, cos − margin) for y = −1, with cos = x₁·x₂ / √((|x₁|² + 10⁻¹²)(|x₂|² + 10⁻¹²)).
 public func cosineEmbeddingLoss<Scalar>(_ x1: Tensor<Scalar>, _ x2: Tensor<Scalar>, labels y: Tensor<Scalar>, margin: Double = 0,
                                         reduction: Reduction = .mean) -> Tensor<Scalar> {
-    precondition(x1.rank == 2 && x1.shape == x2.shape && y.shape == [x1.shape[0]],
+    require(x1.rank == 2 && x1.shape == x2.shape && y.shape == [x1.shape[0]],
                  "cosineEmbeddingLoss: inputs \(x1.shape) and \(x2.shape) must be the same [N, D] and labels \(y.shape) [N]")
     let dot = (x1 * x2).sum(axes: [1])
     let n1 = (x1 * x1).sum(axes: [1]) + Scalar(1e-12), n2 = (x2 * x2).sum(axes: [1]) + Scalar(1e-12)

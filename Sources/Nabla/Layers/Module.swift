@@ -251,7 +251,7 @@ extension Module {
         for p in trainable { p.value = p.value.requiringGradient() }
         defer { for p in trainable { p.value = p.value.detached() } }
         let value = try withGradientRecording(true) { try loss() }
-        precondition(value.count == 1, "Module.valueWithGradient: the loss has shape \(value.shape); it must be a scalar")
+        require(value.count == 1, "Module.valueWithGradient: the loss has shape \(value.shape); it must be a scalar")
         let grads = gradients(of: value, with: Tensor(1), wrt: trainable.map(\.value))
         for (p, g) in zip(trainable, grads) { p.gradient = g }
         return value.detached()

@@ -13,7 +13,7 @@ public class RecurrentCell<Scalar: TensorScalar>: Module<Scalar> {
     public let hiddenSize: Int
 
     init(inputSize: Int, hiddenSize: Int, gates: Int, bias: Bool) {
-        precondition(inputSize > 0 && hiddenSize > 0, "\(Self.self): sizes must be positive, got input \(inputSize), hidden \(hiddenSize)")
+        require(inputSize > 0 && hiddenSize > 0, "\(Self.self): sizes must be positive, got input \(inputSize), hidden \(hiddenSize)")
         let b = 1 / Double(hiddenSize).squareRoot()
         let u = Initializer.uniform(low: -b, high: b)
         weightIH = Parameter(shape: [gates * hiddenSize, inputSize], initializer: u)
@@ -31,7 +31,7 @@ public class RecurrentCell<Scalar: TensorScalar>: Module<Scalar> {
 
     /// x W_ihᵀ + b_ih for a batch [B, I] or a whole sequence [B, T, I] at once.
     public func inputProjection(_ x: Tensor<Scalar>) -> Tensor<Scalar> {
-        precondition(x.shape.last == inputSize, "\(type(of: self)): input of shape \(x.shape) does not end in \(inputSize) features")
+        require(x.shape.last == inputSize, "\(type(of: self)): input of shape \(x.shape) does not end in \(inputSize) features")
         let flat = x.rank == 2 ? x : x.reshaped(to: [x.count / inputSize, inputSize])
         var a = Tensor.matmul(flat, weightIH.value, transposeB: true)
         if let b = biasIH { a = a + b.value }
@@ -39,7 +39,7 @@ public class RecurrentCell<Scalar: TensorScalar>: Module<Scalar> {
     }
 
     func hiddenProjection(_ h: Tensor<Scalar>) -> Tensor<Scalar> {
-        precondition(h.rank == 2 && h.shape[1] == hiddenSize, "\(type(of: self)): hidden state of shape \(h.shape) is not [B, \(hiddenSize)]")
+        require(h.rank == 2 && h.shape[1] == hiddenSize, "\(type(of: self)): hidden state of shape \(h.shape) is not [B, \(hiddenSize)]")
         let u = Tensor.matmul(h, weightHH.value, transposeB: true)
         return biasHH.map { u + $0.value } ?? u
     }
@@ -103,10 +103,10 @@ func unroll<Scalar, Cell: RecurrentCell<Scalar>, State>(
     _ x: Tensor<Scalar>, cells: [Cell], initial: [State]?, zero: (Cell) -> State,
     step: (Cell, Tensor<Scalar>, State) -> State, hidden: (State) -> Tensor<Scalar>
 ) -> (output: Tensor<Scalar>, state: [State]) {
-    precondition(initial == nil || initial!.count == cells.count, "\(Cell.self): \(initial!.count) initial states for \(cells.count) layers")
+    require(initial == nil || initial!.count == cells.count, "\(Cell.self): \(initial!.count) initial states for \(cells.count) layers")
     var input = x, finals: [State] = []
     for (l, cell) in cells.enumerated() {
-        precondition(input.rank == 3 && input.shape[2] == cell.inputSize && input.shape[1] > 0,
+        require(input.rank == 3 && input.shape[2] == cell.inputSize && input.shape[1] > 0,
                      "\(Cell.self): sequence of shape \(input.shape) is not batch-first [B, T, \(cell.inputSize)] with T > 0")
         let a = cell.inputProjection(input)
         let (b, steps, width) = (a.shape[0], a.shape[1], a.shape[2])

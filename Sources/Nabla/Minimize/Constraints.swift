@@ -1,3 +1,5 @@
+import Foundation
+
 /// A convex set for constrained minimization, with its Euclidean projection (for projected
 /// gradient descent) and its linear minimization oracle (for Frank–Wolfe).
 public enum ConvexSet: Sendable, Equatable, CustomStringConvertible {
@@ -16,6 +18,21 @@ public enum ConvexSet: Sendable, Equatable, CustomStringConvertible {
         case .simplex(let r): return "simplex (radius \(r))"
         case .l1Ball(let r): return "L1 ball (radius \(r))"
         case .l2Ball(let r): return "L2 ball (radius \(r))"
+        }
+    }
+
+    /// The boundary of the set in the plane, for drawing: a closed polygon, or for the simplex
+    /// (a segment in two dimensions) an open one.
+    public var boundary2D: (points: [(Double, Double)], closed: Bool) {
+        switch self {
+        case .box(let l, let u): return ([(l, l), (u, l), (u, u), (l, u)], true)
+        case .simplex(let r): return ([(r, 0), (0, r)], false)
+        case .l1Ball(let r): return ([(r, 0), (0, r), (-r, 0), (0, -r)], true)
+        case .l2Ball(let r):
+            return ((0..<96).map { k in
+                let a = 2 * Double.pi * Double(k) / 96
+                return (r * cos(a), r * sin(a))
+            }, true)
         }
     }
 

@@ -31,7 +31,7 @@ public final class LBFGS {
 
     public init(learningRate: Double = 1, maxIterations: Int = 20, maxEvaluations: Int? = nil,
                 toleranceGradient: Double = 1e-7, toleranceChange: Double = 1e-9, historySize: Int = 100) {
-        precondition(learningRate > 0 && maxIterations > 0 && historySize > 0, "LBFGS: learning rate, iterations and history must be positive")
+        require(learningRate > 0 && maxIterations > 0 && historySize > 0, "LBFGS: learning rate, iterations and history must be positive")
         self.learningRate = learningRate
         self.maxIterations = maxIterations
         self.maxEvaluations = maxEvaluations ?? maxIterations * 5 / 4
@@ -94,7 +94,7 @@ public final class LBFGS {
             let gtd = dot(g, h.direction)
             if gtd > -toleranceChange { stop = .notDescent; break }
             let ls = LineSearch.strongWolfe(objective, x: x, step: h.stepLength, direction: h.direction, value: f, gradient: g,
-                                            slope: gtd, maxEvaluations: maxEvaluations - evals)
+                                            slope: gtd, maxEvaluations: Swift.min(25, maxEvaluations - evals))
             f = ls.value; g = ls.gradient; h.stepLength = ls.step
             x.withUnsafeMutableBufferPointer { axpyInPlace(h.stepLength, h.direction, $0) }
             evals += ls.evaluations

@@ -45,7 +45,9 @@ public enum LineSearch {
         var it = 0
         var bracket: [Double] = [], bracketF: [Double] = [], bracketG: [[Double]] = [], bracketGtd: [Double] = []
         while it < maxLS {
-            if fNew > f + c1 * t * gtd || (it > 1 && fNew >= fPrev) {
+            // A non-finite value (outside the function's domain, or an overflow) ends the
+            // extrapolation like a value that is too high: the minimum lies before it.
+            if !fNew.isFinite || !gtdNew.isFinite || fNew > f + c1 * t * gtd || (it > 1 && fNew >= fPrev) {
                 bracket = [tPrev, t]; bracketF = [fPrev, fNew]; bracketG = [gPrev, gNew]; bracketGtd = [gtdPrev, gtdNew]
                 break
             }
@@ -57,7 +59,10 @@ public enum LineSearch {
                 bracket = [tPrev, t]; bracketF = [fPrev, fNew]; bracketG = [gPrev, gNew]; bracketGtd = [gtdPrev, gtdNew]
                 break
             }
-            let tNext = cubicInterpolate(tPrev, fPrev, gtdPrev, t, fNew, gtdNew, bounds: (t + 0.01 * (t - tPrev), t * 10))
+            var tNext = cubicInterpolate(tPrev, fPrev, gtdPrev, t, fNew, gtdNew, bounds: (t + 0.01 * (t - tPrev), t * 10))
+            if !tNext.isFinite { tNext = t * 10 }
+            // Still descending after steps of 10¹⁵⁰: the objective is unbounded below along d.
+            if !(tNext * dNorm < 1e150) { break }
             (tPrev, fPrev, gPrev, gtdPrev) = (t, fNew, gNew, gtdNew)
             t = tNext
             (fNew, gNew) = objective(axpy(t, d, x))
@@ -65,8 +70,13 @@ public enum LineSearch {
             gtdNew = dot(gNew, d)
             it += 1
         }
-        if it == maxLS {
-            bracket = [0, t]; bracketF = [f, fNew]; bracketG = [g, gNew]; bracketGtd = [gtd, gtdNew]
+        if bracket.isEmpty {
+            // No bracket within the evaluations allowed (or the step grew without bound): keep
+            // the last point if it is lower, else the start.
+            if fNew.isFinite && fNew < f && gtdNew.isFinite {
+                return Result(value: fNew, gradient: gNew, step: t, evaluations: evals)
+            }
+            return Result(value: f, gradient: g, step: 0, evaluations: evals)
         }
         // Zoom.
         var insufficientProgress = false
@@ -74,6 +84,7 @@ public enum LineSearch {
         while !done && it < maxLS {
             if Swift.abs(bracket[1] - bracket[0]) * dNorm < tolerance { break }
             t = cubicInterpolate(bracket[0], bracketF[0], bracketGtd[0], bracket[1], bracketF[1], bracketGtd[1])
+            if !t.isFinite { t = (bracket[0] + bracket[1]) / 2 }  // a non-finite end: bisect
             let bMax = Swift.max(bracket[0], bracket[1]), bMin = Swift.min(bracket[0], bracket[1])
             let eps = 0.1 * (bMax - bMin)
             if Swift.min(bMax - t, t - bMin) < eps {
@@ -90,7 +101,7 @@ public enum LineSearch {
             evals += 1
             gtdNew = dot(gNew, d)
             it += 1
-            if fNew > f + c1 * t * gtd || fNew >= bracketF[lo] {
+            if !fNew.isFinite || !gtdNew.isFinite || fNew > f + c1 * t * gtd || fNew >= bracketF[lo] {
                 bracket[hi] = t; bracketF[hi] = fNew; bracketG[hi] = gNew; bracketGtd[hi] = gtdNew
                 (lo, hi) = bracketF[0] <= bracketF[1] ? (0, 1) : (1, 0)
             } else {
@@ -102,6 +113,7 @@ public enum LineSearch {
                 bracket[lo] = t; bracketF[lo] = fNew; bracketG[lo] = gNew; bracketGtd[lo] = gtdNew
             }
         }
+        guard bracketF[lo].isFinite, bracketF[lo] <= f else { return Result(value: f, gradient: g, step: 0, evaluations: evals) }
         return Result(value: bracketF[lo], gradient: bracketG[lo], step: bracket[lo], evaluations: evals)
     }
 

@@ -48,9 +48,21 @@ public enum MinimizationMethod: Sendable, Equatable, CustomStringConvertible {
         case .newtonCG: return "newton-cg"
         case .trustRegion: return "trust-region"
         case .projectedGradient: return "projected-gradient"
-        case .frankWolfe: return "frank-wolfe"
+        case .frankWolfe(_, .openLoop): return "frank-wolfe"
+        case .frankWolfe(_, .lineSearch): return "frank-wolfe-ls"
         }
     }
+
+    /// Whether the method works within a constraint set.
+    public var isConstrained: Bool {
+        switch self {
+        case .projectedGradient, .frankWolfe: return true
+        default: return false
+        }
+    }
+
+    /// Whether the method forms an n×n matrix (the Hessian or its inverse) for n variables.
+    public var keepsDenseMatrix: Bool { self == .bfgs || self == .newton }
 
     /// Parses a name (`gd`/`sgd`, `momentum`, `adam`, `lbfgs`, `cg`, `cg-fr`, `newton-cg`, ...);
     /// constrained methods take the set separately. Nil for an unknown name.
@@ -133,6 +145,7 @@ public struct MinimizeResult: CustomStringConvertible {
         case maxIterations = "maximum iterations reached"
         case maxEvaluations = "maximum evaluations reached"
         case diverged = "diverged: f or its gradient became infinite or NaN, or f grew without bound"
+        case unbounded = "unbounded: f fell without bound (below -1e12 times its start)"
         case lineSearchFailed = "line search failed to decrease f"
         case stopped = "stopped by the callback"
     }
@@ -217,6 +230,9 @@ final class Objective {
 /// ```
 public func minimize(_ f: @escaping (Tensor<Double>) -> Tensor<Double>, from x0: Tensor<Double>,
                      method: MinimizationMethod = .lbfgs, options: MinimizeOptions = MinimizeOptions()) -> MinimizeResult {
+    let n = x0.count
+    require(!method.keepsDenseMatrix || n <= 46_340,
+            "minimize: \(method) forms an n×n matrix, \(Double(n) * Double(n) * 8 / 1e9) GB for \(n) variables; use .lbfgs or .newtonCG")
     var best: MinimizeResult?
     var rng = RandomGenerator(seed: options.seed)
     var totalEvaluations = 0, totalHessians = 0
@@ -269,6 +285,8 @@ struct Minimizer {
             let largest = maxAbs(g)  // NaN when g holds one
             if !f.isFinite || !largest.isFinite { return .diverged }
             if let start = trajectoryStart, f > 1e12 * Swift.max(1, Swift.abs(start)) { return .diverged }
+            if let start = trajectoryStart, f < -1e12 * Swift.max(1, Swift.abs(start)) { return .unbounded }
+            if !maxAbs(x).isFinite { return .diverged }
             if previous == nil { trajectoryStart = f }
             if (gradientMeasure ?? largest) <= options.gradientTolerance { return .gradientTolerance }
             guard let previous else { return nil }
@@ -449,7 +467,9 @@ struct Minimizer {
         let n = g.count
         var lambda = 0.0
         let scale = Swift.max(1e-8, h.indices.map { Swift.abs(h[$0][$0]) }.max() ?? 1)
-        while true {
+        // λ grows tenfold per try; after 400 tries it has passed any finite scale, and a Hessian
+        // that still fails (NaN entries) gives way to steepest descent.
+        for _ in 0..<400 {
             var l = [Double](repeating: 0, count: n * n)
             var ok = true
             outer: for i in 0..<n {
@@ -473,6 +493,7 @@ struct Minimizer {
             }
             lambda = lambda == 0 ? 1e-3 * scale : lambda * 10
         }
+        return g.map { -$0 }
     }
 
     func runNewton(_ x0: [Double]) -> MinimizeResult {

@@ -15,7 +15,7 @@ public struct NaturalGradientDescent {
     public var fisher: Fisher
 
     public init(learningRate: Double = 1, damping: Double = 1e-4, fisher: Fisher = .exact) {
-        precondition(learningRate > 0 && damping >= 0, "NaturalGradientDescent: learning rate must be positive and damping non-negative")
+        require(learningRate > 0 && damping >= 0, "NaturalGradientDescent: learning rate must be positive and damping non-negative")
         self.learningRate = learningRate
         self.damping = damping
         self.fisher = fisher
@@ -25,7 +25,7 @@ public struct NaturalGradientDescent {
     public func fisherInformation(at theta: Tensor<Double>, labels: [Int], logits: (Tensor<Double>) -> Tensor<Double>) -> Tensor<Double> {
         let p = theta.count
         let z = withoutGradients { logits(theta) }
-        precondition(z.rank == 2 && z.shape[0] == labels.count, "natural gradient: logits must be [N, K] with one label per row, got \(z.shape) for \(labels.count) labels")
+        require(z.rank == 2 && z.shape[0] == labels.count, "natural gradient: logits must be [N, K] with one label per row, got \(z.shape) for \(labels.count) labels")
         let (n, k) = (z.shape[0], z.shape[1])
         let jac = jacobian(at: theta.flattened(), mode: .byColumns) { logits($0.reshaped(to: theta.shape)) }.reshaped(to: [n, k, p])
         let probs = withoutGradients { z.softmax(axis: 1) }

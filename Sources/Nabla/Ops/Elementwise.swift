@@ -31,7 +31,7 @@ extension Tensor {
             return withExtendedLifetime((a, b)) { Tensor(storage: out, shape: big.shape) }
         }
         guard let shape = broadcastShapes(a.shape, b.shape) else {
-            preconditionFailure("\(name): shapes \(a.shape) and \(b.shape) cannot be broadcast together")
+            usageFailure("\(name): shapes \(a.shape) and \(b.shape) cannot be broadcast together")
         }
         let out = TensorStorage<Scalar>.make(count: shapeCount(shape))
         if out.count > 0 {
@@ -271,7 +271,7 @@ extension Tensor {
     /// constant (for example the result of a comparison such as `x .> 0`).
     @inlinable public static func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
         guard let s1 = broadcastShapes(condition.shape, a.shape), let shape = broadcastShapes(s1, b.shape) else {
-            preconditionFailure("where: shapes \(condition.shape), \(a.shape) and \(b.shape) cannot be broadcast together")
+            usageFailure("where: shapes \(condition.shape), \(a.shape) and \(b.shape) cannot be broadcast together")
         }
         let c = condition.broadcastKernel(to: shape), x = a.broadcastKernel(to: shape), y = b.broadcastKernel(to: shape)
         let out = TensorStorage<Scalar>.make(count: shapeCount(shape))

@@ -5,7 +5,7 @@ public struct IndexTensor: Sendable, Equatable {
     public var shape: [Int]
     public var values: [Int]
     @inlinable public init(shape: [Int], values: [Int]) {
-        precondition(shapeCount(shape) == values.count, "IndexTensor: shape \(shape) needs \(shapeCount(shape)) values, got \(values.count)")
+        require(shapeCount(shape) == values.count, "IndexTensor: shape \(shape) needs \(shapeCount(shape)) values, got \(values.count)")
         self.shape = shape
         self.values = values
     }
@@ -20,13 +20,13 @@ public struct IndexTensor: Sendable, Equatable {
 extension Tensor {
     /// Elements at the given flat positions (-1 reads 0), shaped `shape`.
     @inlinable public func take(flatIndices index: [Int], shape outShape: [Int]) -> Tensor {
-        precondition(index.count == shapeCount(outShape), "take: \(index.count) indices for shape \(outShape)")
+        require(index.count == shapeCount(outShape), "take: \(index.count) indices for shape \(outShape)")
         let out = TensorStorage<Scalar>.make(count: index.count)
         let n = count
         index.withUnsafeBufferPointer { ip in
             for i in 0..<ip.count {
                 let j = ip[i]
-                precondition(j >= -1 && j < n, "take: index \(j) out of range for \(n) elements")
+                require(j >= -1 && j < n, "take: index \(j) out of range for \(n) elements")
                 out.base[i] = j < 0 ? 0 : storage.base[j]
             }
         }
@@ -39,13 +39,13 @@ extension Tensor {
     /// A tensor of `shape` that is zero except that element i of `self` is added at flat
     /// position `index[i]` (skipped when -1). The adjoint of ``take(flatIndices:shape:)``.
     @inlinable public func scatterAdding(flatIndices index: [Int], shape outShape: [Int]) -> Tensor {
-        precondition(index.count == count, "scatterAdd: \(index.count) indices for \(count) elements")
+        require(index.count == count, "scatterAdd: \(index.count) indices for \(count) elements")
         let out = TensorStorage<Scalar>.make(repeating: 0, count: shapeCount(outShape))
         let n = out.count
         index.withUnsafeBufferPointer { ip in
             for i in 0..<ip.count {
                 let j = ip[i]
-                precondition(j >= -1 && j < n, "scatterAdd: index \(j) out of range for \(n) elements")
+                require(j >= -1 && j < n, "scatterAdd: index \(j) out of range for \(n) elements")
                 if j >= 0 { out.base[j] += storage.base[i] }
             }
         }
@@ -88,11 +88,11 @@ extension Tensor {
 
     /// One `(start, end, step)` per dimension; negative start/end count from the end.
     @inlinable public func slice(_ ranges: [(start: Int, end: Int, step: Int)]) -> Tensor {
-        precondition(ranges.count == rank, "slice: \(ranges.count) ranges for shape \(shape)")
+        require(ranges.count == rank, "slice: \(ranges.count) ranges for shape \(shape)")
         var offset = 0, strides: [Int] = [], outShape: [Int] = []
         let own = contiguousStrides(shape)
         for (d, r) in ranges.enumerated() {
-            precondition(r.step >= 1, "slice: step \(r.step) must be at least 1")
+            require(r.step >= 1, "slice: step \(r.step) must be at least 1")
             let s = Swift.min(Swift.max(r.start < 0 ? r.start + shape[d] : r.start, 0), shape[d])
             let e = Swift.min(Swift.max(r.end < 0 ? r.end + shape[d] : r.end, 0), shape[d])
             outShape.append(e > s ? (e - s + r.step - 1) / r.step : 0)
@@ -126,9 +126,9 @@ extension Tensor {
 
     /// Sub-tensor at position `i` along the first axis (the axis is removed).
     public subscript(_ i: Int) -> Tensor {
-        precondition(rank >= 1, "subscript: a 0-d tensor cannot be indexed")
+        require(rank >= 1, "subscript: a 0-d tensor cannot be indexed")
         let j = i < 0 ? i + shape[0] : i
-        precondition(j >= 0 && j < shape[0], "subscript: index \(i) out of range for shape \(shape)")
+        require(j >= 0 && j < shape[0], "subscript: index \(i) out of range for shape \(shape)")
         return slice(axis: 0, start: j, end: j + 1).reshaped(to: Array(shape.dropFirst()))
     }
 
@@ -136,14 +136,14 @@ extension Tensor {
     /// `self`. Repeated indices accumulate gradient.
     @inlinable public func gather(axis: Int, index: IndexTensor) -> Tensor {
         let a = normalizeAxis(axis, rank: rank, op: "gather")
-        precondition(index.shape.count == rank, "gather: index of shape \(index.shape) must have the rank of \(shape)")
+        require(index.shape.count == rank, "gather: index of shape \(index.shape) must have the rank of \(shape)")
         let idxStrides = contiguousStrides(index.shape)
         let positions = flatPositions(outShape: index.shape) { i in
             var flat = 0
             for d in 0..<i.count { flat += i[d] * idxStrides[d] }
             var src = i
             let v = index.values[flat]
-            precondition(v >= -shape[a] && v < shape[a], "gather: index \(v) out of range for axis \(a) of size \(shape[a])")
+            require(v >= -shape[a] && v < shape[a], "gather: index \(v) out of range for axis \(a) of size \(shape[a])")
             src[a] = v < 0 ? v + shape[a] : v
             return src
         }
@@ -155,7 +155,7 @@ extension Tensor {
         let a = normalizeAxis(axis, rank: rank, op: "index_select")
         var outShape = shape
         outShape[a] = indices.count
-        for v in indices { precondition(v >= -shape[a] && v < shape[a], "index_select: index \(v) out of range for axis \(a) of size \(shape[a])") }
+        for v in indices { require(v >= -shape[a] && v < shape[a], "index_select: index \(v) out of range for axis \(a) of size \(shape[a])") }
         let positions = flatPositions(outShape: outShape) { i in
             var src = i
             let v = indices[i[a]]
@@ -168,13 +168,13 @@ extension Tensor {
     /// Rows of a [num, dim] table: output shape `indices.shape + [dim]`. Rows looked up at
     /// `paddingIndex` are returned as stored but receive no gradient.
     @inlinable public func embeddingLookup(_ indices: IndexTensor, paddingIndex: Int? = nil) -> Tensor {
-        precondition(rank == 2, "embedding: weight must be [num, dim], got \(shape)")
+        require(rank == 2, "embedding: weight must be [num, dim], got \(shape)")
         let dim = shape[1]
         let pad = paddingIndex.map { $0 < 0 ? $0 + shape[0] : $0 }
         var positions = [Int](), padded = [Int]()
         positions.reserveCapacity(indices.values.count * dim)
         for v in indices.values {
-            precondition(v >= 0 && v < shape[0], "embedding: index \(v) out of range for \(shape[0]) rows")
+            require(v >= 0 && v < shape[0], "embedding: index \(v) out of range for \(shape[0]) rows")
             for j in 0..<dim {
                 let isPad = v == pad
                 positions.append(isPad ? -1 : v * dim + j)

@@ -31,17 +31,17 @@ extension Tensor {
 
     @inlinable static func matmulKernel(_ a: Tensor, _ b: Tensor, _ transposeA: Bool, _ transposeB: Bool,
                              into destination: TensorStorage<Scalar>?) -> ([Int], TensorStorage<Scalar>) {
-        precondition(a.rank >= 2 && b.rank >= 2, "matmul: operands must have at least 2 dimensions, got \(a.shape) and \(b.shape)")
+        require(a.rank >= 2 && b.rank >= 2, "matmul: operands must have at least 2 dimensions, got \(a.shape) and \(b.shape)")
         let (m, ka) = transposeA ? (a.shape[a.rank - 1], a.shape[a.rank - 2]) : (a.shape[a.rank - 2], a.shape[a.rank - 1])
         let (kb, n) = transposeB ? (b.shape[b.rank - 1], b.shape[b.rank - 2]) : (b.shape[b.rank - 2], b.shape[b.rank - 1])
-        precondition(ka == kb, "matmul: inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") × \(b.shape)\(transposeB ? "ᵀ" : "")")
+        require(ka == kb, "matmul: inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") × \(b.shape)\(transposeB ? "ᵀ" : "")")
         let batchA = Array(a.shape.dropLast(2)), batchB = Array(b.shape.dropLast(2))
         guard let batch = broadcastShapes(batchA, batchB) else {
-            preconditionFailure("matmul: batch dimensions of \(a.shape) and \(b.shape) cannot be broadcast together")
+            usageFailure("matmul: batch dimensions of \(a.shape) and \(b.shape) cannot be broadcast together")
         }
         let outShape = batch + [m, n]
         let out = destination ?? TensorStorage<Scalar>.make(count: shapeCount(outShape))
-        precondition(out.count == shapeCount(outShape), "matmul(into:): destination has \(out.count) elements, the product \(outShape) needs \(shapeCount(outShape))")
+        require(out.count == shapeCount(outShape), "matmul(into:): destination has \(out.count) elements, the product \(outShape) needs \(shapeCount(outShape))")
         let batches = shapeCount(batch)
         let lda = a.shape[a.rank - 1], ldb = b.shape[b.rank - 1]
         if batches == 1 {
@@ -78,7 +78,7 @@ extension Tensor {
     }
 
     @inlinable static func dense(_ x: Tensor, weight w: Tensor, bias b: Tensor, relu: Bool) -> Tensor {
-        precondition(x.rank == 2 && w.rank == 2 && b.rank == 1 && x.shape[1] == w.shape[1] && b.shape[0] == w.shape[0],
+        require(x.rank == 2 && w.rank == 2 && b.rank == 1 && x.shape[1] == w.shape[1] && b.shape[0] == w.shape[0],
                      "linear: input \(x.shape), weight \(w.shape) and bias \(b.shape) do not fit x · wᵀ + b")
         let (m, n, k) = (x.shape[0], w.shape[0], x.shape[1])
         let out = TensorStorage<Scalar>.make(count: m * n)
@@ -106,7 +106,7 @@ extension Tensor {
 
     /// Dot product of all elements (a 0-d tensor).
     @inlinable public func dot(_ other: Tensor) -> Tensor {
-        precondition(count == other.count, "dot: \(shape) and \(other.shape) have different sizes")
+        require(count == other.count, "dot: \(shape) and \(other.shape) have different sizes")
         return (flattened() * other.flattened()).sum()
     }
 }

@@ -6,7 +6,7 @@ extension Tensor {
     @inlinable func normalizedAxes(_ axes: [Int]?, _ op: String) -> [Int] {
         guard let axes else { return Array(0..<rank) }
         let a = Set(axes.map { normalizeAxis($0, rank: rank, op: op) })
-        precondition(a.count == axes.count, "\(op): repeated axis in \(axes)")
+        require(a.count == axes.count, "\(op): repeated axis in \(axes)")
         return a.sorted()
     }
 
@@ -18,7 +18,7 @@ extension Tensor {
     }
 
     @inlinable func reduceKernel(_ op: Int32, _ axes: [Int], _ name: String) -> Tensor {
-        precondition(op == Int32(NB_REDUCE_SUM) || axes.allSatisfy { shape[$0] > 0 },
+        require(op == Int32(NB_REDUCE_SUM) || axes.allSatisfy { shape[$0] > 0 },
                      "\(name): cannot reduce an empty axis of shape \(shape)")
         var current = self
         var curShape = shape
@@ -116,7 +116,7 @@ extension Tensor {
     /// When the backward pass is itself recorded (higher order), the derivative is built from
     /// differentiable ops instead, so derivatives of every order stay exact.
     @inlinable public func softmaxCrossEntropy(targets: [Int]) -> Tensor {
-        precondition(rank == 2 && targets.count == shape[0] && targets.allSatisfy { $0 >= 0 && $0 < shape[1] },
+        require(rank == 2 && targets.count == shape[0] && targets.allSatisfy { $0 >= 0 && $0 < shape[1] },
                      "softmaxCrossEntropy: logits \(shape) need [n, k] with one target in 0..<k per row, got \(targets.count) targets")
         let (n, k) = (shape[0], shape[1])
         let probs = TensorStorage<Scalar>.make(count: n * k), rowLoss = TensorStorage<Scalar>.make(count: n)
@@ -155,8 +155,13 @@ extension Tensor {
             for i in 0..<inner {
                 var best = 0
                 var bestValue = p[o * n * inner + i]
-                for k in 1..<Swift.max(n, 1) where p[(o * n + k) * inner + i] > bestValue {
-                    best = k; bestValue = p[(o * n + k) * inner + i]
+                // NaN counts as the largest (the first NaN wins), as in the established frameworks.
+                if !bestValue.isNaN {
+                    for k in 1..<Swift.max(n, 1) {
+                        let v = p[(o * n + k) * inner + i]
+                        if v.isNaN { best = k; break }
+                        if v > bestValue { best = k; bestValue = v }
+                    }
                 }
                 result[o * inner + i] = best
             }

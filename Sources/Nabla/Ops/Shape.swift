@@ -9,10 +9,10 @@ extension Tensor {
         var target = newShape
         if let i = newShape.firstIndex(of: -1) {
             let known = newShape.enumerated().filter { $0.offset != i }.reduce(1) { $0 * $1.element }
-            precondition(known > 0 && count % known == 0, "reshape: cannot reshape \(shape) to \(newShape)")
+            require(known > 0 && count % known == 0, "reshape: cannot reshape \(shape) to \(newShape)")
             target[i] = count / known
         }
-        precondition(shapeCount(target) == count && target.allSatisfy { $0 >= 0 },
+        require(shapeCount(target) == count && target.allSatisfy { $0 >= 0 },
                      "reshape: cannot reshape \(shape) (\(count) elements) to \(newShape)")
         if target == shape { return self }
         let inputShape = shape
@@ -25,7 +25,7 @@ extension Tensor {
     /// Inserts an axis of size 1 at `axis`.
     @inlinable public func expandingDimension(at axis: Int) -> Tensor {
         let a = axis < 0 ? axis + rank + 1 : axis
-        precondition(a >= 0 && a <= rank, "expandingDimension: axis \(axis) out of range for rank \(rank)")
+        require(a >= 0 && a <= rank, "expandingDimension: axis \(axis) out of range for rank \(rank)")
         var s = shape
         s.insert(1, at: a)
         return reshaped(to: s)
@@ -34,7 +34,7 @@ extension Tensor {
     /// Removes axes of size 1 (all of them when `axes` is nil).
     @inlinable public func squeezed(axes: [Int]? = nil) -> Tensor {
         let ax = normalizedAxes(axes ?? shape.indices.filter { shape[$0] == 1 }, "squeeze")
-        precondition(ax.allSatisfy { shape[$0] == 1 }, "squeeze: axes \(ax) of shape \(shape) are not all of size 1")
+        require(ax.allSatisfy { shape[$0] == 1 }, "squeeze: axes \(ax) of shape \(shape) are not all of size 1")
         return reshaped(to: shape.enumerated().filter { !ax.contains($0.offset) }.map(\.element))
     }
 
@@ -51,7 +51,7 @@ extension Tensor {
     /// Repeats the tensor along dimensions of size 1 (and new leading dimensions) to `target`.
     @inlinable public func broadcast(to target: [Int]) -> Tensor {
         if target == shape { return self }
-        precondition(broadcastShapes(shape, target) == target, "broadcast: shape \(shape) cannot be broadcast to \(target)")
+        require(broadcastShapes(shape, target) == target, "broadcast: shape \(shape) cannot be broadcast to \(target)")
         let inputShape = shape
         return Tensor.record1("broadcast", self, output: broadcastKernel(to: target)) { g, _ in g.summed(toShape: inputShape) }
     }
@@ -61,7 +61,7 @@ extension Tensor {
     @inlinable public func summed(toShape target: [Int]) -> Tensor {
         if target == shape { return self }
         let lead = rank - target.count
-        precondition(lead >= 0, "summed(toShape:): \(target) has more dimensions than \(shape)")
+        require(lead >= 0, "summed(toShape:): \(target) has more dimensions than \(shape)")
         var axes = Array(0..<lead)
         for (i, d) in target.enumerated() where d == 1 && shape[lead + i] != 1 { axes.append(lead + i) }
         let reduced = reduceKernel(Int32(NB_REDUCE_SUM), axes, "sum_to_shape")
@@ -73,7 +73,7 @@ extension Tensor {
     /// Output axis i is input axis `dims[i]`.
     @inlinable public func permuted(_ dims: [Int]) -> Tensor {
         let d = dims.map { normalizeAxis($0, rank: rank, op: "permute") }
-        precondition(d.count == rank && Set(d).count == rank, "permute: \(dims) is not a permutation of the \(rank) axes of \(shape)")
+        require(d.count == rank && Set(d).count == rank, "permute: \(dims) is not a permutation of the \(rank) axes of \(shape)")
         if d == Array(0..<rank) { return self }
         let own = contiguousStrides(shape)
         let outShape = d.map { shape[$0] }
@@ -93,17 +93,17 @@ extension Tensor {
 
     /// The transpose of a matrix (the last two axes swapped).
     public var T: Tensor {
-        precondition(rank >= 2, "T: needs at least 2 dimensions, got shape \(shape)")
+        require(rank >= 2, "T: needs at least 2 dimensions, got shape \(shape)")
         return transposed(-1, -2)
     }
 
     /// Joins tensors along an existing axis.
     @inlinable public static func concatenate(_ tensors: [Tensor], axis: Int = 0) -> Tensor {
-        precondition(!tensors.isEmpty, "concatenate: no tensors")
+        require(!tensors.isEmpty, "concatenate: no tensors")
         let first = tensors[0]
         let a = normalizeAxis(axis, rank: first.rank, op: "concatenate")
         for t in tensors {
-            precondition(t.rank == first.rank && t.shape.enumerated().allSatisfy { $0.offset == a || $0.element == first.shape[$0.offset] },
+            require(t.rank == first.rank && t.shape.enumerated().allSatisfy { $0.offset == a || $0.element == first.shape[$0.offset] },
                          "concatenate: shapes \(tensors.map(\.shape)) differ outside axis \(axis)")
         }
         var outShape = first.shape
@@ -128,8 +128,8 @@ extension Tensor {
 
     /// Stacks tensors of equal shape along a new axis.
     @inlinable public static func stack(_ tensors: [Tensor], axis: Int = 0) -> Tensor {
-        precondition(!tensors.isEmpty, "stack: no tensors")
-        precondition(tensors.allSatisfy { $0.shape == tensors[0].shape }, "stack: shapes differ: \(tensors.map(\.shape))")
+        require(!tensors.isEmpty, "stack: no tensors")
+        require(tensors.allSatisfy { $0.shape == tensors[0].shape }, "stack: shapes differ: \(tensors.map(\.shape))")
         let a = axis < 0 ? axis + tensors[0].rank + 1 : axis
         return concatenate(tensors.map { $0.expandingDimension(at: a) }, axis: a)
     }

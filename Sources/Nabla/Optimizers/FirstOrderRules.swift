@@ -13,7 +13,7 @@ public struct SGD: UpdateRule {
     public var weightDecay: Double
 
     public init(momentum: Double = 0, dampening: Double = 0, nesterov: Bool = false, weightDecay: Double = 0) {
-        precondition(!nesterov || (momentum > 0 && dampening == 0), "SGD: Nesterov momentum needs momentum > 0 and no dampening")
+        require(!nesterov || (momentum > 0 && dampening == 0), "SGD: Nesterov momentum needs momentum > 0 and no dampening")
         self.momentum = momentum
         self.dampening = dampening
         self.nesterov = nesterov

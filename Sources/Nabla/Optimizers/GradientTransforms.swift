@@ -16,7 +16,7 @@ public struct ClipByGlobalNorm: GradientTransform {
     public var normType: NormType
 
     public init(maxNorm: Double, normType: NormType = .p(2)) {
-        precondition(maxNorm >= 0, "ClipByGlobalNorm: maxNorm must not be negative")
+        require(maxNorm >= 0, "ClipByGlobalNorm: maxNorm must not be negative")
         self.maxNorm = maxNorm
         self.normType = normType
     }
@@ -52,7 +52,7 @@ public struct ClipByGlobalNorm: GradientTransform {
 public struct ClipByValue: GradientTransform {
     public var clipValue: Double
     public init(_ clipValue: Double) {
-        precondition(clipValue >= 0, "ClipByValue: clipValue must not be negative")
+        require(clipValue >= 0, "ClipByValue: clipValue must not be negative")
         self.clipValue = clipValue
     }
     public func transform<Scalar: TensorScalar>(_ gradients: inout [Tensor<Scalar>], parameters: [Tensor<Scalar>]) {

@@ -37,7 +37,7 @@ public struct Optimizer<Scalar: TensorScalar> {
 
     public init(rule: any UpdateRule, learningRate: Double, schedule: (any LearningRateSchedule)? = nil,
                 transforms: [any GradientTransform] = [], groups: [ParameterGroup] = []) {
-        precondition(learningRate >= 0 && learningRate.isFinite, "Optimizer: learning rate \(learningRate) must be a finite non-negative number")
+        require(learningRate >= 0 && learningRate.isFinite, "Optimizer: learning rate \(learningRate) must be a finite non-negative number")
         self.rule = rule
         self.learningRate = learningRate
         self.schedule = schedule
@@ -52,7 +52,7 @@ public struct Optimizer<Scalar: TensorScalar> {
 
     /// One update of every parameter given its gradient.
     public mutating func step(_ parameters: inout [Tensor<Scalar>], gradients: [Tensor<Scalar>]) {
-        precondition(parameters.count == gradients.count, "Optimizer.step: \(parameters.count) parameters but \(gradients.count) gradients")
+        require(parameters.count == gradients.count, "Optimizer.step: \(parameters.count) parameters but \(gradients.count) gradients")
         step(&parameters, optionalGradients: gradients)
     }
 
@@ -60,9 +60,9 @@ public struct Optimizer<Scalar: TensorScalar> {
     /// untouched, state included. Clipping sees only the parameters being updated.
     @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     public mutating func step(_ parameters: inout [Tensor<Scalar>], optionalGradients gradients: [Tensor<Scalar>?]) {
-        precondition(parameters.count == gradients.count, "Optimizer.step: \(parameters.count) parameters but \(gradients.count) gradients")
+        require(parameters.count == gradients.count, "Optimizer.step: \(parameters.count) parameters but \(gradients.count) gradients")
         for (p, g) in zip(parameters, gradients) {
-            if let g { precondition(p.shape == g.shape, "Optimizer.step: gradient of shape \(g.shape) for a parameter of shape \(p.shape)") }
+            if let g { require(p.shape == g.shape, "Optimizer.step: gradient of shape \(g.shape) for a parameter of shape \(p.shape)") }
         }
         if states.count != parameters.count { states = parameters.map { _ in ParameterState() } }
         let lr = currentLearningRate

@@ -19,6 +19,8 @@ public struct ContourPlot {
     public var paths: [Path] = []
     /// Known minimizers, marked with a star.
     public var minimizers: [(Double, Double)] = []
+    /// A feasible set to shade (its boundary; `closed: false` draws a segment), and its name.
+    public var feasibleSet: (points: [(Double, Double)], closed: Bool, label: String)?
 
     public init(title: String, xRange: ClosedRange<Double>, yRange: ClosedRange<Double>, function: @escaping (Double, Double) -> Double) {
         self.title = title
@@ -122,8 +124,14 @@ public struct ContourPlot {
         svg += "<text x=\"\(f2(left + pw / 2))\" y=\"\(f2(Double(height) - 18))\" text-anchor=\"middle\" font-size=\"14\">\(escape(xLabel))</text>\n"
         svg += "<text x=\"20\" y=\"\(f2(top + ph / 2))\" text-anchor=\"middle\" font-size=\"14\" transform=\"rotate(-90 20 \(f2(top + ph / 2)))\">\(escape(yLabel))</text>\n"
 
-        // Paths.
+        // Paths, over the feasible set.
         svg += "<g clip-path=\"url(#plot)\">\n"
+        if let region = feasibleSet, !region.points.isEmpty {
+            let pts = region.points.map { "\(f2(px($0.0))),\(f2(py($0.1)))" }.joined(separator: " ")
+            svg += region.closed
+                ? "<polygon points=\"\(pts)\" fill=\"#2ca02c\" fill-opacity=\"0.12\" stroke=\"#2ca02c\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>\n"
+                : "<polyline points=\"\(pts)\" fill=\"none\" stroke=\"#2ca02c\" stroke-width=\"4\" stroke-opacity=\"0.6\"/>\n"
+        }
         for (k, path) in paths.enumerated() {
             let color = ContourPlot.palette[k % ContourPlot.palette.count]
             let pts = path.points.filter { $0.0.isFinite && $0.1.isFinite && abs($0.0) < 1e6 && abs($0.1) < 1e6 }
@@ -161,6 +169,10 @@ public struct ContourPlot {
         svg += "<circle cx=\"\(f2(lx + 11))\" cy=\"\(f2(ly - 4))\" r=\"5\" fill=\"white\" stroke=\"#000\" stroke-width=\"1.5\"/><text x=\"\(f2(lx + 28))\" y=\"\(f2(ly))\" font-size=\"12\">start</text>\n"
         ly += 20
         svg += "<circle cx=\"\(f2(lx + 11))\" cy=\"\(f2(ly - 4))\" r=\"5\" fill=\"#999\" stroke=\"#000\"/><text x=\"\(f2(lx + 28))\" y=\"\(f2(ly))\" font-size=\"12\">end</text>\n"
+        if let region = feasibleSet {
+            ly += 20
+            svg += "<rect x=\"\(f2(lx + 2))\" y=\"\(f2(ly - 10))\" width=\"18\" height=\"12\" fill=\"#2ca02c\" fill-opacity=\"0.2\" stroke=\"#2ca02c\" stroke-dasharray=\"4 2\"/><text x=\"\(f2(lx + 28))\" y=\"\(f2(ly))\" font-size=\"12\">\(escape(region.label))</text>\n"
+        }
         if !minimizers.isEmpty {
             ly += 20
             svg += "<text x=\"\(f2(lx + 11))\" y=\"\(f2(ly + 2))\" text-anchor=\"middle\" font-size=\"16\">★</text><text x=\"\(f2(lx + 28))\" y=\"\(f2(ly))\" font-size=\"12\">minimum</text>\n"

@@ -63,7 +63,7 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable {
 
     /// Uniform integer in `0..<bound`, without modulo bias.
     public mutating func nextInt(below bound: Int) -> Int {
-        precondition(bound > 0, "nextInt(below:): bound must be positive")
+        require(bound > 0, "nextInt(below:): bound must be positive")
         return Int(next(upperBound: UInt64(bound)))
     }
 

@@ -10,7 +10,7 @@ public protocol LearningRateSchedule: Sendable {
 public struct StepDecay: LearningRateSchedule {
     public var stepSize: Int, gamma: Double
     public init(stepSize: Int, gamma: Double = 0.1) {
-        precondition(stepSize > 0, "StepDecay: stepSize must be positive")
+        require(stepSize > 0, "StepDecay: stepSize must be positive")
         self.stepSize = stepSize; self.gamma = gamma
     }
     public func learningRate(at t: Int, base: Double) -> Double { base * pow(gamma, Double(t / stepSize)) }
@@ -34,7 +34,7 @@ public struct ExponentialDecay: LearningRateSchedule {
 public struct CosineAnnealing: LearningRateSchedule {
     public var maxSteps: Int, minimum: Double
     public init(maxSteps: Int, minimum: Double = 0) {
-        precondition(maxSteps > 0, "CosineAnnealing: maxSteps must be positive")
+        require(maxSteps > 0, "CosineAnnealing: maxSteps must be positive")
         self.maxSteps = maxSteps; self.minimum = minimum
     }
     public func learningRate(at t: Int, base: Double) -> Double {
@@ -47,7 +47,7 @@ public struct CosineAnnealing: LearningRateSchedule {
 public struct CosineAnnealingWarmRestarts: LearningRateSchedule {
     public var period: Int, periodMultiplier: Int, minimum: Double
     public init(period: Int, periodMultiplier: Int = 1, minimum: Double = 0) {
-        precondition(period > 0 && periodMultiplier >= 1, "CosineAnnealingWarmRestarts: period must be positive and the multiplier at least 1")
+        require(period > 0 && periodMultiplier >= 1, "CosineAnnealingWarmRestarts: period must be positive and the multiplier at least 1")
         self.period = period; self.periodMultiplier = periodMultiplier; self.minimum = minimum
     }
     public func learningRate(at t: Int, base: Double) -> Double {
@@ -62,7 +62,7 @@ public struct CosineAnnealingWarmRestarts: LearningRateSchedule {
 public struct LinearSchedule: LearningRateSchedule {
     public var startFactor: Double, endFactor: Double, totalSteps: Int
     public init(startFactor: Double = 1.0 / 3, endFactor: Double = 1, totalSteps: Int = 5) {
-        precondition(totalSteps > 0, "LinearSchedule: totalSteps must be positive")
+        require(totalSteps > 0, "LinearSchedule: totalSteps must be positive")
         self.startFactor = startFactor; self.endFactor = endFactor; self.totalSteps = totalSteps
     }
     public func learningRate(at t: Int, base: Double) -> Double {
@@ -74,7 +74,7 @@ public struct LinearSchedule: LearningRateSchedule {
 public struct PolynomialDecay: LearningRateSchedule {
     public var totalSteps: Int, power: Double
     public init(totalSteps: Int, power: Double = 1) {
-        precondition(totalSteps > 0, "PolynomialDecay: totalSteps must be positive")
+        require(totalSteps > 0, "PolynomialDecay: totalSteps must be positive")
         self.totalSteps = totalSteps; self.power = power
     }
     public func learningRate(at t: Int, base: Double) -> Double {
@@ -92,7 +92,7 @@ public struct OneCycle: LearningRateSchedule {
 
     public init(maxLearningRate: Double, totalSteps: Int, pctStart: Double = 0.3, annealing: Annealing = .cosine,
                 divFactor: Double = 25, finalDivFactor: Double = 1e4, threePhase: Bool = false) {
-        precondition(totalSteps > 0 && pctStart > 0 && pctStart < 1, "OneCycle: totalSteps must be positive and pctStart in (0, 1)")
+        require(totalSteps > 0 && pctStart > 0 && pctStart < 1, "OneCycle: totalSteps must be positive and pctStart in (0, 1)")
         self.maxLearningRate = maxLearningRate; self.totalSteps = totalSteps; self.pctStart = pctStart
         self.annealing = annealing; self.divFactor = divFactor; self.finalDivFactor = finalDivFactor; self.threePhase = threePhase
     }
@@ -126,7 +126,7 @@ public struct CyclicSchedule: LearningRateSchedule {
 
     public init(baseLearningRate: Double, maxLearningRate: Double, stepsUp: Int = 2000, stepsDown: Int? = nil,
                 mode: Mode = .triangular, gamma: Double = 1) {
-        precondition(stepsUp > 0 && (stepsDown ?? 1) > 0, "CyclicSchedule: step counts must be positive")
+        require(stepsUp > 0 && (stepsDown ?? 1) > 0, "CyclicSchedule: step counts must be positive")
         self.baseLearningRate = baseLearningRate; self.maxLearningRate = maxLearningRate
         self.stepsUp = stepsUp; self.stepsDown = stepsDown ?? stepsUp; self.mode = mode; self.gamma = gamma
     }
@@ -152,7 +152,7 @@ public struct Warmup: LearningRateSchedule {
     public var steps: Int, startFactor: Double
     public var schedule: (any LearningRateSchedule)?
     public init(steps: Int, startFactor: Double = 0, then schedule: (any LearningRateSchedule)? = nil) {
-        precondition(steps > 0, "Warmup: steps must be positive")
+        require(steps > 0, "Warmup: steps must be positive")
         self.steps = steps; self.startFactor = startFactor; self.schedule = schedule
     }
     public func learningRate(at t: Int, base: Double) -> Double {
@@ -166,7 +166,7 @@ public struct Warmup: LearningRateSchedule {
 public struct SequentialSchedule: LearningRateSchedule {
     public var parts: [(schedule: any LearningRateSchedule, steps: Int)]
     public init(_ parts: [(schedule: any LearningRateSchedule, steps: Int)]) {
-        precondition(!parts.isEmpty, "SequentialSchedule: no schedules")
+        require(!parts.isEmpty, "SequentialSchedule: no schedules")
         self.parts = parts
     }
     public func learningRate(at t: Int, base: Double) -> Double {
@@ -197,7 +197,7 @@ public struct ReduceLearningRateOnPlateau: Sendable {
 
     public init(learningRate: Double, mode: Mode = .min, factor: Double = 0.1, patience: Int = 10, threshold: Double = 1e-4,
                 thresholdMode: ThresholdMode = .relative, cooldown: Int = 0, minimum: Double = 0, epsilon: Double = 1e-8) {
-        precondition(factor < 1 && factor >= 0, "ReduceLearningRateOnPlateau: factor must be in [0, 1)")
+        require(factor < 1 && factor >= 0, "ReduceLearningRateOnPlateau: factor must be in [0, 1)")
         self.learningRate = learningRate; self.mode = mode; self.factor = factor; self.patience = patience
         self.threshold = threshold; self.thresholdMode = thresholdMode; self.cooldown = cooldown
         self.minimum = minimum; self.epsilon = epsilon

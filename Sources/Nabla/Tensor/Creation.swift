@@ -7,14 +7,14 @@ extension Tensor {
 
     /// `start, start + step, ...` below `end` (above it for a negative step).
     @inlinable public static func arange(_ start: Scalar, _ end: Scalar, step: Scalar = 1) -> Tensor {
-        precondition(step != 0, "arange: step must not be zero")
+        require(step != 0, "arange: step must not be zero")
         let n = Swift.max(0, Int(((end - start) / step).rounded(.up)))
         return Tensor(shape: [n], scalars: (0..<n).map { start + Scalar($0) * step })
     }
 
     /// `count` evenly spaced values from `start` to `end`, both included.
     @inlinable public static func linspace(_ start: Scalar, _ end: Scalar, count: Int) -> Tensor {
-        precondition(count >= 0, "linspace: count must not be negative")
+        require(count >= 0, "linspace: count must not be negative")
         if count == 1 { return Tensor([start]) }
         let step = (end - start) / Scalar(count - 1)
         return Tensor(shape: [count], scalars: (0..<count).map { $0 == count - 1 ? end : start + Scalar($0) * step })
@@ -39,7 +39,7 @@ extension Tensor {
 
     /// 1 with probability `probability`, else 0.
     @inlinable public static func bernoulli(shape: [Int], probability: Double, using generator: inout RandomGenerator) -> Tensor {
-        precondition(probability >= 0 && probability <= 1, "bernoulli: probability \(probability) is not in [0, 1]")
+        require(probability >= 0 && probability <= 1, "bernoulli: probability \(probability) is not in [0, 1]")
         return Tensor(shape: shape, scalars: (0..<shapeCount(shape)).map { _ in generator.nextUniform() < probability ? 1 : 0 })
     }
 }

@@ -61,8 +61,8 @@ public struct Tensor<Scalar: TensorScalar>: @unchecked Sendable {
     /// A tensor of the given shape holding `scalars` in row-major order.
     @inlinable public init(shape: [Int], scalars: [Scalar]) {
         let n = shapeCount(shape)
-        precondition(shape.allSatisfy { $0 >= 0 }, "Tensor(shape:scalars:): negative dimension in shape \(shape)")
-        precondition(scalars.count == n, "Tensor(shape:scalars:): shape \(shape) holds \(n) elements but \(scalars.count) were given")
+        require(shape.allSatisfy { $0 >= 0 }, "Tensor(shape:scalars:): negative dimension in shape \(shape)")
+        require(scalars.count == n, "Tensor(shape:scalars:): shape \(shape) holds \(n) elements but \(scalars.count) were given")
         let s = TensorStorage<Scalar>.make(count: n)
         scalars.withUnsafeBufferPointer { if n > 0 { s.base.update(from: $0.baseAddress!, count: n) } }
         self.init(storage: s, shape: shape)
@@ -107,7 +107,7 @@ public struct Tensor<Scalar: TensorScalar>: @unchecked Sendable {
     public var scalars: [Scalar] { Array(UnsafeBufferPointer(start: storage.base, count: count)) }
     /// The single element of a tensor with one element.
     public var scalar: Scalar {
-        precondition(count == 1, "Tensor.scalar: tensor of shape \(shape) has \(count) elements, not 1")
+        require(count == 1, "Tensor.scalar: tensor of shape \(shape) has \(count) elements, not 1")
         return storage.base[0]
     }
 
@@ -134,11 +134,11 @@ public struct Tensor<Scalar: TensorScalar>: @unchecked Sendable {
     }
 
     @inlinable func flatIndex(_ index: [Int]) -> Int {
-        precondition(index.count == rank, "Tensor element index \(index) does not match rank \(rank) of shape \(shape)")
+        require(index.count == rank, "Tensor element index \(index) does not match rank \(rank) of shape \(shape)")
         var flat = 0
         for (d, i) in index.enumerated() {
             let j = i < 0 ? i + shape[d] : i
-            precondition(j >= 0 && j < shape[d], "Tensor element index \(index) is out of bounds for shape \(shape)")
+            require(j >= 0 && j < shape[d], "Tensor element index \(index) is out of bounds for shape \(shape)")
             flat = flat * shape[d] + j
         }
         return flat
@@ -147,7 +147,7 @@ public struct Tensor<Scalar: TensorScalar>: @unchecked Sendable {
     /// The elements as nested Swift arrays is rarely what you want; `scalars` with `shape` is.
     /// For a 2-D tensor, its rows.
     public var rows: [[Scalar]] {
-        precondition(rank == 2, "Tensor.rows needs a 2-D tensor, got shape \(shape)")
+        require(rank == 2, "Tensor.rows needs a 2-D tensor, got shape \(shape)")
         let s = scalars
         return (0..<shape[0]).map { Array(s[($0 * shape[1])..<(($0 + 1) * shape[1])]) }
     }
@@ -195,6 +195,6 @@ public struct Tensor<Scalar: TensorScalar>: @unchecked Sendable {
 
 @inlinable func normalizeAxis(_ axis: Int, rank: Int, op: String) -> Int {
     let a = axis < 0 ? axis + rank : axis
-    precondition(a >= 0 && a < Swift.max(rank, 1), "\(op): axis \(axis) is out of range for rank \(rank)")
+    require(a >= 0 && a < Swift.max(rank, 1), "\(op): axis \(axis) is out of range for rank \(rank)")
     return a
 }

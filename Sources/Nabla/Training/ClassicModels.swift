@@ -28,13 +28,13 @@ func choleskySolve(_ a: [Double], _ b: [Double], n: Int) -> [Double]? {
 
 /// x w + b for each row of x (the prediction of the linear regressors).
 func affinePrediction(_ model: String, _ x: Tensor<Double>, _ weights: [Double], _ intercept: Double) -> [Double] {
-    precondition(x.rank == 2 && x.shape[1] == weights.count, "\(model).predict: features \(x.shape) but the model has \(weights.count)")
+    require(x.rank == 2 && x.shape[1] == weights.count, "\(model).predict: features \(x.shape) but the model has \(weights.count)")
     let d = weights.count, v = x.scalars
     return (0..<x.shape[0]).map { i in (0..<d).reduce(intercept) { $0 + v[i * d + $1] * weights[$1] } }
 }
 
 func checkFit(_ model: String, _ x: Tensor<Double>, _ count: Int) {
-    precondition(x.rank == 2 && x.shape[0] == count && count > 0, "\(model).fit: features \(x.shape) and \(count) targets do not agree")
+    require(x.rank == 2 && x.shape[0] == count && count > 0, "\(model).fit: features \(x.shape) and \(count) targets do not agree")
 }
 
 /// Least squares y ≈ X w + b, optionally with an L2 penalty α‖w‖² (ridge), solved in closed
@@ -50,7 +50,7 @@ public struct LinearRegression: Sendable {
     public private(set) var lossHistory: [Double] = []
 
     public init(solver: Solver = .closedForm, alpha: Double = 0) {
-        precondition(alpha >= 0, "LinearRegression: alpha \(alpha) is negative")
+        require(alpha >= 0, "LinearRegression: alpha \(alpha) is negative")
         self.solver = solver
         self.alpha = alpha
     }
@@ -175,7 +175,7 @@ public struct LogisticRegression: Sendable {
     /// solution to about six digits of the objective. Tighten `tolerance` for the exact optimum.
     public init(c: Double = 1, solver: Solver = .lbfgs, maxIterations: Int = 1000, tolerance: Double = 1e-4,
                 valueTolerance: Double = 64 * Double.ulpOfOne, learningRate: Double = 0.5, seed: UInt64 = 0) {
-        precondition(c > 0, "LogisticRegression: C \(c) must be positive")
+        require(c > 0, "LogisticRegression: C \(c) must be positive")
         (self.c, self.solver, self.maxIterations, self.tolerance, self.valueTolerance, self.learningRate, self.seed) =
             (c, solver, maxIterations, tolerance, valueTolerance, learningRate, seed)
     }
@@ -201,7 +201,7 @@ public struct LogisticRegression: Sendable {
 
     public mutating func fit(_ x: Tensor<Double>, labels: [Int]) {
         checkFit("LogisticRegression", x, labels.count)
-        precondition(labels.allSatisfy { $0 >= 0 }, "LogisticRegression.fit: labels must be class indices 0, 1, ...")
+        require(labels.allSatisfy { $0 >= 0 }, "LogisticRegression.fit: labels must be class indices 0, 1, ...")
         let k = Swift.max(2, (labels.max() ?? 0) + 1), d = x.shape[1]
         classCount = k
         let rows = k == 2 ? 1 : k
@@ -249,7 +249,7 @@ public struct LogisticRegression: Sendable {
 
     /// Class probabilities [n, k].
     public func predictProbabilities(_ x: Tensor<Double>) -> Tensor<Double> {
-        precondition(x.rank == 2 && x.shape[1] == weights.shape[1], "LogisticRegression.predict: features \(x.shape) but the model has \(weights.shape[1])")
+        require(x.rank == 2 && x.shape[1] == weights.shape[1], "LogisticRegression.predict: features \(x.shape) but the model has \(weights.shape[1])")
         return withoutGradients {
             let z = Tensor.matmul(x, weights, transposeB: true) + Tensor(intercepts)
             if classCount == 2 { let p = z.sigmoid(); return Tensor.concatenate([1 - p, p], axis: 1) }
@@ -274,7 +274,7 @@ public struct LinearSVM: Sendable {
     public private(set) var classCount = 0
 
     public init(c: Double = 1, loss: Loss = .squaredHinge, maxIterations: Int = 1000) {
-        precondition(c > 0, "LinearSVM: C \(c) must be positive")
+        require(c > 0, "LinearSVM: C \(c) must be positive")
         (self.c, self.loss, self.maxIterations) = (c, loss, maxIterations)
     }
 
@@ -320,7 +320,7 @@ public struct LinearSVM: Sendable {
 
     /// Decision values [n, machines].
     public func decisionFunction(_ x: Tensor<Double>) -> Tensor<Double> {
-        precondition(x.rank == 2 && x.shape[1] == weights.shape[1], "LinearSVM.predict: features \(x.shape) but the model has \(weights.shape[1])")
+        require(x.rank == 2 && x.shape[1] == weights.shape[1], "LinearSVM.predict: features \(x.shape) but the model has \(weights.shape[1])")
         return withoutGradients { Tensor.matmul(x, weights, transposeB: true) + Tensor(intercepts) }
     }
 

@@ -14,7 +14,7 @@ public final class MLPClassifier {
 
     public init(hidden: [Int] = [100], activation: String = "relu", epochs: Int = 200, batchSize: Int? = 32, learningRate: Double = 1e-3,
                 rule: any UpdateRule = Adam(), patience: Int? = 10, validationFraction: Double = 0.1, seed: UInt64 = 0) {
-        precondition(ModelSpec(parsing: "mlp:" + hidden.map(String.init).joined(separator: ","), activation: activation) != nil,
+        require(ModelSpec(parsing: "mlp:" + hidden.map(String.init).joined(separator: ","), activation: activation) != nil,
                      "MLPClassifier: hidden sizes \(hidden) and activation '\(activation)' are not valid")
         self.hidden = hidden
         self.activation = activation
@@ -50,12 +50,12 @@ public final class MLPClassifier {
     }
 
     public func fit(_ x: Tensor<Double>, labels: [Int]) throws {
-        precondition(x.rank == 2 && x.shape[0] == labels.count && labels.allSatisfy { $0 >= 0 }, "MLPClassifier.fit: features \(x.shape) and \(labels.count) labels do not agree")
+        require(x.rank == 2 && x.shape[0] == labels.count && labels.allSatisfy { $0 >= 0 }, "MLPClassifier.fit: features \(x.shape) and \(labels.count) labels do not agree")
         try train(x, classes: labels, values: nil, outputs: Swift.max(2, (labels.max() ?? 0) + 1))
     }
 
     func outputs(_ x: Tensor<Double>) -> Tensor<Float> {
-        guard let network else { preconditionFailure("MLPClassifier: call fit before predicting") }
+        guard let network else { usageFailure("MLPClassifier: call fit before predicting") }
         return withoutGradients { network(Tensor<Float>(converting: x)) }
     }
 
@@ -75,7 +75,7 @@ public final class MLPRegressor {
     }
     public var history: TrainingHistory { core.history }
     public func fit(_ x: Tensor<Double>, _ y: [Double]) throws {
-        precondition(x.rank == 2 && x.shape[0] == y.count, "MLPRegressor.fit: features \(x.shape) and \(y.count) targets do not agree")
+        require(x.rank == 2 && x.shape[0] == y.count, "MLPRegressor.fit: features \(x.shape) and \(y.count) targets do not agree")
         try core.train(x, classes: nil, values: y, outputs: 1)
     }
     public func predict(_ x: Tensor<Double>) -> [Double] { core.outputs(x).scalars.map(Double.init) }

@@ -4,7 +4,7 @@ import Foundation
 public enum Metrics {
     /// The fraction of predictions equal to the labels.
     public static func accuracy(predicted: [Int], actual: [Int]) -> Double {
-        precondition(predicted.count == actual.count && !actual.isEmpty, "accuracy: \(predicted.count) predictions for \(actual.count) labels")
+        require(predicted.count == actual.count && !actual.isEmpty, "accuracy: \(predicted.count) predictions for \(actual.count) labels")
         return Double(zip(predicted, actual).filter { $0 == $1 }.count) / Double(actual.count)
     }
 

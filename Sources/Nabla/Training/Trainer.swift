@@ -24,7 +24,7 @@ public struct TrainingOptions: Sendable {
     public init(epochs: Int = 100, batchSize: Int? = 32, shuffle: Bool = true, seed: UInt64 = 0, patience: Int? = nil,
                 minimumImprovement: Double = 0, restoreBestWeights: Bool = true, lossChangeTolerance: Double? = nil,
                 checkpointPath: String? = nil) {
-        precondition(epochs >= 0 && (batchSize ?? 1) > 0 && (patience ?? 1) > 0,
+        require(epochs >= 0 && (batchSize ?? 1) > 0 && (patience ?? 1) > 0,
                      "TrainingOptions: epochs \(epochs), batch size \(batchSize.map(String.init) ?? "full") and patience must be positive")
         (self.epochs, self.batchSize, self.shuffle, self.seed, self.patience) = (epochs, batchSize, shuffle, seed, patience)
         (self.minimumImprovement, self.restoreBestWeights, self.lossChangeTolerance, self.checkpointPath) =
@@ -57,6 +57,22 @@ public struct TrainingHistory: Sendable, Codable {
     public var stopReason: StopReason?
     public var bestEpoch: Int?
     public var bestLoss: Double?
+
+    /// A sentence for the user when training ran out of epochs while the training loss was still
+    /// falling fast (by more than 1 % an epoch over the last five, or 5 % over the last one):
+    /// the model has not converged, and more epochs or a larger learning rate would help.
+    public var stillImprovingNote: String? {
+        guard stopReason == .maxEpochs, records.count >= 2 else { return nil }
+        let losses = records.map(\.trainLoss)
+        let span = Swift.min(5, losses.count - 1)
+        let (then, now) = (losses[losses.count - 1 - span], losses[losses.count - 1])
+        guard then.isFinite, now.isFinite, then > 0, now < then else { return nil }
+        let perEpoch = 1 - Foundation.pow(now / then, 1 / Double(span))
+        let last = 1 - now / losses[losses.count - 2]
+        guard perEpoch > 0.01 || last > 0.05 else { return nil }
+        let percent = (perEpoch * 1000).rounded() / 10
+        return "the training loss was still falling (\(percent) % an epoch over the last \(span) epoch\(span == 1 ? "" : "s")) when the epochs ran out: more epochs or a larger learning rate may help"
+    }
 }
 
 /// Training cannot go on: the loss became NaN or infinite, or a checkpoint does not fit.
@@ -114,7 +130,7 @@ public final class Trainer<Scalar: TensorScalar> {
 
     public init(model: Module<Scalar>, optimizer: Optimizer<Scalar>, trainingCount: Int, options: TrainingOptions = TrainingOptions(),
                 loss: @escaping (Module<Scalar>, [Int]) -> Tensor<Scalar>) {
-        precondition(trainingCount > 0, "Trainer: no training samples")
+        require(trainingCount > 0, "Trainer: no training samples")
         self.model = model
         self.optimizer = optimizer
         self.trainingCount = trainingCount

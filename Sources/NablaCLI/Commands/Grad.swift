@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Nabla
 import NablaConformance
 
@@ -30,8 +31,10 @@ struct Grad: ParsableCommand {
     }
 
     func run() throws {
-        let expr: Expression
-        do { expr = try Expression(expression) } catch let e as ExpressionError {
+        // (A leading space is how an expression starting with '-' gets past the option parser.)
+        let expression = self.expression.trimmingCharacters(in: .whitespaces)
+        let expr: Nabla.Expression
+        do { expr = try Nabla.Expression(expression) } catch let e as ExpressionError {
             printError("nabla grad: \(e)")
             throw ExitCode(2)
         }
@@ -67,8 +70,8 @@ struct Grad: ParsableCommand {
             print("value      \(fmt(value))")
             print("gradient   \(vectorText(grad))")
             let squared = grad.reduce(0) { $0 + $1 * $1 }
-            print("magnitude  \(fmt(magnitude))" + (squared == squared.rounded() && squared > 0 ? "  (√\(fmt(squared)))" : ""))
-            print("direction  " + (direction.map { vectorText($0) } ?? "undefined: the gradient is zero"))
+            print("magnitude  \(fmt(magnitude))" + (squared.isFinite && squared == squared.rounded() && squared > 0 ? "  (√\(fmt(squared)))" : ""))
+            print("direction  " + (direction.map { vectorText($0) } ?? (magnitude == 0 ? "undefined: the gradient is zero" : "undefined: the gradient is not finite")))
             if let h {
                 print("hessian")
                 for row in h { print("           " + vectorText(row)) }

@@ -41,6 +41,7 @@ struct Minimize: ParsableCommand {
     }
 
     func problem() throws -> Problem {
+        let function = self.function.trimmingCharacters(in: .whitespaces)
         if let t = TestFunction.named(function, dimension: dim) {
             let names = t.dimension == 2 ? ["x", "y"] : (0..<t.dimension).map { "x\($0)" }
             return Problem(name: t.name, function: t.function, start: t.start, variables: names,
@@ -61,18 +62,25 @@ struct Minimize: ParsableCommand {
 
     func parseConstraint() throws -> ConvexSet? {
         guard let c = constraint else { return nil }
-        let parts = c.split(separator: ":", maxSplits: 1).map(String.init)
+        let parts = c.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard let kind = parts.first, !kind.isEmpty else {
+            throw ValidationError("--constraint is empty; give simplex[:r], box:lo,hi, l1:r or l2:r")
+        }
         let args = parts.count > 1 ? parts[1].split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) } : []
         guard args.allSatisfy({ $0 != nil && $0!.isFinite }) else { throw ValidationError("--constraint: '\(c)' has a value that is not a number") }
         let v = args.map { $0! }
-        switch parts[0] {
+        if kind != "box" {
+            guard v.count <= 1 else { throw ValidationError("--constraint \(kind) takes one radius, e.g. \(kind):1") }
+            guard (v.first ?? 1) > 0 else { throw ValidationError("--constraint \(kind): the radius must be positive, got \(fmt(v[0]))") }
+        }
+        switch kind {
         case "simplex": return .simplex(radius: v.first ?? 1)
         case "box":
             guard v.count == 2, v[0] <= v[1] else { throw ValidationError("--constraint box needs box:lower,upper with lower ≤ upper") }
             return .box(lower: v[0], upper: v[1])
         case "l1": return .l1Ball(radius: v.first ?? 1)
         case "l2": return .l2Ball(radius: v.first ?? 1)
-        default: throw ValidationError("--constraint: unknown set '\(parts[0])' (simplex, box, l1, l2)")
+        default: throw ValidationError("--constraint: unknown set '\(kind)' (simplex, box, l1, l2)")
         }
     }
 
@@ -106,6 +114,14 @@ struct Minimize: ParsableCommand {
             methods.append(m)
         }
         guard !methods.isEmpty else { throw ValidationError("--method is empty") }
+        if set != nil, let m = methods.first(where: { !$0.isConstrained }) {
+            throw ValidationError("--constraint applies only to pgd, frank-wolfe and frank-wolfe-ls; \(m) is unconstrained")
+        }
+        let n = p.start.count
+        for m in methods where m.keepsDenseMatrix && n > 16_384 {
+            let gigabytes = Double(n) * Double(n) * 8 / 1e9
+            throw ValidationError("\(m) keeps a \(n)×\(n) matrix (\(fmt(gigabytes, digits: 3)) GB) for \(n) variables; use lbfgs, cg or newton-cg")
+        }
         if plot != nil && p.start.count != 2 { throw ValidationError("--plot needs a function of 2 variables; this one has \(p.start.count)") }
 
         var options = MinimizeOptions(maxIterations: maxIterations, gradientTolerance: tolerance, learningRate: learningRate,
@@ -137,6 +153,9 @@ struct Minimize: ParsableCommand {
                       + pad("\(r.iterations)", 12) + pad("\(r.evaluations)", 13) + pad(fmt(s * 1000, digits: 3), 9)
                       + (r.success ? "converged" : "stopped") + " (\(r.message))" + xs)
             }
+            for (m, r, _) in results where r.status == .unbounded {
+                printError("nabla minimize: \(m) found f falling without bound; the objective seems unbounded below (add a constraint or a penalty)")
+            }
             for (m, r, _) in results where r.status == .diverged {
                 let hint = m.isFirstOrderRule
                     ? "try a smaller --learning-rate" : "the objective may be undefined or unbounded along the way (a log or sqrt of a negative number, a division by zero)"
@@ -157,7 +176,7 @@ struct Minimize: ParsableCommand {
         if let plot {
             var xr = p.window?.x ?? -3...3, yr = p.window?.y ?? -3...3
             // Widen the window to hold the paths (but not paths that ran off to infinity).
-            let pts = results.flatMap { $0.1.trajectory.map { ($0.x[0], $0.x[1]) } }.filter { abs($0.0) < 1e3 && abs($0.1) < 1e3 }
+            let pts = (results.flatMap { $0.1.trajectory.map { ($0.x[0], $0.x[1]) } } + (set?.boundary2D.points ?? [])).filter { abs($0.0) < 1e3 && abs($0.1) < 1e3 }
             if let minX = pts.map(\.0).min(), let maxX = pts.map(\.0).max(), let minY = pts.map(\.1).min(), let maxY = pts.map(\.1).max() {
                 let padX = 0.05 * (max(maxX, xr.upperBound) - min(minX, xr.lowerBound)), padY = 0.05 * (max(maxY, yr.upperBound) - min(minY, yr.lowerBound))
                 xr = min(minX - padX, xr.lowerBound)...max(maxX + padX, xr.upperBound)
@@ -173,6 +192,10 @@ struct Minimize: ParsableCommand {
                 ContourPlot.Path(label: m.description, detail: "\(r.iterations) iterations, f = \(fmt(r.value, digits: 2))", points: r.trajectory.map { ($0.x[0], $0.x[1]) })
             }
             chart.minimizers = p.minimizers.filter { $0.count == 2 }.map { ($0[0], $0[1]) }
+            if let set {
+                let b = set.boundary2D
+                chart.feasibleSet = (b.points, b.closed, set.description)
+            }
             do { try writeAtomically(chart.svg(), to: plot) } catch {
                 printError("nabla minimize: \(error)")
                 throw ExitCode(1)

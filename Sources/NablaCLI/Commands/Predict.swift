@@ -35,7 +35,8 @@ struct Predict: ParsableCommand {
                 let k = card.classes.count, ps = p.scalars
                 for (i, c) in predictedClasses.enumerated() { lines.append("\(i + 1),\(card.classes[c]),\(ps[i * k + c])") }
             } else {
-                predictedValues = scores.scalars.map(Double.init)
+                let (mean, scale) = (card.targetMean ?? 0, card.targetScale ?? 1)
+                predictedValues = scores.scalars.map { Double($0) * scale + mean }
                 for (i, v) in predictedValues.enumerated() { lines.append("\(i + 1),\(v)") }
             }
             let text = lines.joined(separator: "\n") + "\n"

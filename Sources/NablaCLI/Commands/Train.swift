@@ -30,6 +30,9 @@ struct TrainConfiguration: Codable {
     var test: Double
     var validation: Double
     var scale: String
+    /// linear, logistic and svm: solve the convex problem exactly instead of training by epochs
+    /// (nil in runs saved before this existed: false).
+    var solve: Bool?
 }
 
 /// What `nabla predict` needs to apply a trained model: the model, its inputs and outputs.
@@ -41,6 +44,9 @@ struct ModelCard: Codable {
     var classes: [String]
     var scaler: FeatureScaler
     var outputs: Int
+    /// Regression: the network predicts (y − targetMean) / targetScale (nil in older runs: y).
+    var targetMean: Double?
+    var targetScale: Double?
 }
 
 /// A failure that is reported in the run folder's `error.log` and ends the run with status 1.
@@ -74,7 +80,7 @@ struct Train: ParsableCommand {
     @Option(help: "Activation of the MLP's hidden layers: relu, tanh, sigmoid, gelu.") var activation: String = "relu"
     @Option(help: "Dropout probability after each hidden layer.") var dropout: Double = 0
     @Option(help: "Samples per step: full (batch gradient descent), 1 (stochastic), or N (mini-batch).") var batch: String = "32"
-    @Option(help: "sgd, momentum, nesterov, adam, adamw, adamax, nadam, radam, rmsprop, adagrad, adadelta.") var optimizer: String = "adam"
+    @Option(help: "sgd, momentum, nesterov, adam, adamw, adamax, nadam, radam, rmsprop, adagrad, adadelta (default: adam; linear, logistic and svm are solved exactly unless --optimizer or --lr is given).") var optimizer: String?
     @Option(name: .customLong("lr"), help: "Learning rate (default: 1e-3 for the Adam family and RMSprop, 1 for Adadelta, 0.01 otherwise).") var learningRate: Double?
     @Option(help: "Momentum of momentum and nesterov.") var momentum: Double = 0.9
     @Option(help: "Weight decay (decoupled for adamw).") var weightDecay: Double = 0
@@ -100,10 +106,11 @@ struct Train: ParsableCommand {
         TrainConfiguration(data: data, target: target,
                            categorical: categorical.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? [],
                            task: try task.map { t in guard let v = Task(rawValue: t) else { throw ValidationError("--task must be classification or regression") }; return v },
-                           model: model, activation: activation, dropout: dropout, batch: batch, optimizer: optimizer, learningRate: learningRate,
+                           model: model, activation: activation, dropout: dropout, batch: batch, optimizer: optimizer ?? "adam", learningRate: learningRate,
                            momentum: momentum, weightDecay: weightDecay, schedule: schedule, clip: clip, epochs: epochs ?? 60,
                            patience: patience, minDelta: minDelta, tolerance: tolerance, l1: l1, l2: l2, seed: seed, test: test,
-                           validation: validation, scale: scale)
+                           validation: validation, scale: scale,
+                           solve: (ModelSpec(parsing: model)?.isConvex ?? false) && optimizer == nil && learningRate == nil && l1 == 0)
     }
 
     func validate() throws {
@@ -117,7 +124,7 @@ struct Train: ParsableCommand {
         guard ["standard", "minmax", "none"].contains(scale) else { throw ValidationError("--scale must be standard, minmax or none") }
         guard (learningRate ?? 1) > 0, learningRate?.isFinite ?? true else { throw ValidationError("--lr must be a positive number") }
         guard (clip ?? 1) > 0 else { throw ValidationError("--clip must be positive") }
-        _ = try rule(for: optimizer, momentum: momentum, weightDecay: weightDecay)
+        _ = try rule(for: optimizer ?? "adam", momentum: momentum, weightDecay: weightDecay)
         _ = try parseSchedule(schedule, epochs: 1, batchesPerEpoch: 1, learningRate: 1)
     }
 
@@ -161,7 +168,14 @@ struct Train: ParsableCommand {
 
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            if resume == nil { try writeJSON(config, to: file(folder, "config.json")) }
+            if resume == nil {
+                try writeJSON(config, to: file(folder, "config.json"))
+                // The split, so that other tools can be compared on the same rows.
+                try writeAtomically(OrderedJSON([("train", .array(prepared.rows.train.map { .number(Double($0)) })),
+                                                 ("validation", .array(prepared.rows.validation.map { .number(Double($0)) })),
+                                                 ("test", .array(prepared.rows.test.map { .number(Double($0)) }))]).text + "\n",
+                                    to: file(folder, "split.json"))
+            }
         } catch { throw fail("cannot create the run folder \(folder): \(error)") }
 
         if !quiet && !json {
@@ -172,6 +186,19 @@ struct Train: ParsableCommand {
         // 3. The trainer.
         GlobalRandom.seed(config.seed)
         let network: Sequential<Float> = spec.build(inputs: prepared.featureNames.count, outputs: prepared.outputs)
+        let metricName = prepared.task == .classification ? "accuracy" : "r2"
+        var trained: TrainingHistory?
+        var solvedBy: String?
+        var logFiles = "model.safetensors, summary.json"
+        if config.solve == true {
+            // A convex problem: its optimum, by the solver (no epochs, no checkpoint).
+            let solution = spec.solve(features: prepared.trainFeatures, labels: prepared.train.labels?.values,
+                                      classes: prepared.classNames.count, values: prepared.trainTargets, l2: config.l2)
+            guard let layer = network.layers.first as? Linear<Float> else { throw fail("internal: \(spec) is not one linear layer") }
+            layer.weight.value = Tensor<Float>(converting: solution.weight)
+            layer.bias?.value = Tensor<Float>(converting: Tensor(solution.bias))
+            solvedBy = solution.method
+        } else {
         let batchSize = config.batch == "full" ? nil : Int(config.batch)!
         let batchesPerEpoch = batchSize.map { (prepared.train.count + $0 - 1) / $0 } ?? 1
         let lr = config.learningRate ?? defaultLearningRate(config.optimizer)
@@ -195,7 +222,6 @@ struct Train: ParsableCommand {
             if config.l1 > 0 { loss = loss + l1Penalty(weights, strength: config.l1) }
             return loss
         }
-        let metricName = prepared.task == .classification ? "accuracy" : "r2"
         let evaluationSet = prepared.validation ?? prepared.train
         trainer.validate = { m in prepared.evaluate(m as! Sequential<Float>, spec: spec, on: evaluationSet) }
         if let resume {
@@ -244,25 +270,30 @@ struct Train: ParsableCommand {
             printError("interrupted: the checkpoint of epoch \(trainer.epoch) is in \(checkpointPath); continue with: nabla train --resume \(folder)")
             throw ExitCode(130)
         }
+        trained = history
+        logFiles = "model.safetensors, checkpoint.safetensors, metrics.jsonl, \((board.path as NSString).lastPathComponent), loss.svg, metric.svg, summary.json"
+        }
 
         // 5. Results: test metrics, the model for `nabla predict`, plots, the summary.
         network.eval()
         let trainMetrics = prepared.evaluate(network, spec: spec, on: prepared.train)
         let testMetrics = prepared.evaluate(network, spec: spec, on: prepared.test)
         let card = ModelCard(spec: spec, task: prepared.task, features: prepared.featureNames, target: prepared.targetName,
-                             classes: prepared.classNames, scaler: prepared.scaler, outputs: prepared.outputs)
+                             classes: prepared.classNames, scaler: prepared.scaler, outputs: prepared.outputs,
+                             targetMean: prepared.task == .regression ? prepared.targetMean : nil,
+                             targetScale: prepared.task == .regression ? prepared.targetScale : nil)
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             let cardJSON = String(decoding: try encoder.encode(card), as: UTF8.self)
             try network.save(to: file(folder, "model.safetensors"), metadata: ["nabla.model": cardJSON])
             try writeJSON(card, to: file(folder, "model.json"))
-            try writePlots(history, folder: folder, metricName: metricName)
+            if let trained { try writePlots(trained, folder: folder, metricName: metricName) }
         } catch { throw fail("cannot write the results: \(error)") }
 
         var summary: [(String, JSONValue)] = [
             ("data", .string(config.data)), ("model", .string(spec.description)), ("task", .string(prepared.task.rawValue)),
-            ("epochs", .number(Double(history.records.count))), ("stop_reason", .string(history.stopReason?.rawValue ?? "")),
+            ("epochs", .number(Double(trained?.records.count ?? 0))), ("stop_reason", .string(solvedBy.map { "solved: \($0)" } ?? trained?.stopReason?.rawValue ?? "")),
             ("seconds", .number(Date().timeIntervalSince(started))), ("run_folder", .string(folder)),
             ("train_samples", .number(Double(prepared.train.count))), ("test_samples", .number(Double(prepared.test.count)))]
         for (k, v) in trainMetrics.sorted(by: { $0.key < $1.key }) { summary.append(("train_\(k)", .number(v))) }
@@ -281,14 +312,20 @@ struct Train: ParsableCommand {
             print(summaryText)
             return
         }
-        print("stopped after \(history.records.count) epochs: \(history.stopReason?.rawValue ?? "")\(history.stopReason == .earlyStopping ? " (best epoch \(history.bestEpoch ?? 0) restored)" : "")")
+        if let solvedBy {
+            print("solved the \(spec) problem exactly: \(solvedBy)")
+        } else if let history = trained {
+            let n = history.records.count
+            print("stopped after \(n) epoch\(n == 1 ? "" : "s"): \(history.stopReason?.rawValue ?? "")\(history.stopReason == .earlyStopping ? " (best epoch \(history.bestEpoch ?? 0) restored)" : "")")
+            if let note = history.stillImprovingNote { printError("note: \(note)") }
+        }
         if prepared.task == .classification {
             print("train accuracy \(fmt(trainMetrics["accuracy"]!, digits: 4)), test accuracy \(fmt(testMetrics["accuracy"]!, digits: 4)), test loss \(fmt(testMetrics["loss"]!, digits: 4))")
             print(confusionTable(confusion!, classes: prepared.classNames))
         } else {
             print("train R² \(fmt(trainMetrics["r2"]!, digits: 4)), test R² \(fmt(testMetrics["r2"]!, digits: 4)), test MSE \(fmt(testMetrics["mse"]!, digits: 5))")
         }
-        print("wrote \(folder)/: model.safetensors, checkpoint.safetensors, metrics.jsonl, \((board.path as NSString).lastPathComponent), loss.svg, metric.svg, summary.json")
+        print("wrote \(folder)/: \(logFiles)")
         print("took \(fmt(Date().timeIntervalSince(started), digits: 3)) s")
     }
 
@@ -406,6 +443,14 @@ struct PreparedData {
     var targetName: String
     var scaler: FeatureScaler
     var outputs: Int { task == .classification ? classNames.count : 1 }
+    /// The scaled training features in double precision, and the standardized training targets
+    /// (regression), for the exact solvers.
+    var trainFeatures: Tensor<Double>
+    var trainTargets: [Double]?
+    /// Regression targets are standardized for training: the network learns (y − mean) / scale.
+    var targetMean = 0.0, targetScale = 1.0
+    /// The data rows (0-based) of each part, written to the run folder as split.json.
+    var rows: (train: [Int], validation: [Int], test: [Int]) = ([], [], [])
 
     init(_ c: TrainConfiguration) throws {
         let dataset: Dataset
@@ -433,13 +478,27 @@ struct PreparedData {
         guard !parts[0].isEmpty, !parts[2].isEmpty, c.validation == 0 || !parts[1].isEmpty else {
             throw RunFailure(message: "\(c.data): \(dataset.count) samples are too few for the test and validation fractions")
         }
+        rows = (train: parts[2], validation: parts[1], test: parts[0])
         let trainSet = dataset.subset(parts[2])
         let scaler = FeatureScaler.fitted(c.scale == "minmax" ? .minMax : c.scale == "none" ? .none : .standard, on: trainSet.features)
+        var (mean, scale) = (0.0, 1.0)
+        if dataset.task == .regression {
+            let y = trainSet.targets
+            mean = y.reduce(0, +) / Double(y.count)
+            let variance = y.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(y.count)
+            scale = variance > 0 && variance.isFinite ? variance.squareRoot() : 1
+            guard mean.isFinite, scale.isFinite else {
+                throw RunFailure(message: "\(c.data): the target '\(dataset.targetName)' has values too large to train on (mean \(mean))")
+            }
+        }
         func make(_ d: Dataset) -> Split {
             let x = Tensor<Float>(converting: scaler.transform(d.features))
             return d.task == .classification ? Split(x: x, labels: d.labels, values: nil)
-                : Split(x: x, labels: nil, values: Tensor(shape: [d.count, 1], scalars: d.targets.map { Float($0) }))
+                : Split(x: x, labels: nil, values: Tensor(shape: [d.count, 1], scalars: d.targets.map { Float(($0 - mean) / scale) }))
         }
+        (targetMean, targetScale) = (mean, scale)
+        trainFeatures = scaler.transform(trainSet.features)
+        trainTargets = dataset.task == .regression ? trainSet.targets.map { ($0 - mean) / scale } : nil
         train = make(trainSet)
         validation = c.validation > 0 ? make(dataset.subset(parts[1])) : nil
         test = make(dataset.subset(parts[0]))
@@ -458,7 +517,8 @@ struct PreparedData {
             if let labels = s.labels {
                 return ["loss": loss, "accuracy": Metrics.accuracy(predicted: out.argmax(axis: 1), actual: labels.values)]
             }
-            let p = out.scalars.map(Double.init), y = s.values!.scalars.map(Double.init)
+            // Metrics in the target's own units.
+            let p = out.scalars.map { Double($0) * targetScale + targetMean }, y = s.values!.scalars.map { Double($0) * targetScale + targetMean }
             return ["loss": loss, "r2": Metrics.r2(predicted: p, actual: y), "mse": Metrics.meanSquaredError(predicted: p, actual: y)]
         }
     }
