@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Nabla
 
 @main
@@ -7,11 +8,14 @@ struct NablaCommand: ParsableCommand {
         commandName: "nabla",
         abstract: "Gradients, optimizers and models, from the command line.",
         discussion: "Run `nabla` alone for a short tour.",
-        subcommands: [Tour.self, Train.self, Predict.self, Grad.self, Minimize.self, Conformance.self, Bench.self, Tensors.self],
+        subcommands: [Tour.self, Train.self, Predict.self, Grad.self, Minimize.self, Conformance.self, FuzzCommand.self, Bench.self, Tensors.self],
         defaultSubcommand: Tour.self
     )
 
     static func main() {
+        // Past a file-size limit (ulimit -f) a write fails with an error that is reported,
+        // instead of the signal killing the process without a word.
+        signal(SIGXFSZ, SIG_IGN)
         main(ArgumentNormalizer.normalize(Array(CommandLine.arguments.dropFirst())))
     }
 }

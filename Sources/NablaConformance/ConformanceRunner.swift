@@ -49,7 +49,8 @@ public struct ConformanceRunner: Sendable {
     /// Every kind Nabla supports.
     public static var standard: ConformanceRunner {
         ConformanceRunner(evaluators: OpCases.evaluators.merging(HessianCases.evaluators) { a, _ in a }
-            .merging(OptimizerCases.evaluators) { a, _ in a }.merging(LayerCases.evaluators) { a, _ in a })
+            .merging(OptimizerCases.evaluators) { a, _ in a }.merging(LayerCases.evaluators) { a, _ in a }
+            .merging(ProgramCases.evaluators) { a, _ in a })
     }
 
     /// Reference files under `paths` (files, or folders searched for `.json` files).

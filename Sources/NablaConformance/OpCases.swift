@@ -4,6 +4,9 @@ import Nabla
 enum OpCases {
     typealias Inputs = [String: Tensor<Double>]
     typealias Lists = [String: [Tensor<Double>]]
+    /// An op kind of the reference format applied to named inputs: the case supplies the config
+    /// (and constant inputs such as indices), `Inputs` the float tensors, `Lists` the tensor lists.
+    typealias Op = (ReferenceCase, Inputs, Lists) throws -> Tensor<Double>
 
     /// Loads the inputs, marks the ones listed under `expected.grads` as variables, applies `op`,
     /// and pulls the case's cotangent back to them.
@@ -49,12 +52,12 @@ enum OpCases {
         return t
     }
 
-    static func unary(_ f: @escaping (ReferenceCase, Tensor<Double>) throws -> Tensor<Double>) -> ConformanceRunner.Evaluator {
-        { c in try vjpCase(c) { c, i, _ in try f(c, try need(i, "x", c)) } }
+    static func unary(_ f: @escaping (ReferenceCase, Tensor<Double>) throws -> Tensor<Double>) -> Op {
+        { c, i, _ in try f(c, try need(i, "x", c)) }
     }
 
-    static func binary(_ f: @escaping (Tensor<Double>, Tensor<Double>) -> Tensor<Double>) -> ConformanceRunner.Evaluator {
-        { c in try vjpCase(c) { c, i, _ in
+    static func binary(_ f: @escaping (Tensor<Double>, Tensor<Double>) -> Tensor<Double>) -> Op {
+        { c, i, _ in
             let a = try need(i, "a", c), b = try need(i, "b", c)
             if c.kind != "matmul" {
                 guard broadcastShapes(a.shape, b.shape) != nil else { throw c.fail("inputs of shapes \(a.shape) and \(b.shape) do not broadcast") }
@@ -64,10 +67,10 @@ enum OpCases {
                 }
             }
             return f(a, b)
-        } }
+        }
     }
 
-    static func reduction(_ f: @escaping (Tensor<Double>, [Int]?, Bool, ReferenceCase) throws -> Tensor<Double>) -> ConformanceRunner.Evaluator {
+    static func reduction(_ f: @escaping (Tensor<Double>, [Int]?, Bool, ReferenceCase) throws -> Tensor<Double>) -> Op {
         unary { c, x in try f(x, try c.axes(), c.config["keepdim"]?.bool ?? false, c) }
     }
 
@@ -77,7 +80,23 @@ enum OpCases {
         }
     }
 
-    static let evaluators: [String: ConformanceRunner.Evaluator] = [
+    /// Every op kind as an evaluator of `ops.json` cases: the op, then its vector-Jacobian products.
+    static let evaluators: [String: ConformanceRunner.Evaluator] = ops.mapValues { op in { c in try vjpCase(c, op) } }
+
+    /// The names of each kind's inputs, in the order of the reference format (section 7).
+    static func argumentNames(of kind: String) -> [String] {
+        switch kind {
+        case "add", "sub", "mul", "div", "matmul", "pow_tensor", "maximum", "minimum": return ["a", "b"]
+        case "where": return ["condition", "a", "b"]
+        case "conv1d", "conv2d": return ["x", "weight", "bias"]
+        case "gather", "index_select": return ["x", "index"]
+        case "embedding": return ["weight", "indices"]
+        case "concatenate", "stack": return ["xs"]
+        default: return ["x"]
+        }
+    }
+
+    static let ops: [String: Op] = [
         "add": binary(+), "sub": binary(-), "mul": binary(*), "div": binary(/),
         "matmul": binary { Tensor.matmul($0, $1) },
         "pow_tensor": binary { Tensor.pow($0, $1) },
@@ -123,14 +142,14 @@ enum OpCases {
             }
             return x.reshaped(to: s)
         },
-        "concatenate": { c in try vjpCase(c) { c, _, l in
+        "concatenate": { c, _, l in
             guard let xs = l["xs"], !xs.isEmpty else { throw c.fail("missing list input 'xs'") }
             return Tensor.concatenate(xs, axis: try c.int("axis"))
-        } },
-        "stack": { c in try vjpCase(c) { c, _, l in
+        },
+        "stack": { c, _, l in
             guard let xs = l["xs"], !xs.isEmpty else { throw c.fail("missing list input 'xs'") }
             return Tensor.stack(xs, axis: try c.int("axis"))
-        } },
+        },
         "slice": unary { c, x in
             guard let s = c.config["slices"]?.array, s.count == x.rank else { throw c.fail("'slices' must have one [start, stop, step] per dimension") }
             let ranges = try s.map { r -> (start: Int, end: Int, step: Int) in
@@ -159,22 +178,22 @@ enum OpCases {
             guard idx.values.allSatisfy({ $0 >= -x.shape[a] && $0 < x.shape[a] }) else { throw c.fail("index out of range for axis \(axis)") }
             return x.indexSelect(axis: axis, indices: idx.values)
         },
-        "where": { c in try vjpCase(c) { c, i, _ in
+        "where": { c, i, _ in
             let cond = try c.input("condition")
             let a = try need(i, "a", c), b = try need(i, "b", c)
             guard let s = broadcastShapes(cond.shape, a.shape), broadcastShapes(s, b.shape) != nil else { throw c.fail("shapes do not broadcast") }
             return Tensor.where(cond, a, b)
-        } },
+        },
         "clamp": unary { c, x in x.clamped(min: try c.optionalNumber("min"), max: try c.optionalNumber("max")) },
-        "embedding": { c in try vjpCase(c) { c, i, _ in
+        "embedding": { c, i, _ in
             let w = try need(i, "weight", c)
             let idx = try c.index("indices")
             guard w.rank == 2, idx.values.allSatisfy({ $0 >= 0 && $0 < w.shape[0] }) else { throw c.fail("indices out of range for weight \(w.shape)") }
             let pad = try c.optionalInt("padding_idx")
             if let pad { guard pad >= -w.shape[0] && pad < w.shape[0] else { throw c.fail("padding_idx \(pad) out of range") } }
             return w.embeddingLookup(idx, paddingIndex: pad)
-        } },
-        "conv1d": { c in try vjpCase(c) { c, i, _ in
+        },
+        "conv1d": { c, i, _ in
             let x = try need(i, "x", c), w = try need(i, "weight", c)
             let groups = try c.int("groups")
             guard x.rank == 3, w.rank == 3, groups >= 1, x.shape[1] == w.shape[1] * groups, w.shape[0] % groups == 0 else {
@@ -182,8 +201,8 @@ enum OpCases {
             }
             return x.conv1d(weight: w, bias: i["bias"], stride: try c.int("stride"), padding: try c.int("padding"),
                             dilation: try c.int("dilation"), groups: groups)
-        } },
-        "conv2d": { c in try vjpCase(c) { c, i, _ in
+        },
+        "conv2d": { c, i, _ in
             let x = try need(i, "x", c), w = try need(i, "weight", c)
             let groups = try c.int("groups")
             guard x.rank == 4, w.rank == 4, groups >= 1, x.shape[1] == w.shape[1] * groups, w.shape[0] % groups == 0 else {
@@ -191,7 +210,7 @@ enum OpCases {
             }
             return x.conv2d(weight: w, bias: i["bias"], stride: try c.ints("stride", count: 2), padding: try c.ints("padding", count: 2),
                             dilation: try c.ints("dilation", count: 2), groups: groups)
-        } },
+        },
         "max_pool2d": unary { c, x in
             let k = try c.ints("kernel_size", count: 2)
             let s = c.config["stride"]?.isNull == false ? try c.ints("stride", count: 2) : k

@@ -98,6 +98,10 @@ public struct Dataset: Sendable {
         let distinct = Set(targetCells)
         let integral = numericTarget && targetNumbers.allSatisfy { $0! == $0!.rounded() }
         let resolvedTask = task ?? (!numericTarget || (integral && distinct.count <= 100) ? .classification : .regression)
+        if resolvedTask == .classification && distinct.count > 100 && n < 5 * distinct.count {
+            throw DataFileError(path: path, line: 1, column: targetColumn + 1, columnName: targetName,
+                                message: "the target has \(distinct.count) distinct values in \(n) rows: classes need several samples each (is it a regression target?)")
+        }
         var targets: [Double], classNames: [String]? = nil
         switch resolvedTask {
         case .regression:
@@ -114,6 +118,11 @@ public struct Dataset: Sendable {
             classNames = levels
         }
         let d = columns.count
+        guard d > 0 else {
+            let hint = table.header.count == 1 && table.header[0].contains(";") ? " (the header holds ';': Nabla reads comma-separated files)" : ""
+            throw DataFileError(path: path, line: 1, message: "no feature columns besides the target '\(targetName)'\(hint)")
+        }
+        guard n > 0 else { throw DataFileError(path: path, line: 1, message: "the file has a header but no rows") }
         var flat = [Double](repeating: 0, count: n * d)
         for (j, col) in columns.enumerated() { for i in 0..<n { flat[i * d + j] = col[i] } }
         return Dataset(features: Tensor(shape: [n, d], scalars: flat), targets: targets, featureNames: names, targetName: targetName,
@@ -130,10 +139,18 @@ public struct Dataset: Sendable {
         var url: URL? { Bundle.module.url(forResource: rawValue, withExtension: "csv", subdirectory: "Resources/datasets") }
     }
 
-    /// A bundled data set by name: iris, digits, breast_cancer, wine or diabetes.
-    public static func bundled(_ set: Bundled) throws -> Dataset {
+    /// A bundled data set by name: iris, digits, breast_cancer, wine or diabetes; `target` picks
+    /// another column as the target (the task is then inferred unless given).
+    public static func bundled(_ set: Bundled, target: String? = nil, task: Task? = nil) throws -> Dataset {
         guard let url = set.url else { throw DataFileError(path: set.rawValue, message: "the bundled data set is missing from the installation") }
-        return try readCSV(url.path, task: set.task)
+        let dataset: Dataset
+        do {
+            dataset = try readCSV(url.path, target: target, task: task ?? (target == nil ? set.task : nil))
+        } catch var e as DataFileError {
+            e.path = set.rawValue   // the user named the set, not the installed file
+            throw e
+        }
+        return dataset
     }
 
     /// The reference train/test split of a bundled data set (the stratified 80/20 split used by

@@ -137,8 +137,10 @@ public enum IDX {
         let rank = Int(b[3])
         guard b.count >= 4 + 4 * rank else { throw fail("truncated IDX header") }
         let shape = (0..<rank).map { d in (0..<4).reduce(0) { $0 << 8 | Int(b[4 + 4 * d + $1]) } }
-        let count = shape.reduce(1, *), start = 4 + 4 * rank
-        guard b.count - start >= count * size else { throw fail("truncated: \(shape) elements need \(count * size) bytes, the file has \(b.count - start)") }
+        let start = 4 + 4 * rank
+        guard let needed = StoredTensor.byteCount(shape: shape, elementSize: size) else { throw fail("shape \(shape) is too large (its size overflows)") }
+        guard b.count - start >= needed else { throw fail("truncated: \(shape) elements need \(needed) bytes, the file has \(b.count - start)") }
+        let count = needed / size
         var data = Array(b[start..<(start + count * size)])
         if size > 1 { for i in 0..<count { data[(i * size)..<((i + 1) * size)].reverse() } }   // big-endian → little-endian
         return StoredTensor(dtype: dtype, shape: shape, bytes: data)
@@ -153,11 +155,18 @@ extension Dataset {
         guard x.shape.count >= 2, y.shape.count == 1, x.shape[0] == y.shape[0] else {
             throw DataFileError(path: images, message: "images \(x.shape) and labels \(y.shape) (\(labels)) do not agree")
         }
-        let n = Swift.min(limit ?? x.shape[0], x.shape[0]), d = x.shape.dropFirst().reduce(1, *)
-        let pixels = x.doubles, classes = y.doubles
+        let n = Swift.min(Swift.max(limit ?? x.shape[0], 0), x.shape[0])
+        // (With no images the other dimensions are unchecked by the size test: multiply safely.)
+        guard let d = StoredTensor.byteCount(shape: Array(x.shape.dropFirst()), elementSize: 1), n > 0, d > 0 else { throw DataFileError(path: images, message: "images \(x.shape) hold no samples or no pixels") }
+        let pixels = x.doubles, classes = Array(y.doubles.prefix(n))
+        // Labels are class indices: whole numbers from 0, and (as the classes are listed one by one)
+        // fewer than 65,536 of them.
+        if let bad = classes.firstIndex(where: { !($0 >= 0 && $0 < 65_536 && $0 == $0.rounded()) }) {
+            throw DataFileError(path: labels, message: "label \(bad) is \(classes[bad]); labels must be class numbers 0 to 65535")
+        }
         let scale = x.dtype == .U8 ? 1.0 / 255 : 1
         return Dataset(features: Tensor(shape: [n, d], scalars: pixels.prefix(n * d).map { $0 * scale }),
-                       targets: Array(classes.prefix(n)), featureNames: (0..<d).map { "pixel_\($0)" }, task: .classification,
+                       targets: classes, featureNames: (0..<d).map { "pixel_\($0)" }, task: .classification,
                        classNames: (0...Int(classes.max() ?? 0)).map(String.init))
     }
 }

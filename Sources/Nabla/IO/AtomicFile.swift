@@ -25,6 +25,7 @@ public func writeAtomically(_ data: Data, to path: String) throws {
     do {
         try data.write(to: tmp)
     } catch {
+        try? FileManager.default.removeItem(at: tmp)   // a full disk leaves no partial file behind
         throw FileWriteError(path: path, reason: (error as NSError).localizedFailureReason ?? "the temporary file could not be written")
     }
     if rename(tmp.path, url.path) != 0 {

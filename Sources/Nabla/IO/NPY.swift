@@ -64,11 +64,15 @@ public enum NPY {
         guard let dtype = types[code], endian == "<" || endian == ">" || endian == "|" || endian == "=" else {
             throw fail("unsupported element type '\(descr)' (supported: float16/32/64, int8/16/32/64, uint8, bool)")
         }
-        let count = shape.reduce(1, *), size = dtype.byteCount
+        let size = dtype.byteCount
         let body = start + headerLength
-        guard b.count - body >= count * size else {
-            throw fail("truncated data: \(shape) elements of '\(descr)' need \(count * size) bytes, the file has \(b.count - body)")
+        guard let needed = StoredTensor.byteCount(shape: shape, elementSize: size) else {
+            throw fail("shape \(shape) is too large (its size overflows)")
         }
+        guard b.count - body >= needed else {
+            throw fail("truncated data: \(shape) elements of '\(descr)' need \(needed) bytes, the file has \(b.count - body)")
+        }
+        let count = needed / Swift.max(size, 1)
         var bytes = Array(b[body..<(body + count * size)])
         if endian == ">" && size > 1 {
             for i in 0..<count { bytes[(i * size)..<((i + 1) * size)].reverse() }

@@ -49,6 +49,20 @@ public struct StoredTensor: Sendable, Equatable {
 
     public var count: Int { shape.reduce(1, *) }
 
+    /// The bytes that `shape` elements of `elementSize` bytes take, or nil when the count
+    /// overflows or a dimension is negative. Readers check sizes from a file with this before
+    /// comparing them with the file's length or allocating anything.
+    public static func byteCount(shape: [Int], elementSize: Int) -> Int? {
+        var total = elementSize
+        for d in shape {
+            guard d >= 0 else { return nil }
+            let (p, overflow) = total.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            total = p
+        }
+        return total
+    }
+
     /// Every element converted to Double (exact for every type but 64-bit integers beyond 2⁵³).
     public var doubles: [Double] {
         var out = [Double](repeating: 0, count: count)
@@ -185,11 +199,11 @@ public enum SafeTensors {
             guard let begin = int(offsets[0]), let end = int(offsets[1]), begin <= end else {
                 throw fail("tensor '\(name)' has bad data_offsets")
             }
-            let (count, overflow) = shape.reduce((1, false)) { acc, d in
-                let (p, o) = acc.0.multipliedReportingOverflow(by: d); return (p, acc.1 || o)
+            guard let needed = StoredTensor.byteCount(shape: shape, elementSize: dtype.byteCount) else {
+                throw fail("tensor '\(name)' has a shape \(shape) whose size overflows")
             }
-            guard !overflow, end - begin == count * dtype.byteCount else {
-                throw fail("tensor '\(name)' spans \(end - begin) bytes but \(shape) elements of \(ds) need \(count * dtype.byteCount)")
+            guard end - begin == needed else {
+                throw fail("tensor '\(name)' spans \(end - begin) bytes but \(shape) elements of \(ds) need \(needed)")
             }
             guard end <= buffer else { throw fail("tensor '\(name)' ends at byte \(end) of a \(buffer)-byte data section (truncated file?)") }
             ranges.append((begin, end, name))

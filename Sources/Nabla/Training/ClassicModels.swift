@@ -71,8 +71,16 @@ public struct LinearRegression: Sendable {
                     for k in 0...j { a[j * d + k] += cj * (v[i * d + k] - xm[k]) }
                 }
             }
-            for j in 0..<d { for k in 0..<j { a[k * d + j] = a[j * d + k] }; a[j * d + j] += alpha + 1e-12 * Swift.max(1, a[j * d + j]) }
-            weights = choleskySolve(a, b, n: d) ?? [Double](repeating: 0, count: d)
+            for j in 0..<d { for k in 0..<j { a[k * d + j] = a[j * d + k] }; a[j * d + j] += alpha }
+            // Exact normal equations; only a singular system (collinear or constant features)
+            // gets a tiny ridge, which picks the smallest-norm solution in the limit.
+            var solution = choleskySolve(a, b, n: d)
+            if solution == nil {
+                var jittered = a
+                for j in 0..<d { jittered[j * d + j] += 1e-10 * Swift.max(1, a[j * d + j]) }
+                solution = choleskySolve(jittered, b, n: d)
+            }
+            weights = solution ?? [Double](repeating: 0, count: d)
             intercept = ym - zip(weights, xm).reduce(0) { $0 + $1.0 * $1.1 }
         case let .gradientDescent(lr, steps):
             let yt = Tensor(shape: [n, 1], scalars: y)

@@ -19,7 +19,14 @@ public final class TensorBoardWriter {
         try write(TensorBoardWriter.event(wallTime: time, step: 0, fileVersion: "brain.Event:2"))
     }
 
-    deinit { try? handle.close() }
+    /// When the records last reached the disk (`synchronize` costs milliseconds on some disks:
+    /// it runs at most every few seconds, and when the writer is closed).
+    var lastSync = Date()
+
+    deinit {
+        try? handle.synchronize()
+        try? handle.close()
+    }
 
     /// One scalar summary per tag at `step`.
     public func add(scalars: [String: Double], step: Int) throws {
@@ -50,7 +57,10 @@ public final class TensorBoardWriter {
         record += message
         record += withUnsafeBytes(of: CRC32C.masked(message).littleEndian, Array.init)
         try handle.write(contentsOf: record)
-        try handle.synchronize()
+        if Date().timeIntervalSince(lastSync) >= 5 {
+            try handle.synchronize()
+            lastSync = Date()
+        }
     }
 
     /// Reads back the scalars of an event file: (step, tag, value) in order. Checks every CRC.

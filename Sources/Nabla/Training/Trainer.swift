@@ -18,8 +18,13 @@ public struct TrainingOptions: Sendable {
     public var restoreBestWeights: Bool
     /// Stop when the training loss changes by less than this between epochs.
     public var lossChangeTolerance: Double?
-    /// Where to write a checkpoint after every epoch (atomically), if anywhere.
+    /// Where to write checkpoints (atomically), if anywhere.
     public var checkpointPath: String?
+    /// The least time between two checkpoints written to disk, in seconds (0: after every
+    /// epoch). Each epoch's state is kept in memory; the last one is always written when
+    /// training ends, stops or is interrupted, so at most this much work is lost to a crash,
+    /// and short epochs do not spend their time waiting for the disk.
+    public var checkpointInterval = 10.0
 
     public init(epochs: Int = 100, batchSize: Int? = 32, shuffle: Bool = true, seed: UInt64 = 0, patience: Int? = nil,
                 minimumImprovement: Double = 0, restoreBestWeights: Bool = true, lossChangeTolerance: Double? = nil,
@@ -41,6 +46,10 @@ public struct EpochRecord: Sendable, Codable, Equatable {
     public var validation: [String: Double]
     public var learningRate: Double
     public var seconds: Double
+
+    public init(epoch: Int, trainLoss: Double, validation: [String: Double] = [:], learningRate: Double, seconds: Double = 0) {
+        (self.epoch, self.trainLoss, self.validation, self.learningRate, self.seconds) = (epoch, trainLoss, validation, learningRate, seconds)
+    }
 }
 
 /// Why training stopped.
@@ -57,6 +66,11 @@ public struct TrainingHistory: Sendable, Codable {
     public var stopReason: StopReason?
     public var bestEpoch: Int?
     public var bestLoss: Double?
+
+    public init(records: [EpochRecord] = [], stopReason: StopReason? = nil) {
+        self.records = records
+        self.stopReason = stopReason
+    }
 
     /// A sentence for the user when training ran out of epochs while the training loss was still
     /// falling fast (by more than 1 % an epoch over the last five, or 5 % over the last one):
@@ -127,6 +141,9 @@ public final class Trainer<Scalar: TensorScalar> {
     public private(set) var epoch = 0
     var best: [String: Tensor<Scalar>]?
     var badEpochs = 0
+    /// The state after the last finished epoch, when it is not on disk yet.
+    var pendingCheckpoint: SafeTensors.Archive?
+    var lastCheckpointWrite = Date.distantPast
 
     public init(model: Module<Scalar>, optimizer: Optimizer<Scalar>, trainingCount: Int, options: TrainingOptions = TrainingOptions(),
                 loss: @escaping (Module<Scalar>, [Int]) -> Tensor<Scalar>) {
@@ -153,7 +170,11 @@ public final class Trainer<Scalar: TensorScalar> {
             var total = 0.0, seen = 0
             let batches = sampler.batches(epoch: epoch)
             for (b, rows) in batches.enumerated() {
-                if shouldInterrupt() { history.stopReason = .interrupted; return history }
+                if shouldInterrupt() {
+                    history.stopReason = .interrupted
+                    try writePendingCheckpoint()   // the last finished epoch, resumable
+                    return history
+                }
                 let value = model.valueWithGradient { loss($0, rows) }.scalar
                 if let monitor = gradientMonitor {
                     let warnings = monitor.check(model)
@@ -176,14 +197,24 @@ public final class Trainer<Scalar: TensorScalar> {
             history.records.append(record)
             epoch += 1
             let stop = updateStoppingState(record)
-            if let path = options.checkpointPath { try saveCheckpoint(to: path) }
+            if options.checkpointPath != nil {
+                pendingCheckpoint = try checkpoint()
+                if stop != nil || epoch >= options.epochs || Date().timeIntervalSince(lastCheckpointWrite) >= options.checkpointInterval {
+                    try writePendingCheckpoint()
+                }
+            }
             if let stop {
                 history.stopReason = stop
                 if stop == .earlyStopping && options.restoreBestWeights, let best { try model.load(archive(best), path: "best weights") }
                 return history
             }
-            if let onEpoch, !onEpoch(record) { history.stopReason = .stoppedByCallback; return history }
+            if let onEpoch, !onEpoch(record) {
+                history.stopReason = .stoppedByCallback
+                try writePendingCheckpoint()
+                return history
+            }
         }
+        try writePendingCheckpoint()
         history.stopReason = .maxEpochs
         return history
     }
@@ -231,6 +262,14 @@ public final class Trainer<Scalar: TensorScalar> {
         return a
     }
 
+    /// Writes the state of the last finished epoch, if it is not on disk yet.
+    public func writePendingCheckpoint() throws {
+        guard let archive = pendingCheckpoint, let path = options.checkpointPath else { return }
+        try SafeTensors.write(archive, to: path)
+        pendingCheckpoint = nil
+        lastCheckpointWrite = Date()
+    }
+
     public func saveCheckpoint(to path: String, metadata: [String: String] = [:]) throws {
         try SafeTensors.write(checkpoint(metadata: metadata), to: path)
     }
@@ -251,6 +290,14 @@ public final class Trainer<Scalar: TensorScalar> {
         let h: TrainingHistory
         do { h = try decoder.decode(TrainingHistory.self, from: Data(historyText.utf8)) } catch {
             throw TrainingError(message: "\(path): the training history in the checkpoint cannot be read (\(error))")
+        }
+        guard e >= 0, e == h.records.count, (Int(a.metadata["trainer.bad_epochs"] ?? "0") ?? -1) >= 0 else {
+            throw TrainingError(message: "\(path): the checkpoint's epoch \(e) does not match its history of \(h.records.count) epochs")
+        }
+        for (name, t) in a.tensors where name.hasPrefix("model.") && (t.dtype == .F32 || t.dtype == .F64 || t.dtype == .F16) {
+            if let bad = t.doubles.first(where: { !$0.isFinite }) {
+                throw TrainingError(message: "\(path): the weights '\(name.dropFirst(6))' hold \(bad); a checkpoint of a diverged run cannot be resumed (start again with a lower --lr)")
+            }
         }
         var opt = optimizer
         try opt.restore(part("optimizer."), for: model, path: path)   // checks before anything changes

@@ -98,6 +98,7 @@ struct Train: ParsableCommand {
     @Option(help: "Feature scaling fitted on the training rows: standard, minmax, none.") var scale: String = "standard"
     @Option(help: "Run folder (default: runs/MODEL-DATA-TIME).") var out: String?
     @Option(help: "Continue the run in this folder from its last checkpoint.") var resume: String?
+    @Option(help: "Least seconds between checkpoints (0: every epoch); the last epoch's is always written at the end and on Ctrl-C.") var checkpointEvery: Double = 10
     @Flag(help: "At the end, print one JSON object summarizing the run.") var json = false
     @Flag(help: "No progress output.") var quiet = false
     @Flag(help: "Warn (on standard error, once per epoch and parameter) about vanishing, exploding or non-finite gradients.") var checkGradients = false
@@ -114,18 +115,38 @@ struct Train: ParsableCommand {
     }
 
     func validate() throws {
-        guard test > 0, validation >= 0, test + validation < 1 else { throw ValidationError("--test and --validation must be fractions with test > 0 and test + validation < 1") }
-        guard ModelSpec(parsing: model, activation: activation, dropout: dropout) != nil else {
-            throw ValidationError("--model '\(model)' is not one of linear, logistic, svm, mlp or mlp:H1,H2 (positive sizes); --activation must be relu, tanh, sigmoid or gelu, --dropout in [0, 1)")
-        }
-        guard batch == "full" || (Int(batch) ?? 0) > 0 else { throw ValidationError("--batch must be full, 1 or a positive batch size, got '\(batch)'") }
         guard (epochs ?? 1) >= 1 else { throw ValidationError("--epochs must be at least 1") }
+        guard checkpointEvery >= 0, checkpointEvery.isFinite else { throw ValidationError("--checkpoint-every must be a number of seconds ≥ 0") }
         guard (patience ?? 1) >= 1 else { throw ValidationError("--patience must be at least 1") }
-        guard ["standard", "minmax", "none"].contains(scale) else { throw ValidationError("--scale must be standard, minmax or none") }
-        guard (learningRate ?? 1) > 0, learningRate?.isFinite ?? true else { throw ValidationError("--lr must be a positive number") }
-        guard (clip ?? 1) > 0 else { throw ValidationError("--clip must be positive") }
-        _ = try rule(for: optimizer ?? "adam", momentum: momentum, weightDecay: weightDecay)
-        _ = try parseSchedule(schedule, epochs: 1, batchesPerEpoch: 1, learningRate: 1)
+        if optimizer == nil { _ = try rule(for: "adam", momentum: momentum, weightDecay: weightDecay) }
+        try Train.check(try configurationFromFlags())
+    }
+
+    /// Every setting of a run, from flags or from a saved config.json, checked before anything
+    /// is built: a value out of range ends here with the flag named, never in a crash later.
+    static func check(_ c: TrainConfiguration) throws {
+        guard c.test > 0, c.validation >= 0, c.test + c.validation < 1 else {
+            throw ValidationError("--test and --validation must be fractions with test > 0 and test + validation < 1 (got \(c.test) and \(c.validation))")
+        }
+        guard let spec = ModelSpec(parsing: c.model, activation: c.activation, dropout: c.dropout) else {
+            throw ValidationError("--model '\(c.model)' is not one of linear, logistic, svm, mlp or mlp:H1,H2 (positive sizes); --activation must be relu, tanh, sigmoid or gelu, --dropout in [0, 1)")
+        }
+        if let widest = spec.hidden.max(), widest > 100_000 {
+            throw ValidationError("--model \(c.model): a hidden layer of \(widest) units is more than this tool trains (at most 100000)")
+        }
+        guard c.batch == "full" || (Int(c.batch) ?? 0) > 0 else { throw ValidationError("--batch must be full, 1 or a positive batch size, got '\(c.batch)'") }
+        guard c.epochs >= 1, c.epochs <= 10_000_000 else { throw ValidationError("--epochs must be between 1 and 10000000, got \(c.epochs)") }
+        guard (c.patience ?? 1) >= 1 else { throw ValidationError("--patience must be at least 1") }
+        guard ["standard", "minmax", "none"].contains(c.scale) else { throw ValidationError("--scale must be standard, minmax or none") }
+        guard (c.learningRate ?? 1) > 0, c.learningRate?.isFinite ?? true else { throw ValidationError("--lr must be a positive number") }
+        guard (c.clip ?? 1) > 0, (c.clip ?? 1).isFinite else { throw ValidationError("--clip must be a positive number") }
+        for (flag, value) in [("--momentum", c.momentum), ("--weight-decay", c.weightDecay), ("--l1", c.l1), ("--l2", c.l2), ("--min-delta", c.minDelta)] {
+            guard value >= 0, value.isFinite else { throw ValidationError("\(flag) must be a finite number ≥ 0, got \(value)") }
+        }
+        guard c.momentum < 1 else { throw ValidationError("--momentum must be below 1, got \(c.momentum)") }
+        if let tolerance = c.tolerance { guard tolerance > 0, tolerance.isFinite else { throw ValidationError("--tolerance must be a positive number") } }
+        _ = try rule(for: c.optimizer, momentum: c.momentum, weightDecay: c.weightDecay)
+        _ = try parseSchedule(c.schedule, epochs: 1, batchesPerEpoch: 1, learningRate: 1)
     }
 
     func run() throws {
@@ -139,14 +160,27 @@ struct Train: ParsableCommand {
                 throw ValidationError("--resume \(resume): no config.json there; give the folder of an earlier run")
             }
             do { config = try JSONDecoder().decode(TrainConfiguration.self, from: data) } catch {
-                throw ValidationError("--resume \(resume): config.json cannot be read (\(error))")
+                throw ValidationError("--resume \(resume): config.json cannot be read: \(describe(error))")
             }
             if let epochs { config.epochs = epochs }
+            do { try Train.check(config) } catch {
+                throw ValidationError("--resume \(resume): config.json holds a setting that cannot be used: \(error)")
+            }
             folder = resume
         } else {
             config = try configurationFromFlags()
-            folder = out ?? defaultFolder(config)
+            if let out {
+                // Never train over another run: its model, config and checkpoint would be mixed
+                // with this one's.
+                if FileManager.default.fileExists(atPath: file(out, "config.json")) {
+                    throw ValidationError("--out \(out) already holds a run; continue it with --resume \(out), or choose another folder")
+                }
+                folder = out
+            } else {
+                folder = defaultFolder(config)
+            }
         }
+        removeStaleTemporaryFiles(in: folder)
         func fail(_ message: String) -> ExitCode {
             printError("error: \(message)")
             try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -209,9 +243,10 @@ struct Train: ParsableCommand {
                                          schedule: try parseSchedule(config.schedule, epochs: config.epochs, batchesPerEpoch: batchesPerEpoch, learningRate: lr),
                                          transforms: transforms)
         let checkpointPath = file(folder, "checkpoint.safetensors")
-        let options = TrainingOptions(epochs: config.epochs, batchSize: batchSize, shuffle: true, seed: config.seed, patience: config.patience,
+        var options = TrainingOptions(epochs: config.epochs, batchSize: batchSize, shuffle: true, seed: config.seed, patience: config.patience,
                                       minimumImprovement: config.minDelta, restoreBestWeights: true, lossChangeTolerance: config.tolerance,
                                       checkpointPath: checkpointPath)
+        options.checkpointInterval = checkpointEvery
         let weights = network.namedParameters.filter { $0.name.hasSuffix("weight") }.map(\.parameter)
         let train = prepared.train
         let trainer = Trainer(model: network, optimizer: optimizer, trainingCount: train.count, options: options) { m, rows in
@@ -224,7 +259,11 @@ struct Train: ParsableCommand {
         }
         let evaluationSet = prepared.validation ?? prepared.train
         trainer.validate = { m in prepared.evaluate(m as! Sequential<Float>, spec: spec, on: evaluationSet) }
-        if let resume {
+        if let resume, !FileManager.default.fileExists(atPath: checkpointPath) {
+            // Stopped before its first checkpoint: the same settings and seed from the start give
+            // the same run.
+            if !quiet && !json { print("no checkpoint in \(resume) yet: starting the run from its first epoch") }
+        } else if let resume {
             do { try trainer.resume(from: checkpointPath) } catch {
                 throw fail("cannot resume from \(resume): \(error)")
             }
@@ -239,13 +278,18 @@ struct Train: ParsableCommand {
         do { board = try TensorBoardWriter(folder: folder) } catch { throw fail("\(error)") }
         trainer.onBatch = { display.batch($0) }
         var logError: Error?
+        var lastMetricsWrite = Date.distantPast
         trainer.onEpoch = { record in
             display.epoch(record, metricName: metricName)
             var scalars = ["train/loss": record.trainLoss, "learning_rate": record.learningRate]
             for (k, v) in record.validation { scalars["validation/\(k)"] = v }
             do {
                 try board.add(scalars: scalars, step: record.epoch)
-                try writeMetrics(trainer.history, to: file(folder, "metrics.jsonl"))
+                // Rewritten at most every few seconds (and at the end): small epochs stay fast.
+                if Date().timeIntervalSince(lastMetricsWrite) >= 2 {
+                    try writeMetrics(trainer.history, to: file(folder, "metrics.jsonl"))
+                    lastMetricsWrite = Date()
+                }
             } catch { logError = error; return false }
             return true
         }
@@ -267,7 +311,11 @@ struct Train: ParsableCommand {
         do { try writeMetrics(history, to: file(folder, "metrics.jsonl")) } catch { throw fail("\(error)") }
         if history.stopReason == .interrupted {
             print("")
-            printError("interrupted: the checkpoint of epoch \(trainer.epoch) is in \(checkpointPath); continue with: nabla train --resume \(folder)")
+            if trainer.epoch == 0 {
+                printError("interrupted during the first epoch: there is no checkpoint yet, so nothing to resume; run the command again")
+            } else {
+                printError("interrupted: the checkpoint of epoch \(trainer.epoch) is in \(checkpointPath); continue with: nabla train --resume \(folder)")
+            }
             throw ExitCode(130)
         }
         trained = history
@@ -334,11 +382,34 @@ struct Train: ParsableCommand {
         f.dateFormat = "yyyyMMdd-HHmmss"
         let dataName = ((c.data as NSString).lastPathComponent as NSString).deletingPathExtension
         let modelName = c.model.replacingOccurrences(of: ":", with: "-").replacingOccurrences(of: ",", with: "-")
-        return "runs/\(modelName)-\(dataName)-\(f.string(from: Date()))"
+        let base = "runs/\(modelName)-\(dataName)-\(f.string(from: Date()))"
+        var name = base, k = 2
+        while FileManager.default.fileExists(atPath: name) { name = "\(base)-\(k)"; k += 1 }
+        return name
+    }
+
+    /// Removes the temporary files of atomic writes that a killed process left in the run folder.
+    func removeStaleTemporaryFiles(in folder: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
+        for name in names where name.hasPrefix(".") && name.hasSuffix(".tmp") {
+            try? FileManager.default.removeItem(atPath: file(folder, name))
+        }
     }
 }
 
 func file(_ folder: String, _ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
+
+/// A JSON decoding error in words: what was wrong, and where in the file.
+func describe(_ error: Error) -> String {
+    func path(_ keys: [CodingKey]) -> String { keys.isEmpty ? "the top level" : "'" + keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".") + "'" }
+    switch error as? DecodingError {
+    case .typeMismatch(let type, let context)?: return "\(path(context.codingPath)) is not \(type == String.self ? "text" : type == Double.self || type == Int.self ? "a number" : "of the expected kind (\(type))")"
+    case .valueNotFound(_, let context)?: return "\(path(context.codingPath)) is missing a value"
+    case .keyNotFound(let key, let context)?: return "\(path(context.codingPath + [key])) is missing"
+    case .dataCorrupted(let context)?: return "\(path(context.codingPath)): \(context.debugDescription) (the file is not valid JSON, or a value is out of range)"
+    default: return "\(error)"
+    }
+}
 
 func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
     let e = JSONEncoder()
@@ -404,23 +475,28 @@ func rule(for name: String, momentum: Double, weightDecay: Double) throws -> any
 }
 
 func parseSchedule(_ text: String, epochs: Int, batchesPerEpoch: Int, learningRate: Double) throws -> (any LearningRateSchedule)? {
-    let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
-    let args = parts.count > 1 ? parts[1].split(separator: ",").map { Double($0) } : []
-    guard args.allSatisfy({ $0 != nil }) else { throw ValidationError("--schedule '\(text)': the arguments must be numbers") }
+    let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+    let args = parts.count > 1 ? parts[1].split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) } : []
+    guard let kind = parts.first, !kind.isEmpty else {
+        throw ValidationError("--schedule '\(text)' names no schedule; give constant, cosine, step:E,G, exponential:G, onecycle or warmup:N")
+    }
+    guard args.allSatisfy({ $0 != nil && $0!.isFinite }) else { throw ValidationError("--schedule '\(text)': the arguments must be numbers") }
     let a = args.map { $0! }
     let total = Swift.max(1, epochs * batchesPerEpoch)
-    switch parts[0] {
+    switch kind {
     case "constant": return nil
     case "cosine": return CosineAnnealing(maxSteps: total)
     case "step":
-        guard a.count == 2, a[0] >= 1, a[1] > 0 else { throw ValidationError("--schedule step:EPOCHS,GAMMA, e.g. step:10,0.5") }
+        guard a.count == 2, a[0] >= 1, a[0] <= 1e9, a[0] == a[0].rounded(), a[1] > 0 else {
+            throw ValidationError("--schedule step:EPOCHS,GAMMA with a whole number of epochs (1 to 10⁹), e.g. step:10,0.5")
+        }
         return StepDecay(stepSize: Int(a[0]) * batchesPerEpoch, gamma: a[1])
     case "exponential":
         guard a.count == 1, a[0] > 0 else { throw ValidationError("--schedule exponential:GAMMA (per epoch), e.g. exponential:0.95") }
         return ExponentialDecay(gamma: Foundation.pow(a[0], 1 / Double(batchesPerEpoch)))
     case "onecycle": return OneCycle(maxLearningRate: learningRate, totalSteps: total)
     case "warmup":
-        guard a.count == 1, a[0] >= 1 else { throw ValidationError("--schedule warmup:STEPS, e.g. warmup:100") }
+        guard a.count == 1, a[0] >= 1, a[0] <= 1e12, a[0] == a[0].rounded() else { throw ValidationError("--schedule warmup:STEPS with a whole number of steps, e.g. warmup:100") }
         return Warmup(steps: Int(a[0]))
     default: throw ValidationError("--schedule '\(text)' is not one of constant, cosine, step:E,G, exponential:G, onecycle, warmup:N")
     }
@@ -455,14 +531,21 @@ struct PreparedData {
     init(_ c: TrainConfiguration) throws {
         let dataset: Dataset
         if let bundled = Dataset.Bundled(rawValue: c.data) ?? Dataset.Bundled.allCases.first(where: { "\($0)" == c.data }) {
-            dataset = try Dataset.bundled(bundled)
+            dataset = try Dataset.bundled(bundled, target: c.target, task: c.task)
         } else {
-            guard FileManager.default.fileExists(atPath: c.data) else {
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: c.data, isDirectory: &isFolder) else {
                 throw RunFailure(message: "--data \(c.data): no such file, and not a bundled data set (\(Dataset.Bundled.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            guard !isFolder.boolValue else {
+                throw RunFailure(message: "--data \(c.data) is a folder; give a CSV file, an IDX images file or a bundled data set name")
             }
             if c.data.contains("idx3-ubyte") {
                 // MNIST-style IDX: the labels file sits beside the images file.
-                let labels = c.data.replacingOccurrences(of: "images", with: "labels").replacingOccurrences(of: "idx3-ubyte", with: "idx1-ubyte")
+                // Only the file's own name changes (a folder called "images" stays as it is).
+                let name = (c.data as NSString).lastPathComponent
+                let labelsName = name.replacingOccurrences(of: "images", with: "labels").replacingOccurrences(of: "idx3-ubyte", with: "idx1-ubyte")
+                let labels = ((c.data as NSString).deletingLastPathComponent as NSString).appendingPathComponent(labelsName)
                 guard labels != c.data, FileManager.default.fileExists(atPath: labels) else {
                     throw RunFailure(message: "--data \(c.data): no labels file \(labels) beside the images")
                 }

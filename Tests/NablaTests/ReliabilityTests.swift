@@ -1,0 +1,151 @@
+import Foundation
+import Nabla
+import NablaConformance
+import Testing
+
+/// Paths that used to hang, overflow the stack or answer wrongly, and the fuzz suite's short run.
+@Suite struct ReliabilityTests {
+    @Test func longGraphsAreReleasedAndDifferentiatedWithoutRecursion() {
+        // 50,000 chained operations: freeing the graph (and the backward pass) must not recurse.
+        let x = Tensor<Double>([0.5]).requiringGradient()
+        var y = x
+        for _ in 0..<50_000 { y = (y * 0.9999).sin() + 0.0001 }
+        let g = gradients(of: y.sum(), wrt: [x])[0]
+        #expect(g.scalars[0].isFinite && g.scalars[0] > 0)
+        // Recorded and dropped without a backward pass.
+        do {
+            var z = x
+            for _ in 0..<50_000 { z = z + 1 }
+            #expect(z.scalars[0] == 50_000.5)
+        }
+    }
+
+    @Test func deepExpressionsParseAndDifferentiate() throws {
+        let nested = try Expression(String(repeating: "(", count: 30_000) + "x^2" + String(repeating: ")", count: 30_000))
+        #expect(try nested.valueWithGradient(at: ["x": 3]) == (9, [6]))
+        let sum = try Expression(Array(repeating: "x", count: 60_000).joined(separator: " + "))
+        #expect(try sum.valueWithGradient(at: ["x": 2]) == (120_000, [60_000]))
+        let signs = try Expression(String(repeating: "-", count: 30_001) + "x")
+        #expect(try signs.value(at: ["x": 2]) == -2)
+        let tower = try Expression(Array(repeating: "x", count: 2_000).joined(separator: "^"))
+        let h = try tower.hessian(at: ["x": 1])
+        #expect(h.count == 1 && h[0][0].isFinite)
+    }
+
+    @Test func minimizersEndOnUnboundedObjectives() {
+        for method in MinimizationMethod.unconstrained {
+            let r = minimize({ $0.sum() }, from: Tensor([1.0]), method: method, options: MinimizeOptions(maxIterations: 3))
+            #expect(r.iterations <= 3, "\(method)")
+            #expect(!r.success, "\(method): \(r)")
+        }
+        let saddle = try! Expression("-x^2 + y^2").function()
+        let r = minimize(saddle, from: Tensor([1.0, 1.0]), method: .lbfgs)
+        #expect(r.status == .unbounded, "\(r)")
+        let cg = minimize(saddle, from: Tensor([1.0, 1.0]), method: .conjugateGradient(.polakRibierePlus))
+        #expect(cg.status == .unbounded || cg.status == .diverged, "\(cg)")
+    }
+
+    @Test func nanPropagatesThroughReluAndExtrema() {
+        let x = Tensor<Float>([1, .nan, 2, -1])
+        #expect(x.relu().scalars[1].isNaN && x.relu().scalars[3] == 0 && x.relu().scalars[2] == 2)
+        #expect(x.max().scalar.isNaN && x.min().scalar.isNaN)
+        #expect(x.argmax() == [1])
+        let rows = Tensor<Double>(shape: [2, 3], scalars: [1, .nan, 2, 3, 1, 2])
+        #expect(rows.argmax(axis: 1) == [1, 0])
+        #expect(rows.max(axes: [1]).scalars[0].isNaN && rows.max(axes: [1]).scalars[1] == 3)
+        #expect(rows.max(axes: [0]).scalars[1].isNaN)
+        // The fused dense-ReLU layer agrees.
+        let layer = Linear<Float>(weight: Tensor(shape: [2, 1], scalars: [1, -1]), bias: Tensor([0, 0]))
+        let fused = Sequential<Float>(layer, Activation(.relu))(Tensor(shape: [1, 1], scalars: [.nan]))
+        #expect(fused.scalars.allSatisfy { $0.isNaN })
+    }
+
+    @Test func leastSquaresIsExactOnTheReadmePoints() {
+        let x = Tensor<Double>(shape: [5, 1], scalars: [1, 2, 3, 4, 5])
+        var exact = LinearRegression()
+        exact.fit(x, [2, 4, 5, 4, 5])
+        #expect(Swift.abs(exact.weights[0] - 0.6) < 1e-15 && Swift.abs(exact.intercept - 2.2) < 1e-14)
+        var descent = LinearRegression(solver: .gradientDescent(learningRate: 0.01, steps: 1000))
+        descent.fit(x, [2, 4, 5, 4, 5])
+        #expect(descent.weights[0] == 0.6176946148762643 && descent.intercept == 2.136116825825789)
+        // Collinear features still get a solution.
+        var collinear = LinearRegression()
+        collinear.fit(Tensor(shape: [4, 2], scalars: [1, 2, 2, 4, 3, 6, 4, 8]), [1, 2, 3, 4])
+        #expect(collinear.weights.allSatisfy { $0.isFinite })
+    }
+
+    @Test func convexModelsAreSolvedToTheirOptimum() throws {
+        let data = try Dataset.bundled(.iris)
+        let spec = ModelSpec(parsing: "logistic")!
+        let labels = data.targets.map { Int($0) }
+        let solution = spec.solve(features: data.features, labels: labels, classes: 3)
+        #expect(solution.weight.shape == [3, 4] && solution.bias.count == 3)
+        // scikit-learn's objective (C = 1) at the solution is within its tolerance of the optimum.
+        var reference = LogisticRegression(tolerance: 1e-10)
+        reference.fit(data.features, labels: labels)
+        let objective = LogisticRegression.objectiveFunction(x: data.features, labels: labels, classes: 3, c: 1)
+        let theta = Tensor(solution.weight.scalars + solution.bias)
+        let value = withoutGradients { objective(theta).scalar }
+        #expect(value >= reference.objective - 1e-12 && value - reference.objective < 1e-5 * reference.objective, "\(value) against \(reference.objective)")
+        #expect(isClose(solution.weight.scalars, reference.weights.scalars, tolerance: 2e-2))
+        let linear = ModelSpec(parsing: "linear")!.solve(features: data.features, values: data.features.scalars.enumerated().filter { $0.offset % 4 == 0 }.map { 2 * $0.element + 1 })
+        #expect(Swift.abs(linear.weight.scalars[0] - 2) < 1e-12 && Swift.abs(linear.bias[0] - 1) < 1e-12)
+    }
+
+    @Test func trainingNotesALossStillFalling() {
+        var h = TrainingHistory()
+        h.records = (1...10).map { EpochRecord(epoch: $0, trainLoss: Foundation.pow(0.9, Double($0)), validation: [:], learningRate: 1e-3, seconds: 0) }
+        h.stopReason = .maxEpochs
+        #expect(h.stillImprovingNote?.contains("still falling") == true)
+        h.records = (1...10).map { EpochRecord(epoch: $0, trainLoss: 1 + 1e-4 / Double($0), validation: [:], learningRate: 1e-3, seconds: 0) }
+        #expect(h.stillImprovingNote == nil)
+    }
+
+    @Test func hostileFileHeadersAreRefusedBeforeAllocating() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-hostile-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func write(_ name: String, _ bytes: [UInt8]) throws -> String {
+            let p = folder.appendingPathComponent(name).path
+            try Data(bytes).write(to: URL(fileURLWithPath: p))
+            return p
+        }
+        // safetensors: shape [2^40, 2^22] of F32 overflows.
+        let header = Array(#"{"w":{"dtype":"F32","shape":[1099511627776,4194304],"data_offsets":[0,4]}}"#.utf8)
+        var st = withUnsafeBytes(of: UInt64(header.count).littleEndian, Array.init) + header
+        st += [0, 0, 0, 0]
+        #expect(throws: TensorFileError.self) { try SafeTensors.read(try write("big.safetensors", st)) }
+        // NPY: shape (2^63 − 1,) and (2^40, 2^40).
+        for shape in ["(9223372036854775807,)", "(1099511627776, 1099511627776)"] {
+            var text = "{'descr': '<f8', 'fortran_order': False, 'shape': \(shape), }"
+            while (10 + text.utf8.count + 1) % 64 != 0 { text += " " }
+            let npy: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(text.utf8.count + 1), 0] + Array(text.utf8) + [10]
+            #expect(throws: TensorFileError.self) { try NPY.read(try write("big.npy", npy)) }
+        }
+        // IDX: [2^31] x 3 dimensions, and [n, 0, 0].
+        #expect(throws: TensorFileError.self) { try IDX.read(try write("big-idx3-ubyte", Fuzz.idxHeader(type: 8, dims: [1 << 31, 1 << 31, 1 << 31]))) }
+        let empty = try write("empty-images-idx3-ubyte", Fuzz.idxHeader(type: 8, dims: [2, 0, 0]))
+        let labels = try write("empty-labels-idx1-ubyte", Fuzz.idxHeader(type: 8, dims: [2]) + [0, 1])
+        #expect(throws: DataFileError.self) { try Dataset.readIDX(images: empty, labels: labels) }
+        // Labels that are not classes: 255 is fine, a float label of −1 or NaN is not.
+        let images = try write("ok-images-idx3-ubyte", Fuzz.idxHeader(type: 8, dims: [2, 1, 1]) + [3, 4])
+        for bad: Float in [-1, .nan, 1e6] {
+            let bytes = Fuzz.idxHeader(type: 0x0D, dims: [2]) + [bad, 0].flatMap { withUnsafeBytes(of: $0.bitPattern.bigEndian, Array.init) }
+            let path = try write("bad-labels-idx1-ubyte", bytes)
+            #expect(throws: DataFileError.self) { try Dataset.readIDX(images: images, labels: path) }
+        }
+    }
+
+    @Test func fuzzSuiteShortRun() throws {
+        let expressions = Fuzz.expressions(count: 300, seed: 1)
+        #expect(expressions.failures.isEmpty, "\(expressions)")
+        #expect(expressions.values > 0 && expressions.errors > 0)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-fuzz-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let files = Fuzz.files(count: 300, seed: 2, folder: folder)
+        #expect(files.failures.isEmpty, "\(files)")
+        #expect(files.errors > 0)
+        let objectives = Fuzz.objectives(count: 20, seed: 3, maxIterations: 20)
+        #expect(objectives.failures.isEmpty, "\(objectives)")
+    }
+}
