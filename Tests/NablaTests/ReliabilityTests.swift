@@ -60,17 +60,17 @@ import Testing
         #expect(fused.scalars.allSatisfy { $0.isNaN })
     }
 
-    @Test func leastSquaresIsExactOnTheReadmePoints() {
+    @Test func leastSquaresIsExactOnTheReadmePoints() throws {
         let x = Tensor<Double>(shape: [5, 1], scalars: [1, 2, 3, 4, 5])
         var exact = LinearRegression()
-        exact.fit(x, [2, 4, 5, 4, 5])
+        try exact.fit(x, [2, 4, 5, 4, 5])
         #expect(Swift.abs(exact.weights[0] - 0.6) < 1e-15 && Swift.abs(exact.intercept - 2.2) < 1e-14)
         var descent = LinearRegression(solver: .gradientDescent(learningRate: 0.01, steps: 1000))
-        descent.fit(x, [2, 4, 5, 4, 5])
+        try descent.fit(x, [2, 4, 5, 4, 5])
         #expect(descent.weights[0] == 0.6176946148762643 && descent.intercept == 2.136116825825789)
         // Collinear features still get a solution.
         var collinear = LinearRegression()
-        collinear.fit(Tensor(shape: [4, 2], scalars: [1, 2, 2, 4, 3, 6, 4, 8]), [1, 2, 3, 4])
+        try collinear.fit(Tensor(shape: [4, 2], scalars: [1, 2, 2, 4, 3, 6, 4, 8]), [1, 2, 3, 4])
         #expect(collinear.weights.allSatisfy { $0.isFinite })
     }
 
@@ -78,17 +78,17 @@ import Testing
         let data = try Dataset.bundled(.iris)
         let spec = ModelSpec(parsing: "logistic")!
         let labels = data.targets.map { Int($0) }
-        let solution = spec.solve(features: data.features, labels: labels, classes: 3)
+        let solution = try spec.solve(features: data.features, labels: labels, classes: 3)
         #expect(solution.weight.shape == [3, 4] && solution.bias.count == 3)
         // scikit-learn's objective (C = 1) at the solution is within its tolerance of the optimum.
         var reference = LogisticRegression(tolerance: 1e-10)
-        reference.fit(data.features, labels: labels)
+        try reference.fit(data.features, labels: labels)
         let objective = LogisticRegression.objectiveFunction(x: data.features, labels: labels, classes: 3, c: 1)
         let theta = Tensor(solution.weight.scalars + solution.bias)
         let value = withoutGradients { objective(theta).scalar }
         #expect(value >= reference.objective - 1e-12 && value - reference.objective < 1e-5 * reference.objective, "\(value) against \(reference.objective)")
         #expect(isClose(solution.weight.scalars, reference.weights.scalars, tolerance: 2e-2))
-        let linear = ModelSpec(parsing: "linear")!.solve(features: data.features, values: data.features.scalars.enumerated().filter { $0.offset % 4 == 0 }.map { 2 * $0.element + 1 })
+        let linear = try ModelSpec(parsing: "linear")!.solve(features: data.features, values: data.features.scalars.enumerated().filter { $0.offset % 4 == 0 }.map { 2 * $0.element + 1 })
         #expect(Swift.abs(linear.weight.scalars[0] - 2) < 1e-12 && Swift.abs(linear.bias[0] - 1) < 1e-12)
     }
 
@@ -147,5 +147,36 @@ import Testing
         #expect(files.errors > 0)
         let objectives = Fuzz.objectives(count: 20, seed: 3, maxIterations: 20)
         #expect(objectives.failures.isEmpty, "\(objectives)")
+    }
+}
+
+@Suite struct FirstContactTests {
+    @Test func rangeSubscripts() {
+        let x = Tensor<Double>(shape: [4, 3], scalars: (0..<12).map(Double.init))
+        #expect(x[1..<3].shape == [2, 3] && x[1..<3].scalars == [3, 4, 5, 6, 7, 8])
+        #expect(x[2...].scalars == [6, 7, 8, 9, 10, 11] && x[..<1].scalars == [0, 1, 2] && x[...0].scalars == [0, 1, 2])
+        #expect(x[(-1)...].scalars == [9, 10, 11] && x[(-2)...(-1)].shape == [2, 3])
+        #expect(x[..., -1].scalars == [2, 5, 8, 11] && x[..., 0..<2].shape == [4, 2])
+        // Differentiable like any slice.
+        let g = gradient(at: x) { $0[..., -1].sum() + $0[1..<2].sum() }
+        #expect(g.scalars == [0, 0, 1, 1, 1, 2, 0, 0, 1, 0, 0, 1])
+    }
+
+    @Test func modelsPrintTheirLayerTree() {
+        final class Classifier: Module<Float> {
+            let encoder = Sequential<Float>(Linear(inputSize: 4, outputSize: 3), Activation(.relu))
+            let head = Linear<Float>(inputSize: 3, outputSize: 2)
+        }
+        let text = "\(Classifier())"
+        #expect(text.hasPrefix("Classifier: 23 parameters"), "\(text)")
+        #expect(text.contains("  encoder: Sequential  (15)"), "\(text)")
+        #expect(text.contains("    0: Linear  weight [3, 4], bias [3]  (15)"), "\(text)")
+        #expect(text.contains("  head: Linear  weight [2, 3], bias [2]  (8)"), "\(text)")
+    }
+
+    @Test func fitRefusesNonFiniteData() {
+        var model = LinearRegression()
+        #expect(throws: FitError.self) { try model.fit(Tensor(shape: [2, 1], scalars: [1, .nan]), [1, 2]) }
+        #expect(throws: FitError.self) { try model.fit(Tensor(shape: [2, 1], scalars: [1, 2]), [1, .infinity]) }
     }
 }

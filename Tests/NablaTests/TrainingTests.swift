@@ -166,16 +166,16 @@ func csvError(_ text: String, target: String? = nil) -> DataFileError? {
 }
 
 @Suite struct ClassicModelTests {
-    @Test func textbookLineByGradientDescentAndClosedForm() {
+    @Test func textbookLineByGradientDescentAndClosedForm() throws {
         let x = Tensor<Double>(shape: [5, 1], scalars: [1, 2, 3, 4, 5]), y: [Double] = [2, 4, 5, 4, 5]
         var gd = LinearRegression(solver: .gradientDescent(learningRate: 0.01, steps: 1000))
-        gd.fit(x, y)
+        try gd.fit(x, y)
         #expect(isClose(gd.weights[0], 0.617695, tolerance: 1e-6) && isClose(gd.intercept, 2.136117, tolerance: 1e-6))
         var exact = LinearRegression()
-        exact.fit(x, y)
+        try exact.fit(x, y)
         #expect(isClose(exact.weights[0], 0.6, tolerance: 1e-12) && isClose(exact.intercept, 2.2, tolerance: 1e-12))
         var long = LinearRegression(solver: .gradientDescent(learningRate: 0.05, steps: 20_000))
-        long.fit(x, y)
+        try long.fit(x, y)
         #expect(isClose(long.weights[0], exact.weights[0], tolerance: 1e-9) && isClose(long.intercept, exact.intercept, tolerance: 1e-9))
         #expect(gd.lossHistory.first! > gd.lossHistory.last!)
     }
@@ -184,7 +184,7 @@ func csvError(_ text: String, target: String? = nil) -> DataFileError? {
         let d = try Dataset.bundled(.diabetes)
         let (n, p) = (d.count, d.featureCount)
         var ridge = LinearRegression(alpha: 0.5)
-        ridge.fit(d.features, d.targets)
+        try ridge.fit(d.features, d.targets)
         let residual = zip(d.targets, ridge.predict(d.features)).map { $0 - $1 }
         let xs = d.features.scalars
         for j in 0..<p {   // Xᵀ r = α w
@@ -192,7 +192,7 @@ func csvError(_ text: String, target: String? = nil) -> DataFileError? {
             #expect(Swift.abs(g - 0.5 * ridge.weights[j]) < 1e-6 * Swift.max(1, Swift.abs(g)))
         }
         var lasso = Lasso(alpha: 0.5)
-        lasso.fit(d.features, d.targets)
+        try lasso.fit(d.features, d.targets)
         let r = zip(d.targets, lasso.predict(d.features)).map { $0 - $1 }
         #expect(lasso.weights.contains(0) && lasso.weights.contains { $0 != 0 })
         for j in 0..<p {   // subgradient condition: Xᵀr/n = α sign(w), or |Xᵀr/n| ≤ α where w = 0
@@ -213,17 +213,17 @@ func csvError(_ text: String, target: String? = nil) -> DataFileError? {
     @Test func logisticRegressionSolversAgreeAtTheOptimum() throws {
         let (x, y, xt, yt) = try breastCancer()
         var lbfgs = LogisticRegression(solver: .lbfgs, tolerance: 1e-9)
-        lbfgs.fit(x, labels: y)
+        try lbfgs.fit(x, labels: y)
         var newton = LogisticRegression(solver: .newton, tolerance: 1e-9)
-        newton.fit(x, labels: y)
+        try newton.fit(x, labels: y)
         #expect(isClose(lbfgs.objective, newton.objective, tolerance: 1e-10))
         #expect(Swift.abs(lbfgs.objective - 0.0656) < 5e-4)   // the reference optimum, 3 digits
         #expect(lbfgs.score(xt, labels: yt) > 0.97)
         var loose = LogisticRegression()   // scikit-learn's tolerances: close to, and above, the optimum
-        loose.fit(x, labels: y)
+        try loose.fit(x, labels: y)
         #expect(loose.objective >= lbfgs.objective && loose.objective - lbfgs.objective < 1e-4 * lbfgs.objective)
         var gd = LogisticRegression(solver: .gradientDescent, maxIterations: 300, learningRate: 1)
-        gd.fit(x, labels: y)
+        try gd.fit(x, labels: y)
         #expect(gd.objective > lbfgs.objective && gd.objective < lbfgs.objective * 1.5)
         let g = gradient(at: Tensor(lbfgs.weights.scalars + lbfgs.intercepts), of: LogisticRegression.objectiveFunction(x: x, labels: y, classes: 2, c: 1))
         #expect(g.abs().max().scalar < 1e-7)
@@ -232,10 +232,10 @@ func csvError(_ text: String, target: String? = nil) -> DataFileError? {
     @Test func linearSVMsSeparateBreastCancer() throws {
         let (x, y, xt, yt) = try breastCancer()
         var squared = LinearSVM(loss: .squaredHinge)
-        squared.fit(x, labels: y)
+        try squared.fit(x, labels: y)
         #expect(squared.score(xt, labels: yt) > 0.95)
         var hinge = LinearSVM(loss: .hinge, maxIterations: 300)
-        hinge.fit(x, labels: y)
+        try hinge.fit(x, labels: y)
         #expect(hinge.score(xt, labels: yt) > 0.93)
     }
 

@@ -258,3 +258,41 @@ extension Module {
     }
 
 }
+
+extension Module: CustomStringConvertible {
+    /// The module tree with each module's own parameters (name and shape) and parameter
+    /// counts, as `print(model)` shows it:
+    ///
+    ///     Classifier: 2,410 parameters
+    ///       encoder: Sequential (2,080)
+    ///         0: Linear  weight [32, 64], bias [32]  (2,080)
+    ///         1: Activation
+    ///       head: Linear  weight [10, 32], bias [10]  (330)
+    public var description: String {
+        let parameters = namedParameters
+        func typeName(_ m: Module) -> String { String(String(describing: type(of: m)).prefix { $0 != "<" }) }
+        func grouped(_ n: Int) -> String {
+            let digits = Array(String(n))
+            return String(digits.enumerated().flatMap { i, c in (i > 0 && (digits.count - i) % 3 == 0 ? [","] : []) + [c] })
+        }
+        func count(under prefix: String) -> Int {
+            parameters.filter { $0.name.hasPrefix(prefix + ".") }.reduce(0) { $0 + $1.parameter.value.count }
+        }
+        func own(_ prefix: String) -> String {
+            parameters.compactMap { entry -> String? in
+                let rest = prefix.isEmpty ? entry.name : entry.name.hasPrefix(prefix + ".") ? String(entry.name.dropFirst(prefix.count + 1)) : nil
+                guard let rest, !rest.contains(".") else { return nil }
+                return "\(rest) \(entry.parameter.shape)\(entry.parameter.isFrozen ? " (frozen)" : "")"
+            }.joined(separator: ", ")
+        }
+        let total = parameters.reduce(0) { $0 + $1.parameter.value.count }
+        var lines = ["\(typeName(self)): \(grouped(total)) parameter\(total == 1 ? "" : "s")" + (own("").isEmpty ? "" : "  " + own(""))]
+        for (name, module) in namedModules {
+            let depth = name.split(separator: ".").count
+            let mine = own(name), n = count(under: name)
+            lines.append(String(repeating: "  ", count: depth) + "\(name.split(separator: ".").last!): \(typeName(module))"
+                         + (mine.isEmpty ? "" : "  " + mine) + (n > 0 ? "  (\(grouped(n)))" : ""))
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -179,7 +179,7 @@ public struct MinimizeResult: CustomStringConvertible {
     public var message: String { status.rawValue }
 
     public var description: String {
-        "\(method): \(success ? "converged" : "stopped") (\(message)) after \(iterations) iterations, \(evaluations) evaluations; f = \(value), |∇f| = \(gradientNorm)"
+        "\(method): \(success ? "converged" : "stopped") (\(message)) after \(counted(iterations, "iteration")), \(counted(evaluations, "evaluation")); f = \(value), |∇f| = \(gradientNorm)"
     }
 }
 

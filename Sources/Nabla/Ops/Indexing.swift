@@ -132,6 +132,44 @@ extension Tensor {
         return slice(axis: 0, start: j, end: j + 1).reshaped(to: Array(shape.dropFirst()))
     }
 
+    /// The rows (entries along axis 0) in `range`: `x[1..<3]`, `x[2...]`, `x[..<2]`. Negative
+    /// bounds count from the end, as in NumPy (`x[(-2)...]` is the last two rows).
+    public subscript<R: RangeExpression>(_ range: R) -> Tensor where R.Bound == Int {
+        slice(along: 0, range, op: "subscript")
+    }
+
+    /// Index `i` along the last axis, whatever comes before it: `x[..., -1]` is the last column
+    /// of a matrix (NumPy's `x[..., -1]`).
+    public subscript(_: UnboundedRange, _ i: Int) -> Tensor {
+        require(rank >= 1, "subscript: a 0-d tensor cannot be indexed")
+        let axis = rank - 1, j = i < 0 ? i + shape[axis] : i
+        require(j >= 0 && j < shape[axis], "subscript: index \(i) out of range for the last axis of shape \(shape)")
+        return slice(axis: axis, start: j, end: j + 1).reshaped(to: Array(shape.dropLast()))
+    }
+
+    /// A range along the last axis: `x[..., 1..<3]`.
+    public subscript<R: RangeExpression>(_: UnboundedRange, _ range: R) -> Tensor where R.Bound == Int {
+        slice(along: rank - 1, range, op: "subscript")
+    }
+
+    func slice<R: RangeExpression>(along axis: Int, _ range: R, op: String) -> Tensor where R.Bound == Int {
+        require(rank >= 1 && axis >= 0, "\(op): a 0-d tensor cannot be sliced")
+        let n = shape[axis]
+        func resolved(_ b: Int) -> Int { b < 0 ? b + n : b }
+        let lower: Int, upper: Int
+        switch range {
+        case let r as Range<Int>: (lower, upper) = (resolved(r.lowerBound), resolved(r.upperBound))
+        case let r as ClosedRange<Int>: (lower, upper) = (resolved(r.lowerBound), resolved(r.upperBound) + 1)
+        case let r as PartialRangeFrom<Int>: (lower, upper) = (resolved(r.lowerBound), n)
+        case let r as PartialRangeUpTo<Int>: (lower, upper) = (0, resolved(r.upperBound))
+        case let r as PartialRangeThrough<Int>: (lower, upper) = (0, resolved(r.upperBound) + 1)
+        default: let r = range.relative(to: 0..<n); (lower, upper) = (r.lowerBound, r.upperBound)
+        }
+        require(lower >= 0 && lower <= upper && upper <= n,
+                "\(op): range \(range) does not fit axis \(axis) of shape \(shape)")
+        return slice(axis: axis, start: lower, end: upper)
+    }
+
     /// `out[i] = x[i with its axis-th coordinate replaced by index[i]]`; `index` has the rank of
     /// `self`. Repeated indices accumulate gradient.
     @inlinable public func gather(axis: Int, index: IndexTensor) -> Tensor {

@@ -37,8 +37,7 @@ public struct LinePlot {
     }
 
     public var svg: String {
-        let left = 70.0, right = 20.0, top = 36.0, bottom = 50.0
-        let plotW = width - left - right, plotH = height - top - bottom
+        let right = 20.0, top = 56.0, bottom = 50.0
         let transformed = series.map { s in
             s.points.compactMap { p -> (Double, Double)? in
                 guard p.x.isFinite, p.y.isFinite else { return nil }
@@ -53,20 +52,25 @@ public struct LinePlot {
         if y1 <= y0 { (y0, y1) = (y0 - 0.5, y1 + 0.5) }
         let pad = (y1 - y0) * 0.05
         (y0, y1) = (y0 - pad, y1 + pad)
-        func sx(_ x: Double) -> Double { left + (x - x0) / (x1 - x0) * plotW }
-        func sy(_ y: Double) -> Double { top + (1 - (y - y0) / (y1 - y0)) * plotH }
-        func f(_ v: Double) -> String { String(format: "%.1f", v) }
         func label(_ v: Double) -> String {
             let value = logarithmic ? pow(10, v) : v
             return Swift.abs(value) >= 1e4 || (Swift.abs(value) < 1e-3 && value != 0) ? String(format: "%.1e", value) : String(format: "%.4g", value)
         }
+        // The left margin holds the widest y-tick label and, left of it, the rotated axis title.
+        let yTicks = LinePlot.ticks(y0, y1)
+        let widestLabel = Double(yTicks.map { label($0).count }.max() ?? 4)
+        let left = Swift.max(60, 30 + 7.2 * widestLabel + 10)
+        let plotW = width - left - right, plotH = height - top - bottom
+        func sx(_ x: Double) -> Double { left + (x - x0) / (x1 - x0) * plotW }
+        func sy(_ y: Double) -> Double { top + (1 - (y - y0) / (y1 - y0)) * plotH }
+        func f(_ v: Double) -> String { String(format: "%.1f", v) }
         var s = """
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" font-family="sans-serif" font-size="12">
         <rect width="100%" height="100%" fill="white"/>
         <text x="\(f(width / 2))" y="22" text-anchor="middle" font-size="15">\(escape(title))</text>
 
         """
-        for t in LinePlot.ticks(y0, y1) {
+        for t in yTicks {
             s += "<line x1=\"\(f(left))\" y1=\"\(f(sy(t)))\" x2=\"\(f(left + plotW))\" y2=\"\(f(sy(t)))\" stroke=\"#e5e5e5\"/>"
             s += "<text x=\"\(f(left - 6))\" y=\"\(f(sy(t) + 4))\" text-anchor=\"end\">\(label(t))</text>\n"
         }
@@ -82,9 +86,10 @@ public struct LinePlot {
             let path = pts.enumerated().map { "\($0.offset == 0 ? "M" : "L")\(f(sx($0.element.0))),\(f(sy($0.element.1)))" }.joined(separator: " ")
             s += "<path d=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
             if pts.count == 1 { s += "<circle cx=\"\(f(sx(pts[0].0)))\" cy=\"\(f(sy(pts[0].1)))\" r=\"3\" fill=\"\(color)\"/>\n" }
-            let ly = top + 14 + Double(i) * 16
-            s += "<line x1=\"\(f(left + plotW - 150))\" y1=\"\(f(ly - 4))\" x2=\"\(f(left + plotW - 130))\" y2=\"\(f(ly - 4))\" stroke=\"\(color)\" stroke-width=\"2\"/>"
-            s += "<text x=\"\(f(left + plotW - 125))\" y=\"\(f(ly))\">\(escape(series[i].name))</text>\n"
+            // The legend runs along the top margin, above the data (never over a curve).
+            let lx = left + series[..<i].reduce(0.0) { $0 + 40 + 7 * Double($1.name.count) }, ly = top - 12
+            s += "<line x1=\"\(f(lx))\" y1=\"\(f(ly - 4))\" x2=\"\(f(lx + 20))\" y2=\"\(f(ly - 4))\" stroke=\"\(color)\" stroke-width=\"2\"/>"
+            s += "<text x=\"\(f(lx + 25))\" y=\"\(f(ly))\">\(escape(series[i].name))</text>\n"
         }
         return s + "</svg>\n"
     }

@@ -10,6 +10,9 @@ func require(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () ->
     if _slowPath(!condition()) { usageFailure(message(), file: file, line: line) }
 }
 
+/// "1 iteration", "2 iterations": a count with its noun, singular or plural.
+func counted(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+
 /// Stops the program with `message`, in release builds too (see ``require(_:_:file:line:)``).
 @usableFromInline @inline(never)
 func usageFailure(_ message: String, file: StaticString = #fileID, line: UInt = #line) -> Never {

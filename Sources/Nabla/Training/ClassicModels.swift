@@ -33,8 +33,25 @@ func affinePrediction(_ model: String, _ x: Tensor<Double>, _ weights: [Double],
     return (0..<x.shape[0]).map { i in (0..<d).reduce(intercept) { $0 + v[i * d + $1] * weights[$1] } }
 }
 
-func checkFit(_ model: String, _ x: Tensor<Double>, _ count: Int) {
+/// Data a model cannot be fitted to (non-finite values); the message names the model, the row
+/// and the column.
+public struct FitError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { message }
+}
+
+/// Shapes that disagree are API misuse (a trap naming the shapes); values that are NaN or
+/// infinite are bad data (a thrown ``FitError``). Every model's `fit` throws only for the latter
+/// (and the MLPs also when training diverges).
+func checkFit(_ model: String, _ x: Tensor<Double>, _ count: Int, targets: [Double]? = nil) throws {
     require(x.rank == 2 && x.shape[0] == count && count > 0, "\(model).fit: features \(x.shape) and \(count) targets do not agree")
+    if let i = x.scalars.firstIndex(where: { !$0.isFinite }) {
+        let d = x.shape[1]
+        throw FitError(message: "\(model).fit: feature \(i % d) of row \(i / d) is \(x.scalars[i]); the features must be finite")
+    }
+    if let targets, let i = targets.firstIndex(where: { !$0.isFinite }) {
+        throw FitError(message: "\(model).fit: the target of row \(i) is \(targets[i]); targets must be finite")
+    }
 }
 
 /// Least squares y ≈ X w + b, optionally with an L2 penalty α‖w‖² (ridge), solved in closed
@@ -55,8 +72,8 @@ public struct LinearRegression: Sendable {
         self.alpha = alpha
     }
 
-    public mutating func fit(_ x: Tensor<Double>, _ y: [Double]) {
-        checkFit("LinearRegression", x, y.count)
+    public mutating func fit(_ x: Tensor<Double>, _ y: [Double]) throws {
+        try checkFit("LinearRegression", x, y.count, targets: y)
         let (n, d) = (x.shape[0], x.shape[1])
         switch solver {
         case .closedForm:
@@ -121,8 +138,8 @@ public struct Lasso: Sendable {
         (self.alpha, self.maxIterations, self.tolerance) = (alpha, maxIterations, tolerance)
     }
 
-    public mutating func fit(_ x: Tensor<Double>, _ y: [Double]) {
-        checkFit("Lasso", x, y.count)
+    public mutating func fit(_ x: Tensor<Double>, _ y: [Double]) throws {
+        try checkFit("Lasso", x, y.count, targets: y)
         let (n, d) = (x.shape[0], x.shape[1])
         let xm = x.mean(axes: [0], keepingDimensions: true), ym = y.reduce(0, +) / Double(n)
         let xc = (x - xm).detached(), yc = Tensor(shape: [n, 1], scalars: y.map { $0 - ym })
@@ -207,8 +224,8 @@ public struct LogisticRegression: Sendable {
         }
     }
 
-    public mutating func fit(_ x: Tensor<Double>, labels: [Int]) {
-        checkFit("LogisticRegression", x, labels.count)
+    public mutating func fit(_ x: Tensor<Double>, labels: [Int]) throws {
+        try checkFit("LogisticRegression", x, labels.count)
         require(labels.allSatisfy { $0 >= 0 }, "LogisticRegression.fit: labels must be class indices 0, 1, ...")
         let k = Swift.max(2, (labels.max() ?? 0) + 1), d = x.shape[1]
         classCount = k
@@ -295,8 +312,8 @@ public struct LinearSVM: Sendable {
         }
     }
 
-    public mutating func fit(_ x: Tensor<Double>, labels: [Int]) {
-        checkFit("LinearSVM", x, labels.count)
+    public mutating func fit(_ x: Tensor<Double>, labels: [Int]) throws {
+        try checkFit("LinearSVM", x, labels.count)
         let k = Swift.max(2, (labels.max() ?? 0) + 1), (n, d) = (x.shape[0], x.shape[1])
         classCount = k
         let machines = k == 2 ? [1] : Array(0..<k)

@@ -20,9 +20,10 @@ extension ModelSpec {
     ///   L2 penalty, C = 1/(n λ), or C = 1 (its default) when λ = 0, by L-BFGS to its tolerance;
     /// - `svm`: one-vs-rest linear SVMs with the squared hinge loss (scikit-learn's `LinearSVC`),
     ///   with the same C, by L-BFGS.
+    /// Throws ``FitError`` for non-finite features or targets.
     /// For two classes the scores are (0, z): the same decisions and probabilities as one score z.
     public func solve(features x: Tensor<Double>, labels: [Int]? = nil, classes: Int = 0, values: [Double]? = nil,
-                      l2: Double = 0) -> ConvexSolution {
+                      l2: Double = 0) throws -> ConvexSolution {
         require(isConvex, "ModelSpec.solve: \(self) is not a one-layer convex model")
         require(x.rank == 2 && x.shape[0] > 0, "ModelSpec.solve: features of shape \(x.shape) are not a non-empty [n, d] matrix")
         require(l2 >= 0 && l2.isFinite, "ModelSpec.solve: the L2 strength \(l2) is not a non-negative number")
@@ -32,7 +33,7 @@ extension ModelSpec {
         case .linear:
             guard let values else { usageFailure("ModelSpec.solve: a linear model needs target values") }
             var model = LinearRegression(solver: .closedForm, alpha: Double(n) * l2 / 2)
-            model.fit(x, values)
+            try model.fit(x, values)
             return ConvexSolution(weight: Tensor(shape: [1, d], scalars: model.weights), bias: [model.intercept],
                                   method: l2 > 0 ? "closed form (ridge)" : "closed form (least squares)")
         case .logistic, .svm:
@@ -42,12 +43,12 @@ extension ModelSpec {
             let weight: Tensor<Double>, bias: [Double], method: String
             if kind == .logistic {
                 var model = LogisticRegression(c: c)
-                model.fit(x, labels: labels)
+                try model.fit(x, labels: labels)
                 (weight, bias) = (model.weights, model.intercepts)
                 method = "L-BFGS, \(model.iterations) iteration\(model.iterations == 1 ? "" : "s")"
             } else {
                 var model = LinearSVM(c: c, loss: .squaredHinge)
-                model.fit(x, labels: labels)
+                try model.fit(x, labels: labels)
                 (weight, bias) = (model.weights, model.intercepts)
                 method = "L-BFGS (one-vs-rest)"
             }

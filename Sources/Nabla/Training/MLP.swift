@@ -51,6 +51,7 @@ public final class MLPClassifier {
 
     public func fit(_ x: Tensor<Double>, labels: [Int]) throws {
         require(x.rank == 2 && x.shape[0] == labels.count && labels.allSatisfy { $0 >= 0 }, "MLPClassifier.fit: features \(x.shape) and \(labels.count) labels do not agree")
+        try checkFit("MLPClassifier", x, labels.count)
         try train(x, classes: labels, values: nil, outputs: Swift.max(2, (labels.max() ?? 0) + 1))
     }
 
@@ -76,6 +77,7 @@ public final class MLPRegressor {
     public var history: TrainingHistory { core.history }
     public func fit(_ x: Tensor<Double>, _ y: [Double]) throws {
         require(x.rank == 2 && x.shape[0] == y.count, "MLPRegressor.fit: features \(x.shape) and \(y.count) targets do not agree")
+        try checkFit("MLPRegressor", x, y.count, targets: y)
         try core.train(x, classes: nil, values: y, outputs: 1)
     }
     public func predict(_ x: Tensor<Double>) -> [Double] { core.outputs(x).scalars.map(Double.init) }

@@ -292,7 +292,7 @@ public final class Trainer<Scalar: TensorScalar> {
             throw TrainingError(message: "\(path): the training history in the checkpoint cannot be read (\(error))")
         }
         guard e >= 0, e == h.records.count, (Int(a.metadata["trainer.bad_epochs"] ?? "0") ?? -1) >= 0 else {
-            throw TrainingError(message: "\(path): the checkpoint's epoch \(e) does not match its history of \(h.records.count) epochs")
+            throw TrainingError(message: "\(path): the checkpoint's epoch \(e) does not match its history of \(counted(h.records.count, "epoch"))")
         }
         for (name, t) in a.tensors where name.hasPrefix("model.") && (t.dtype == .F32 || t.dtype == .F64 || t.dtype == .F16) {
             if let bad = t.doubles.first(where: { !$0.isFinite }) {

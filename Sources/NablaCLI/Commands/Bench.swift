@@ -162,8 +162,8 @@ struct Bench: ParsableCommand {
             let (y, yt) = (train.labels.values, test.labels.values)
             for solver in [LogisticRegression.Solver.lbfgs, .newton] {
                 var model = LogisticRegression(c: 1, solver: solver)
-                model.fit(x, labels: y)
-                let t = Timing.measure(minTotal: 2, maxTotal: 30) { var m = model; m.fit(x, labels: y) }
+                try model.fit(x, labels: y)
+                let t = Timing.measure(minTotal: 2, maxTotal: 30) { var m = model; try? m.fit(x, labels: y) }
                 let accuracy = model.score(xt, labels: yt)
                 emit([("bench", .string("logreg")), ("impl", .string("nabla")), ("dataset", .string(set.rawValue)),
                       ("model", .string("LogisticRegression(\(solver.rawValue),C=1)")), ("threads", .number(Double(threads))),
@@ -199,7 +199,7 @@ struct Bench: ParsableCommand {
         }
         let x = Tensor<Double>(shape: [5, 1], scalars: [1, 2, 3, 4, 5]), y: [Double] = [2, 4, 5, 4, 5]
         var model = LinearRegression(solver: .gradientDescent(learningRate: 0.01, steps: 1000))
-        let t = Timing.measure(minTotal: 1) { model.fit(x, y) }
+        let t = Timing.measure(minTotal: 1) { try? model.fit(x, y) }
         emit([("bench", .string("scalar_grad")), ("impl", .string("nabla-linear-regression-gd")), ("m", .number(model.weights[0])),
               ("b", .number(model.intercept)), ("fit_ms_median", .number(t.medianSeconds * 1000)), ("others_cores", .number(t.othersCores))],
              text: "y = m·x + b by gradient descent (1000 steps): m = \(fmt(model.weights[0], digits: 7)), b = \(fmt(model.intercept, digits: 7)), \(fmt(t.medianSeconds * 1000, digits: 4)) ms (median)")

@@ -189,7 +189,7 @@ struct Minimize: ParsableCommand {
             chart.xLabel = p.variables[0]
             chart.yLabel = p.variables[1]
             chart.paths = results.map { m, r, _ in
-                ContourPlot.Path(label: m.description, detail: "\(r.iterations) iterations, f = \(fmt(r.value, digits: 2))", points: r.trajectory.map { ($0.x[0], $0.x[1]) })
+                ContourPlot.Path(label: m.description, detail: "\(counted(r.iterations, "iteration")), f = \(fmt(r.value, digits: 2))", points: r.trajectory.map { ($0.x[0], $0.x[1]) })
             }
             chart.minimizers = p.minimizers.filter { $0.count == 2 }.map { ($0[0], $0[1]) }
             if let set {

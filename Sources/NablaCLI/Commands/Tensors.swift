@@ -36,7 +36,11 @@ struct Tensors: ParsableCommand {
                 print("{\"metadata\":{\(meta)},\"tensors\":{\(entries.joined(separator: ","))}}")
                 return
             }
-            for (k, v) in archive.metadata.sorted(by: { $0.key < $1.key }) { print("metadata \(k) = \(v)") }
+            for (k, v) in archive.metadata.sorted(by: { $0.key < $1.key }) {
+                // Long values (a checkpoint's training history) are cut: --json prints them whole.
+                let shown = v.count > 160 ? String(v.prefix(120)) + "… (\(v.count) characters; --json prints all)" : v
+                print("metadata \(k) = \(shown)")
+            }
             let width = names.map(\.count).max() ?? 0
             for n in names {
                 let t = archive.tensors[n]!, d = t.doubles

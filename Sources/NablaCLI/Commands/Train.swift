@@ -69,7 +69,7 @@ struct Train: ParsableCommand {
         Examples:
           nabla train --model logistic --data breast_cancer
           nabla train --data my.csv --target price --model mlp:32,16 --batch full --optimizer sgd --lr 0.05
-          nabla train --resume runs/mlp-digits-20260101-120000
+          nabla train --resume runs/mlp-64-digits-20260101-120000
         """)
 
     @Option(help: "Bundled data set name, a CSV file, or an MNIST-style IDX images file (…-images-idx3-ubyte[.gz], labels beside it).") var data: String = "digits"
@@ -226,8 +226,11 @@ struct Train: ParsableCommand {
         var logFiles = "model.safetensors, summary.json"
         if config.solve == true {
             // A convex problem: its optimum, by the solver (no epochs, no checkpoint).
-            let solution = spec.solve(features: prepared.trainFeatures, labels: prepared.train.labels?.values,
+            let solution: ConvexSolution
+            do {
+                solution = try spec.solve(features: prepared.trainFeatures, labels: prepared.train.labels?.values,
                                       classes: prepared.classNames.count, values: prepared.trainTargets, l2: config.l2)
+            } catch { throw fail("\(error)") }
             guard let layer = network.layers.first as? Linear<Float> else { throw fail("internal: \(spec) is not one linear layer") }
             layer.weight.value = Tensor<Float>(converting: solution.weight)
             layer.bias?.value = Tensor<Float>(converting: Tensor(solution.bias))
@@ -268,7 +271,7 @@ struct Train: ParsableCommand {
                 throw fail("cannot resume from \(resume): \(error)")
             }
             if trainer.epoch >= config.epochs {
-                printError("note: the run already has \(trainer.epoch) epochs; pass --epochs N with N > \(trainer.epoch) to train further")
+                printError("note: the run already has \(counted(trainer.epoch, "epoch")); pass --epochs N with N > \(trainer.epoch) to train further")
             }
         }
 

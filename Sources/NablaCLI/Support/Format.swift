@@ -1,6 +1,9 @@
 import Foundation
 
 /// Shortest text that reads back as the same Double; integers without a fraction.
+/// "1 epoch", "3 epochs".
+func counted(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+
 func fmt(_ d: Double) -> String {
     if d.isNaN { return "nan" }
     if d.isInfinite { return d > 0 ? "inf" : "-inf" }
