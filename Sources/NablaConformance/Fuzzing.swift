@@ -156,6 +156,9 @@ public enum Fuzz {
                 if e.path.isEmpty || e.message.isEmpty { report.failures.append("\(path): unlocated \(e)") } else { report.errors += 1 }
             } catch let e as DataFileError {
                 if e.path.isEmpty || e.message.isEmpty { report.failures.append("\(path): unlocated \(e)") } else { report.errors += 1 }
+            } catch let e as RunSettingsError {
+                // Run-folder files: the message names the file and the setting.
+                if !(e.message.hasPrefix("config.json") || e.message.hasPrefix("model.json")) { report.failures.append("\(path): unlocated \(e)") } else { report.errors += 1 }
             } catch {
                 report.failures.append("\(path): unexpected error \(error)")
             }
@@ -164,9 +167,13 @@ public enum Fuzz {
         let tensor = Tensor<Double>(shape: [2, 3], scalars: [1, 2, 3, 4, 5, 6])
         let npySeed = [UInt8](NPY.encode(tensor))
         let stSeed = [UInt8](SafeTensors.encode(SafeTensors.Archive(tensors: ["w": StoredTensor(tensor)], metadata: ["k": "v"])))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let configSeed = [UInt8]((try? encoder.encode(sampleConfiguration)) ?? Data())
+        let cardSeed = [UInt8]((try? encoder.encode(sampleCard)) ?? Data())
         for k in 0..<count {
-            let kind = k % 6
-            let path = base.appendingPathComponent("input\(k % 64).\(["csv", "npy", "npz", "idx3-ubyte", "idx1-ubyte", "safetensors"][kind])").path
+            let kind = k % 8
+            let path = base.appendingPathComponent("input\(k % 64).\(["csv", "npy", "npz", "idx3-ubyte", "idx1-ubyte", "safetensors", "config.json", "model.json"][kind])").path
             var bytes: [UInt8]
             switch kind {
             case 0: bytes = mutate(csvSeed, using: &rng)
@@ -183,7 +190,9 @@ public enum Fuzz {
                 let types: [UInt8] = [0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E, 0x07]
                 bytes = idxHeader(type: types[rng.nextInt(below: types.count)], dims: dims) + [UInt8](repeating: 1, count: rng.nextInt(below: 64))
                 if rng.nextInt(below: 3) == 0 { bytes = mutate(bytes, using: &rng) }
-            default: bytes = mutate(stSeed, using: &rng)
+            case 5: bytes = mutate(stSeed, using: &rng)
+            case 6: bytes = mutate(configSeed, using: &rng)
+            default: bytes = mutate(cardSeed, using: &rng)
             }
             guard (try? Data(bytes).write(to: URL(fileURLWithPath: path))) != nil else {
                 report.failures.append("\(path): could not write the input")
@@ -202,11 +211,29 @@ public enum Fuzz {
                 try? Data(labelBytes).write(to: URL(fileURLWithPath: labelsPath))
                 check(path) { _ = try Dataset.readIDX(images: path, labels: labelsPath) }
             case 4: check(path) { _ = try IDX.read(path).doubles }
-            default: check(path) { _ = try SafeTensors.read(path).tensors.mapValues { $0.tensor(as: Double.self) } }
+            case 5: check(path) { _ = try SafeTensors.read(path).tensors.mapValues { $0.tensor(as: Double.self) } }
+            case 6: check(path) { _ = try TrainConfiguration.decode(Data(bytes)) }
+            default:
+                check(path) {
+                    // A card that passes its checks must build its network without trapping.
+                    let card = try ModelCard.decode(Data(bytes))
+                    if card.features.count * card.outputs <= 1 << 20 && card.spec.hidden.reduce(0, +) <= 1 << 12 {
+                        let _: Sequential<Float> = card.spec.build(inputs: card.features.count, outputs: card.outputs)
+                    }
+                }
             }
         }
         return report
     }
+
+    static let sampleConfiguration = TrainConfiguration(
+        data: "digits", target: nil, categorical: [], task: nil, model: "mlp:32,16", activation: "relu", dropout: 0.1, batch: "32",
+        optimizer: "adam", learningRate: 0.001, momentum: 0.9, weightDecay: 0, schedule: "step:10,0.5", clip: 1, epochs: 60, patience: 5,
+        minDelta: 0, tolerance: nil, l1: 0, l2: 0.0001, seed: 7, test: 0.2, validation: 0.1, scale: "standard", solve: false)
+
+    static let sampleCard = ModelCard(
+        spec: ModelSpec(kind: .mlp, hidden: [8]), task: .classification, features: ["a", "b", "c=x", "c=y"], target: "label",
+        classes: ["no", "yes", "maybe"], scaler: FeatureScaler(kind: .standard, shift: [0, 1, 0, 0], scale: [1, 2, 1, 1]), outputs: 3)
 
     // MARK: Objectives
 

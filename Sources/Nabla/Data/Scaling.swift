@@ -6,6 +6,11 @@ public struct FeatureScaler: Sendable, Codable, Equatable {
     public var shift: [Double]
     public var scale: [Double]
 
+    public init(kind: Kind, shift: [Double], scale: [Double]) {
+        require(shift.count == scale.count, "FeatureScaler: \(shift.count) shifts but \(scale.count) scales")
+        (self.kind, self.shift, self.scale) = (kind, shift, scale)
+    }
+
     /// Standardization: mean 0 and (population) standard deviation 1 on the training rows; a
     /// constant feature is only centred.
     public static func standard(fittedOn x: Tensor<Double>) -> FeatureScaler {

@@ -181,7 +181,7 @@ extension Tensor {
             for d in 0..<i.count { flat += i[d] * idxStrides[d] }
             var src = i
             let v = index.values[flat]
-            require(v >= -shape[a] && v < shape[a], "gather: index \(v) out of range for axis \(a) of size \(shape[a])")
+            require(v >= -shape[a] && v < shape[a], "gather: index \(v) out of range for axis \(a) of the input \(shape)")
             src[a] = v < 0 ? v + shape[a] : v
             return src
         }
@@ -193,7 +193,7 @@ extension Tensor {
         let a = normalizeAxis(axis, rank: rank, op: "index_select")
         var outShape = shape
         outShape[a] = indices.count
-        for v in indices { require(v >= -shape[a] && v < shape[a], "index_select: index \(v) out of range for axis \(a) of size \(shape[a])") }
+        for v in indices { require(v >= -shape[a] && v < shape[a], "index_select: index \(v) out of range for axis \(a) of the input \(shape)") }
         let positions = flatPositions(outShape: outShape) { i in
             var src = i
             let v = indices[i[a]]

@@ -3,51 +3,7 @@ import Foundation
 import Nabla
 import NablaConformance
 
-/// Everything that defines a training run; saved as `config.json` in the run folder so that
-/// `--resume` rebuilds the same run.
-struct TrainConfiguration: Codable {
-    var data: String
-    var target: String?
-    var categorical: [String]
-    var task: Task?
-    var model: String
-    var activation: String
-    var dropout: Double
-    var batch: String
-    var optimizer: String
-    var learningRate: Double?
-    var momentum: Double
-    var weightDecay: Double
-    var schedule: String
-    var clip: Double?
-    var epochs: Int
-    var patience: Int?
-    var minDelta: Double
-    var tolerance: Double?
-    var l1: Double
-    var l2: Double
-    var seed: UInt64
-    var test: Double
-    var validation: Double
-    var scale: String
-    /// linear, logistic and svm: solve the convex problem exactly instead of training by epochs
-    /// (nil in runs saved before this existed: false).
-    var solve: Bool?
-}
 
-/// What `nabla predict` needs to apply a trained model: the model, its inputs and outputs.
-struct ModelCard: Codable {
-    var spec: ModelSpec
-    var task: Task
-    var features: [String]
-    var target: String
-    var classes: [String]
-    var scaler: FeatureScaler
-    var outputs: Int
-    /// Regression: the network predicts (y − targetMean) / targetScale (nil in older runs: y).
-    var targetMean: Double?
-    var targetScale: Double?
-}
 
 /// A failure that is reported in the run folder's `error.log` and ends the run with status 1.
 struct RunFailure: Error, CustomStringConvertible {
@@ -118,36 +74,9 @@ struct Train: ParsableCommand {
         guard (epochs ?? 1) >= 1 else { throw ValidationError("--epochs must be at least 1") }
         guard checkpointEvery >= 0, checkpointEvery.isFinite else { throw ValidationError("--checkpoint-every must be a number of seconds ≥ 0") }
         guard (patience ?? 1) >= 1 else { throw ValidationError("--patience must be at least 1") }
-        if optimizer == nil { _ = try rule(for: "adam", momentum: momentum, weightDecay: weightDecay) }
-        try Train.check(try configurationFromFlags())
+        do { try configurationFromFlags().check() } catch let e as RunSettingsError { throw ValidationError(e.message) }
     }
 
-    /// Every setting of a run, from flags or from a saved config.json, checked before anything
-    /// is built: a value out of range ends here with the flag named, never in a crash later.
-    static func check(_ c: TrainConfiguration) throws {
-        guard c.test > 0, c.validation >= 0, c.test + c.validation < 1 else {
-            throw ValidationError("--test and --validation must be fractions with test > 0 and test + validation < 1 (got \(c.test) and \(c.validation))")
-        }
-        guard let spec = ModelSpec(parsing: c.model, activation: c.activation, dropout: c.dropout) else {
-            throw ValidationError("--model '\(c.model)' is not one of linear, logistic, svm, mlp or mlp:H1,H2 (positive sizes); --activation must be relu, tanh, sigmoid or gelu, --dropout in [0, 1)")
-        }
-        if let widest = spec.hidden.max(), widest > 100_000 {
-            throw ValidationError("--model \(c.model): a hidden layer of \(widest) units is more than this tool trains (at most 100000)")
-        }
-        guard c.batch == "full" || (Int(c.batch) ?? 0) > 0 else { throw ValidationError("--batch must be full, 1 or a positive batch size, got '\(c.batch)'") }
-        guard c.epochs >= 1, c.epochs <= 10_000_000 else { throw ValidationError("--epochs must be between 1 and 10000000, got \(c.epochs)") }
-        guard (c.patience ?? 1) >= 1 else { throw ValidationError("--patience must be at least 1") }
-        guard ["standard", "minmax", "none"].contains(c.scale) else { throw ValidationError("--scale must be standard, minmax or none") }
-        guard (c.learningRate ?? 1) > 0, c.learningRate?.isFinite ?? true else { throw ValidationError("--lr must be a positive number") }
-        guard (c.clip ?? 1) > 0, (c.clip ?? 1).isFinite else { throw ValidationError("--clip must be a positive number") }
-        for (flag, value) in [("--momentum", c.momentum), ("--weight-decay", c.weightDecay), ("--l1", c.l1), ("--l2", c.l2), ("--min-delta", c.minDelta)] {
-            guard value >= 0, value.isFinite else { throw ValidationError("\(flag) must be a finite number ≥ 0, got \(value)") }
-        }
-        guard c.momentum < 1 else { throw ValidationError("--momentum must be below 1, got \(c.momentum)") }
-        if let tolerance = c.tolerance { guard tolerance > 0, tolerance.isFinite else { throw ValidationError("--tolerance must be a positive number") } }
-        _ = try rule(for: c.optimizer, momentum: c.momentum, weightDecay: c.weightDecay)
-        _ = try parseSchedule(c.schedule, epochs: 1, batchesPerEpoch: 1, learningRate: 1)
-    }
 
     func run() throws {
         let started = Date()
@@ -159,13 +88,10 @@ struct Train: ParsableCommand {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ValidationError("--resume \(resume): no config.json there; give the folder of an earlier run")
             }
-            do { config = try JSONDecoder().decode(TrainConfiguration.self, from: data) } catch {
-                throw ValidationError("--resume \(resume): config.json cannot be read: \(describe(error))")
+            do { config = try TrainConfiguration.decode(data) } catch {
+                throw ValidationError("--resume \(resume): \(error)")
             }
             if let epochs { config.epochs = epochs }
-            do { try Train.check(config) } catch {
-                throw ValidationError("--resume \(resume): config.json holds a setting that cannot be used: \(error)")
-            }
             folder = resume
         } else {
             config = try configurationFromFlags()
@@ -238,12 +164,12 @@ struct Train: ParsableCommand {
         } else {
         let batchSize = config.batch == "full" ? nil : Int(config.batch)!
         let batchesPerEpoch = batchSize.map { (prepared.train.count + $0 - 1) / $0 } ?? 1
-        let lr = config.learningRate ?? defaultLearningRate(config.optimizer)
+        let lr = config.learningRate ?? defaultLearningRate(forOptimizer: config.optimizer)
         var transforms: [any GradientTransform] = []
         if let c = config.clip { transforms.append(ClipByGlobalNorm(maxNorm: c)) }
-        let optimizer = Optimizer<Float>(rule: try rule(for: config.optimizer, momentum: config.momentum, weightDecay: config.weightDecay),
+        let optimizer = Optimizer<Float>(rule: try updateRule(named: config.optimizer, momentum: config.momentum, weightDecay: config.weightDecay),
                                          learningRate: lr,
-                                         schedule: try parseSchedule(config.schedule, epochs: config.epochs, batchesPerEpoch: batchesPerEpoch, learningRate: lr),
+                                         schedule: try learningRateSchedule(config.schedule, epochs: config.epochs, batchesPerEpoch: batchesPerEpoch, learningRate: lr),
                                          transforms: transforms)
         let checkpointPath = file(folder, "checkpoint.safetensors")
         var options = TrainingOptions(epochs: config.epochs, batchSize: batchSize, shuffle: true, seed: config.seed, patience: config.patience,
@@ -402,17 +328,6 @@ struct Train: ParsableCommand {
 
 func file(_ folder: String, _ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
 
-/// A JSON decoding error in words: what was wrong, and where in the file.
-func describe(_ error: Error) -> String {
-    func path(_ keys: [CodingKey]) -> String { keys.isEmpty ? "the top level" : "'" + keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".") + "'" }
-    switch error as? DecodingError {
-    case .typeMismatch(let type, let context)?: return "\(path(context.codingPath)) is not \(type == String.self ? "text" : type == Double.self || type == Int.self ? "a number" : "of the expected kind (\(type))")"
-    case .valueNotFound(_, let context)?: return "\(path(context.codingPath)) is missing a value"
-    case .keyNotFound(let key, let context)?: return "\(path(context.codingPath + [key])) is missing"
-    case .dataCorrupted(let context)?: return "\(path(context.codingPath)): \(context.debugDescription) (the file is not valid JSON, or a value is out of range)"
-    default: return "\(error)"
-    }
-}
 
 func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
     let e = JSONEncoder()
@@ -452,58 +367,8 @@ func confusionTable(_ m: [[Int]], classes: [String]) -> String {
     return lines.joined(separator: "\n")
 }
 
-func defaultLearningRate(_ optimizer: String) -> Double {
-    switch optimizer {
-    case "adam", "adamw", "adamax", "nadam", "radam", "rmsprop": return 1e-3
-    case "adadelta": return 1
-    default: return 0.01
-    }
-}
 
-func rule(for name: String, momentum: Double, weightDecay: Double) throws -> any UpdateRule {
-    switch name {
-    case "sgd": return SGD(weightDecay: weightDecay)
-    case "momentum": return SGD(momentum: momentum, weightDecay: weightDecay)
-    case "nesterov": return SGD(momentum: momentum, nesterov: true, weightDecay: weightDecay)
-    case "adam": return Adam(weightDecay: weightDecay)
-    case "adamw": return Adam(weightDecay: weightDecay == 0 ? 0.01 : weightDecay, decoupledWeightDecay: true)
-    case "adamax": return Adamax(weightDecay: weightDecay)
-    case "nadam": return NAdam(weightDecay: weightDecay)
-    case "radam": return RAdam(weightDecay: weightDecay)
-    case "rmsprop": return RMSprop(weightDecay: weightDecay)
-    case "adagrad": return Adagrad(weightDecay: weightDecay)
-    case "adadelta": return Adadelta(weightDecay: weightDecay)
-    default: throw ValidationError("--optimizer '\(name)' is not one of sgd, momentum, nesterov, adam, adamw, adamax, nadam, radam, rmsprop, adagrad, adadelta")
-    }
-}
 
-func parseSchedule(_ text: String, epochs: Int, batchesPerEpoch: Int, learningRate: Double) throws -> (any LearningRateSchedule)? {
-    let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-    let args = parts.count > 1 ? parts[1].split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) } : []
-    guard let kind = parts.first, !kind.isEmpty else {
-        throw ValidationError("--schedule '\(text)' names no schedule; give constant, cosine, step:E,G, exponential:G, onecycle or warmup:N")
-    }
-    guard args.allSatisfy({ $0 != nil && $0!.isFinite }) else { throw ValidationError("--schedule '\(text)': the arguments must be numbers") }
-    let a = args.map { $0! }
-    let total = Swift.max(1, epochs * batchesPerEpoch)
-    switch kind {
-    case "constant": return nil
-    case "cosine": return CosineAnnealing(maxSteps: total)
-    case "step":
-        guard a.count == 2, a[0] >= 1, a[0] <= 1e9, a[0] == a[0].rounded(), a[1] > 0 else {
-            throw ValidationError("--schedule step:EPOCHS,GAMMA with a whole number of epochs (1 to 10⁹), e.g. step:10,0.5")
-        }
-        return StepDecay(stepSize: Int(a[0]) * batchesPerEpoch, gamma: a[1])
-    case "exponential":
-        guard a.count == 1, a[0] > 0 else { throw ValidationError("--schedule exponential:GAMMA (per epoch), e.g. exponential:0.95") }
-        return ExponentialDecay(gamma: Foundation.pow(a[0], 1 / Double(batchesPerEpoch)))
-    case "onecycle": return OneCycle(maxLearningRate: learningRate, totalSteps: total)
-    case "warmup":
-        guard a.count == 1, a[0] >= 1, a[0] <= 1e12, a[0] == a[0].rounded() else { throw ValidationError("--schedule warmup:STEPS with a whole number of steps, e.g. warmup:100") }
-        return Warmup(steps: Int(a[0]))
-    default: throw ValidationError("--schedule '\(text)' is not one of constant, cosine, step:E,G, exponential:G, onecycle, warmup:N")
-    }
-}
 
 /// A split of the data as Float tensors.
 struct Split {
