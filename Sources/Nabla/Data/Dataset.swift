@@ -46,7 +46,8 @@ public struct Dataset: Sendable {
     /// Reads a CSV file with a header. `target` names the target column (default: the last).
     /// Columns listed in `categorical`, and text columns, are one-hot encoded (`color=red`, ...);
     /// every other cell must be a finite number. The task is classification when the target is
-    /// text or holds at most 100 distinct integers, unless `task` says otherwise.
+    /// text or holds at most 100 distinct integers (at most one per two rows), unless `task` says
+    /// otherwise.
     public static func readCSV(_ path: String, target: String? = nil, categorical: Set<String> = [], task: Task? = nil) throws -> Dataset {
         try fromCSV(CSVTable.read(path), path: path, target: target, categorical: categorical, task: task)
     }
@@ -97,7 +98,8 @@ public struct Dataset: Sendable {
         let numericTarget = targetNumbers.allSatisfy { $0 != nil }
         let distinct = Set(targetCells)
         let integral = numericTarget && targetNumbers.allSatisfy { $0! == $0!.rounded() }
-        let resolvedTask = task ?? (!numericTarget || (integral && distinct.count <= 100) ? .classification : .regression)
+        // Whole numbers are class labels when there are few of them, and several rows per label.
+        let resolvedTask = task ?? (!numericTarget || (integral && distinct.count <= 100 && 2 * distinct.count <= n) ? .classification : .regression)
         if resolvedTask == .classification && distinct.count > 100 && n < 5 * distinct.count {
             throw DataFileError(path: path, line: 1, column: targetColumn + 1, columnName: targetName,
                                 message: "the target has \(distinct.count) distinct values in \(n) rows: classes need several samples each (is it a regression target?)")

@@ -164,9 +164,15 @@ extension Dataset {
         if let bad = classes.firstIndex(where: { !($0 >= 0 && $0 < 65_536 && $0 == $0.rounded()) }) {
             throw DataFileError(path: labels, message: "label \(bad) is \(classes[bad]); labels must be class numbers 0 to 65535")
         }
+        // Each class becomes an output of the model: more classes than images (and than a
+        // thousand) means the labels are not class numbers.
+        let classCount = Int(classes.max() ?? 0) + 1
+        guard classCount <= Swift.max(1000, n) else {
+            throw DataFileError(path: labels, message: "the largest label, \(classCount - 1), implies \(classCount) classes for \(n) images")
+        }
         let scale = x.dtype == .U8 ? 1.0 / 255 : 1
         return Dataset(features: Tensor(shape: [n, d], scalars: pixels.prefix(n * d).map { $0 * scale }),
                        targets: classes, featureNames: (0..<d).map { "pixel_\($0)" }, task: .classification,
-                       classNames: (0...Int(classes.max() ?? 0)).map(String.init))
+                       classNames: (0..<classCount).map(String.init))
     }
 }

@@ -26,7 +26,11 @@ public func writeAtomically(_ data: Data, to path: String) throws {
         try data.write(to: tmp)
     } catch {
         try? FileManager.default.removeItem(at: tmp)   // a full disk leaves no partial file behind
-        throw FileWriteError(path: path, reason: (error as NSError).localizedFailureReason ?? "the temporary file could not be written")
+        let ns = error as NSError
+        // The system's reason (no space left on device, file too large) where there is one.
+        let posix = (ns.userInfo[NSUnderlyingErrorKey] as? NSError).flatMap { $0.domain == NSPOSIXErrorDomain ? $0.code : nil }
+            ?? (ns.domain == NSPOSIXErrorDomain ? ns.code : nil)
+        throw FileWriteError(path: path, reason: posix.map { String(cString: strerror(Int32($0))) } ?? ns.localizedFailureReason ?? "the temporary file could not be written")
     }
     if rename(tmp.path, url.path) != 0 {
         let reason = String(cString: strerror(errno))

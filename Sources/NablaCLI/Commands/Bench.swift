@@ -22,7 +22,18 @@ struct Bench: ParsableCommand {
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard ["float32", "float64", "both"].contains(dtype) else { throw ValidationError("--dtype must be float32, float64 or both") }
-        guard parsedSizes != nil else { throw ValidationError("--sizes must be a comma-separated list of positive integers") }
+        guard let sizes = parsedSizes else { throw ValidationError("--sizes must be a comma-separated list of positive integers") }
+        guard threads <= 1024 else { throw ValidationError("--threads must be at most 1024, got \(threads)") }
+        if let batch { guard batch >= 1, batch <= 65_536 else { throw ValidationError("--batch must be between 1 and 65536, got \(batch)") } }
+        // Each workload's sizes within what it can allocate and finish (dense n×n matrices for
+        // gemm and the Hessians; Rosenbrock needs two variables at least).
+        let limits: [String: (ClosedRange<Int>, String)] = [
+            "gemm": (1...16_384, "matrix sizes"), "rosenbrock": (2...1_000_000, "dimensions"), "hessian": (2...8_192, "dimensions"),
+            "mlp": (1...65_536, "batch sizes"), "mlp-memory": (1...65_536, "batch sizes"), "elementwise": (1...100_000_000, "element counts"),
+        ]
+        if self.sizes != Bench.gemmSizes, let (range, what) = limits[workload], let bad = sizes.first(where: { !range.contains($0) }) {
+            throw ValidationError("--sizes: \(bad) is outside \(range.lowerBound)...\(range.upperBound), the \(what) bench \(workload) takes")
+        }
     }
 
     var parsedSizes: [Int]? {

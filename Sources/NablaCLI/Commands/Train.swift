@@ -427,7 +427,12 @@ struct PreparedData {
         }
         let parts = dataset.splitIndices(fractions: [c.test, c.validation, 1 - c.test - c.validation], seed: c.seed)
         guard !parts[0].isEmpty, !parts[2].isEmpty, c.validation == 0 || !parts[1].isEmpty else {
-            throw RunFailure(message: "\(c.data): \(dataset.count) samples are too few for the test and validation fractions")
+            var reason = "\(c.data): \(dataset.count) samples are too few for the test and validation fractions"
+            if dataset.task == .classification {
+                let smallest = Dictionary(grouping: dataset.targets, by: { $0 }).values.map(\.count).min() ?? 0
+                reason += " (the target '\(dataset.targetName)' is taken as \(dataset.classCount) classes, the smallest with \(smallest) sample\(smallest == 1 ? "" : "s"); each part needs some of every class; --task regression treats it as a number)"
+            }
+            throw RunFailure(message: reason)
         }
         rows = (train: parts[2], validation: parts[1], test: parts[0])
         let trainSet = dataset.subset(parts[2])
@@ -437,8 +442,8 @@ struct PreparedData {
             let y = trainSet.targets
             mean = y.reduce(0, +) / Double(y.count)
             let variance = y.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(y.count)
-            scale = variance > 0 && variance.isFinite ? variance.squareRoot() : 1
-            guard mean.isFinite, scale.isFinite else {
+            scale = variance > 0 ? variance.squareRoot() : 1
+            guard mean.isFinite, scale.isFinite, variance.isFinite else {
                 throw RunFailure(message: "\(c.data): the target '\(dataset.targetName)' has values too large to train on (mean \(mean))")
             }
         }
@@ -449,6 +454,11 @@ struct PreparedData {
         }
         (targetMean, targetScale) = (mean, scale)
         trainFeatures = scaler.transform(trainSet.features)
+        // The networks compute in Float: scaled features must fit its range.
+        if let bad = trainFeatures.scalars.firstIndex(where: { Swift.abs($0) > Double(Float.greatestFiniteMagnitude) }) {
+            let name = dataset.featureNames[bad % dataset.featureNames.count]
+            throw RunFailure(message: "\(c.data): feature '\(name)' has values beyond Float's range (±3.4e38) after scaling; use --scale standard or rescale the column")
+        }
         trainTargets = dataset.task == .regression ? trainSet.targets.map { ($0 - mean) / scale } : nil
         train = make(trainSet)
         validation = c.validation > 0 ? make(dataset.subset(parts[1])) : nil
