@@ -53,6 +53,25 @@ public enum Misuse {
             optimizer.step(&parameters, gradients: [Tensor<Float>([1, 2, 3])])
         },
         Case(name: "where", expected: ["where", "[2, 3]", "[4]"]) { _ = Tensor.where(m(2, 3), m(2, 3), Tensor<Float>(repeating: 0, shape: [4])) },
+        Case(name: "conv1d-channels", expected: ["[1, 2, 8]"]) {
+            _ = Conv1d<Float>(inputChannels: 3, outputChannels: 4, kernelSize: 3)(Tensor(repeating: 1, shape: [1, 2, 8]))
+        },
+        Case(name: "avgpool-rank", expected: ["avg_pool2d", "[2, 3]"]) { _ = m(2, 3).avgPool2d(kernelSize: [2, 2]) },
+        Case(name: "gru-input", expected: ["GRU", "[1, 2, 5]"]) { _ = GRU<Float>(inputSize: 3, hiddenSize: 2)(Tensor(repeating: 1, shape: [1, 2, 5])) },
+        Case(name: "rnn-input", expected: ["RNN", "[1, 2, 5]"]) { _ = RNN<Float>(inputSize: 3, hiddenSize: 2)(Tensor(repeating: 1, shape: [1, 2, 5])) },
+        Case(name: "layernorm", expected: ["LayerNorm", "[2, 5]"]) { _ = LayerNorm<Float>(shape: [3])(m(2, 5)) },
+        Case(name: "sdpa", expected: ["[1, 2, 4]", "[1, 2, 3]"]) {
+            _ = scaledDotProductAttention(query: Tensor<Float>(repeating: 1, shape: [1, 2, 4]), key: Tensor(repeating: 1, shape: [1, 2, 3]),
+                                          value: Tensor(repeating: 1, shape: [1, 2, 3]))
+        },
+        Case(name: "stack", expected: ["stack", "[2, 3]", "[3, 2]"]) { _ = Tensor.stack([m(2, 3), m(3, 2)], axis: 0) },
+        Case(name: "permute", expected: ["permute", "[2, 3]"]) { _ = m(2, 3).permuted([0, 0]) },
+        Case(name: "maximum", expected: ["[2, 3]", "[3, 2]"]) { _ = Tensor.maximum(m(2, 3), m(3, 2)) },
+        Case(name: "bce-shapes", expected: ["[2, 3]", "[2, 1]"]) { _ = binaryCrossEntropy(logits: m(2, 3), targets: m(2, 1)) },
+        Case(name: "transformer", expected: ["[1, 2, 6]"]) {
+            _ = TransformerEncoderLayer<Float>(embedDimension: 4, heads: 2, feedForward: 8, dropout: 0)(Tensor(repeating: 1, shape: [1, 2, 6]))
+        },
+        Case(name: "dropout-probability", expected: ["Dropout", "1.5"]) { _ = Dropout<Float>(probability: 1.5) },
     ]
 
     public static func named(_ name: String) -> Case? { cases.first { $0.name == name } }

@@ -75,3 +75,83 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         #expect(unbounded.out.contains("unbounded"), "\(unbounded.out)")
     }
 }
+
+/// Bad flags, data and run folders that once crashed, hung or misled: each now ends with a
+/// message naming the problem and a non-zero status.
+@Suite(.serialized) struct CommandLineRefusalTests {
+    @Test(arguments: [
+        (["train", "--schedule", ""], "names no schedule"),
+        (["train", "--schedule", ":"], "names no schedule"),
+        (["train", "--schedule", "step:1e300,0.5"], "whole number of epochs"),
+        (["train", "--model", "mlp:99999999999"], "at most 100000"),
+        (["train", "--momentum", "nan"], "--momentum must be a finite number"),
+        (["train", "--clip", "inf"], "--clip must be a positive number"),
+        (["train", "--l2", "-1"], "--l2 must be a finite number"),
+        (["train", "--epochs", "-3"], "--epochs must be at least 1"),
+        (["train", "--data", "/"], "is a folder"),
+        (["train", "--data", "iris", "--target", "no such column"], "no column named 'no such column'"),
+        (["train", "--data", "diabetes", "--task", "classification"], "distinct values"),
+        (["minimize", "rosenbrock", "--method", "lbfgs", "--constraint", "box:0,1"], "applies only to pgd"),
+        (["minimize", "rosenbrock", "--method", "pgd", "--constraint", ""], "--constraint is empty"),
+        (["minimize", "rosenbrock", "--method", "pgd", "--constraint", "l1:-5"], "radius must be positive"),
+        (["minimize", "rosenbrock", "--dim", "100000", "--method", "bfgs"], "80 GB"),
+        (["bench", "rosenbrock", "--sizes", "1"], "outside 2...1000000"),
+        (["bench", "mlp", "--batch", "0"], "--batch must be between 1 and 65536"),
+        (["bench", "mlp", "--threads", "100000"], "--threads must be at most 1024"),
+    ])
+    func refusedWithAMessage(_ arguments: [String], _ expected: String) throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-refusal-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let extra = arguments[0] == "train" ? ["--out", folder, "--quiet"] : []
+        let (status, _, err) = try runNabla(arguments + extra)
+        #expect(status != 0, "\(arguments) succeeded")
+        #expect(err.contains(expected), "\(arguments): '\(expected)' missing from: \(err.prefix(300))")
+        #expect(!err.contains("Fatal error") && !err.contains("Backtracing"), "\(arguments) crashed: \(err.prefix(300))")
+    }
+
+    @Test func runFoldersAreNeverOverwrittenAndEditedFilesAreRefused() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-folder-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let run = folder.appendingPathComponent("run").path
+        let settings = ["--data", "iris", "--model", "mlp:4", "--epochs", "2", "--quiet"]
+        #expect(try runNabla(["train"] + settings + ["--out", run]).status == 0)
+        // A leftover temporary file from a killed writer is cleaned up by the next resume.
+        FileManager.default.createFile(atPath: run + "/.checkpoint.safetensors.123.abcd.tmp", contents: Data([1, 2]))
+        let again = try runNabla(["train"] + settings + ["--out", run])
+        #expect(again.status != 0 && again.err.contains("already holds a run"), "\(again.err)")
+        #expect(try runNabla(["train", "--resume", run, "--epochs", "3", "--quiet"]).status == 0)
+        #expect(!((try? FileManager.default.contentsOfDirectory(atPath: run)) ?? []).contains { $0.hasSuffix(".tmp") })
+        // An edited config.json and model.json: refused with the file and the setting named.
+        let configPath = run + "/config.json"
+        let config = try String(contentsOfFile: configPath, encoding: .utf8)
+        try config.replacingOccurrences(of: "\"batch\" : \"32\"", with: "\"batch\" : \"-3\"").write(toFile: configPath, atomically: true, encoding: .utf8)
+        let resumed = try runNabla(["train", "--resume", run, "--epochs", "4", "--quiet"])
+        #expect(resumed.status != 0 && resumed.err.contains("config.json") && resumed.err.contains("--batch"), "\(resumed.err)")
+        let cardPath = run + "/model.json"
+        try "{\"spec\": ".write(toFile: cardPath, atomically: true, encoding: .utf8)
+        let csv = folder.appendingPathComponent("rows.csv").path
+        try "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)\n5.1,3.5,1.4,0.2\n".write(toFile: csv, atomically: true, encoding: .utf8)
+        let predicted = try runNabla(["predict", run, "--data", csv])
+        #expect(predicted.status != 0 && predicted.err.contains("model.json cannot be read"), "\(predicted.err)")
+    }
+
+    @Test func predictionsQuoteLabelsAndRefuseUnseenCategories() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-predict-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var rows = ["size,color,label"]
+        for i in 0..<40 { rows.append("\(i % 7),\(i % 2 == 0 ? "red" : "blue"),\(i % 2 == 0 ? "\"x,y\"" : "plain")") }
+        let data = folder.appendingPathComponent("train.csv").path
+        try (rows.joined(separator: "\n") + "\n").write(toFile: data, atomically: true, encoding: .utf8)
+        let run = folder.appendingPathComponent("run").path
+        let trained = try runNabla(["train", "--data", data, "--model", "logistic", "--out", run, "--quiet"])
+        #expect(trained.status == 0, "\(trained.err)")
+        let input = folder.appendingPathComponent("new.csv").path
+        try "size,color\n2,red\n".write(toFile: input, atomically: true, encoding: .utf8)
+        let out = try runNabla(["predict", run, "--data", input])
+        #expect(out.status == 0 && out.out.contains("1,\"x,y\","), "\(out.out)\(out.err)")
+        try "size,color\n2,green\n".write(toFile: input, atomically: true, encoding: .utf8)
+        let unseen = try runNabla(["predict", run, "--data", input])
+        #expect(unseen.status != 0 && unseen.err.contains("'green' is not a value the model was trained on"), "\(unseen.err)")
+    }
+}
