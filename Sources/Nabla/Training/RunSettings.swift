@@ -4,6 +4,29 @@ import Foundation
 // apply the model), with the checks that make an edited or corrupt file an error message rather
 // than a crash, and the named optimizers and schedules they refer to.
 
+/// A JSON file of a run folder whose values are checked when it is read back.
+public protocol RunSettingsFile: Codable {
+    /// The file's name in the run folder, for messages.
+    static var fileName: String { get }
+    /// Throws ``RunSettingsError`` for a value that cannot be used.
+    func check() throws
+}
+
+extension RunSettingsFile {
+    /// Reads and checks the file's contents: a malformed or edited file is an error that names
+    /// the file and the setting, never a crash later.
+    public static func decode(_ data: Data) throws -> Self {
+        let value: Self
+        do { value = try JSONDecoder().decode(Self.self, from: data) } catch {
+            throw RunSettingsError("\(fileName) cannot be read: \(describeDecodingError(error))")
+        }
+        do { try value.check() } catch {
+            throw RunSettingsError("\(fileName) holds a setting that cannot be used: \(error)")
+        }
+        return value
+    }
+}
+
 /// A setting that cannot be used, in a flag or in a run folder's file.
 public struct RunSettingsError: Error, CustomStringConvertible, Sendable {
     public var message: String
@@ -13,7 +36,7 @@ public struct RunSettingsError: Error, CustomStringConvertible, Sendable {
 
 /// Everything that defines a training run; saved as `config.json` in the run folder so that
 /// `--resume` rebuilds the same run.
-public struct TrainConfiguration: Codable, Sendable, Equatable {
+public struct TrainConfiguration: RunSettingsFile, Sendable, Equatable {
     public var data: String
     public var target: String?
     public var categorical: [String]
@@ -72,6 +95,8 @@ public struct TrainConfiguration: Codable, Sendable, Equatable {
 }
 
 extension TrainConfiguration {
+    public static let fileName = "config.json"
+
     /// Every setting of a run, from flags or from a saved config.json, checked before anything
     /// is built: a value out of range ends here with the flag named, never in a crash later.
     public func check() throws {
@@ -100,21 +125,10 @@ extension TrainConfiguration {
         _ = try learningRateSchedule(c.schedule, epochs: 1, batchesPerEpoch: 1, learningRate: 1)
     }
 
-    /// Reads and checks a config.json.
-    public static func decode(_ data: Data) throws -> TrainConfiguration {
-        let c: TrainConfiguration
-        do { c = try JSONDecoder().decode(TrainConfiguration.self, from: data) } catch {
-            throw RunSettingsError("config.json cannot be read: \(describeDecodingError(error))")
-        }
-        do { try c.check() } catch {
-            throw RunSettingsError("config.json holds a setting that cannot be used: \(error)")
-        }
-        return c
-    }
 }
 
 /// What `nabla predict` needs to apply a trained model: the model, its inputs and outputs.
-public struct ModelCard: Codable, Sendable, Equatable {
+public struct ModelCard: RunSettingsFile, Sendable, Equatable {
     public var spec: ModelSpec
     public var task: Task
     public var features: [String]
@@ -140,6 +154,8 @@ public struct ModelCard: Codable, Sendable, Equatable {
 }
 
 extension ModelCard {
+    public static let fileName = "model.json"
+
     /// Checks that the card's parts agree (an edited model.json must not crash `predict`).
     public func check() throws {
         func fail(_ m: String) -> RunSettingsError { RunSettingsError(m) }
@@ -165,19 +181,6 @@ extension ModelCard {
     }
 }
 
-extension ModelCard {
-    /// Reads and checks a model.json.
-    public static func decode(_ data: Data) throws -> ModelCard {
-        let card: ModelCard
-        do { card = try JSONDecoder().decode(ModelCard.self, from: data) } catch {
-            throw RunSettingsError("model.json cannot be read: \(describeDecodingError(error))")
-        }
-        do { try card.check() } catch {
-            throw RunSettingsError("model.json does not describe a model this tool made: \(error)")
-        }
-        return card
-    }
-}
 
 /// A JSON decoding error in words: what was wrong, and where in the file.
 public func describeDecodingError(_ error: Error) -> String {
