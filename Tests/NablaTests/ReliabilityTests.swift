@@ -180,3 +180,56 @@ import Testing
         #expect(throws: FitError.self) { try model.fit(Tensor(shape: [2, 1], scalars: [1, 2]), [1, .infinity]) }
     }
 }
+
+@Suite struct CheckpointTrustTests {
+    func trainer(epochs: Int, checkpoint: String, interval: Double = 10) throws -> Trainer<Float> {
+        let iris = try Dataset.bundled(.iris)
+        let x = Tensor<Float>(converting: FeatureScaler.standard(fittedOn: iris.features).transform(iris.features)), y = iris.labels.values
+        let model = GlobalRandom.withSeed(3) { Sequential<Float>(Linear(inputSize: 4, outputSize: 8), Activation(.relu), Linear(inputSize: 8, outputSize: 3)) }
+        var options = TrainingOptions(epochs: epochs, batchSize: 50, seed: 1, checkpointPath: checkpoint)
+        options.checkpointInterval = interval
+        return Trainer(model: model, optimizer: Optimizer(rule: Adam(), learningRate: 0.01), trainingCount: 150, options: options) { m, rows in
+            crossEntropy(logits: (m as! Sequential<Float>)(x.indexSelect(axis: 0, indices: rows)), targets: IndexTensor(rows.map { y[$0] }))
+        }
+    }
+
+    @Test func theLastEpochIsOnDiskWhateverTheInterval() throws {
+        let path = temporaryPath("interval.safetensors")
+        defer { removeTemporary(path) }
+        try trainer(epochs: 5, checkpoint: path, interval: 3600).fit()
+        let resumed = try trainer(epochs: 5, checkpoint: path)
+        try resumed.resume(from: path)
+        #expect(resumed.epoch == 5)
+    }
+
+    @Test func tamperedCheckpointsAreRefused() throws {
+        let path = temporaryPath("tampered.safetensors")
+        defer { removeTemporary(path) }
+        try trainer(epochs: 2, checkpoint: path).fit()
+        var archive = try SafeTensors.read(path)
+        let original = archive
+        archive.metadata["trainer.epoch"] = String(Int.min)
+        try SafeTensors.write(archive, to: path)
+        #expect(throws: TrainingError.self) { try trainer(epochs: 4, checkpoint: path).resume(from: path) }
+        archive = original
+        let name = archive.tensors.keys.sorted().first { $0.hasPrefix("model.") }!
+        let weights = archive.tensors[name]!
+        archive.tensors[name] = StoredTensor(Tensor<Float>(repeating: .nan, shape: weights.shape))
+        try SafeTensors.write(archive, to: path)
+        do {
+            try trainer(epochs: 4, checkpoint: path).resume(from: path)
+            Issue.record("a checkpoint of NaN weights was resumed")
+        } catch let e as TrainingError {
+            #expect(e.message.contains("nan"), "\(e)")
+        }
+    }
+
+    @Test func methodsAreNamedAndConstraintSetsDrawn() {
+        #expect(MinimizationMethod.frankWolfe(.simplex(radius: 1), .lineSearch).description == "frank-wolfe-ls")
+        #expect(MinimizationMethod(name: "frank-wolfe-ls", constraint: .l2Ball(radius: 1)) == .frankWolfe(.l2Ball(radius: 1), .lineSearch))
+        var plot = ContourPlot(title: "t", xRange: -2...2, yRange: -2...2) { x, y in x * x + y * y }
+        let b = ConvexSet.box(lower: -1, upper: 1).boundary2D
+        plot.feasibleSet = (b.points, b.closed, "box")
+        #expect(plot.svg().contains("<polygon points=\"") && plot.svg().contains(">box</text>"))
+    }
+}

@@ -22,15 +22,28 @@ public func writeAtomically(_ data: Data, to path: String) throws {
         throw FileWriteError(path: path, reason: "the folder \(dir.path) does not exist")
     }
     let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).\(UUID().uuidString.prefix(8)).tmp")
-    do {
-        try data.write(to: tmp)
-    } catch {
-        try? FileManager.default.removeItem(at: tmp)   // a full disk leaves no partial file behind
-        let ns = error as NSError
-        // The system's reason (no space left on device, file too large) where there is one.
-        let posix = (ns.userInfo[NSUnderlyingErrorKey] as? NSError).flatMap { $0.domain == NSPOSIXErrorDomain ? $0.code : nil }
-            ?? (ns.domain == NSPOSIXErrorDomain ? ns.code : nil)
-        throw FileWriteError(path: path, reason: posix.map { String(cString: strerror(Int32($0))) } ?? ns.localizedFailureReason ?? "the temporary file could not be written")
+    // Written with the system calls themselves, so that a failure reports the system's reason
+    // (no space left on device, file too large) and leaves nothing behind.
+    let fd = open(tmp.path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+    guard fd >= 0 else { throw FileWriteError(path: path, reason: String(cString: strerror(errno))) }
+    var failure: Int32 = 0
+    data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) in
+        var offset = 0
+        while offset < buffer.count {
+            let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                failure = errno
+                return
+            }
+            offset += n
+        }
+    }
+    if failure == 0 && fsync(fd) != 0 { failure = errno }
+    if close(fd) != 0 && failure == 0 { failure = errno }
+    if failure != 0 {
+        unlink(tmp.path)
+        throw FileWriteError(path: path, reason: String(cString: strerror(failure)))
     }
     if rename(tmp.path, url.path) != 0 {
         let reason = String(cString: strerror(errno))
