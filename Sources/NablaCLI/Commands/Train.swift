@@ -19,7 +19,7 @@ struct Train: ParsableCommand {
         abstract: "Train a model on bundled data or a CSV file, with a progress bar, checkpoints, metrics and plots.",
         discussion: """
         With no arguments: an MLP on the bundled digits data. Everything goes to a run folder (printed at the \
-        start): config.json, checkpoint.safetensors (every epoch), model.safetensors and model.json (for \
+        start): config.json, split.json, checkpoint.safetensors (at most every --checkpoint-every seconds, and at the end), model.safetensors and model.json (for \
         `nabla predict`), metrics.jsonl, TensorBoard event files, loss.svg and metric.svg, summary.json.
         Bundled data: \(Dataset.Bundled.allCases.map(\.rawValue).joined(separator: ", ")).
         Examples:
