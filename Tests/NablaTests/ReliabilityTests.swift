@@ -233,3 +233,52 @@ import Testing
         #expect(plot.svg().contains("<polygon points=\"") && plot.svg().contains(">box</text>"))
     }
 }
+
+@Suite struct AttributionTests {
+    /// 400 rows of 6 features where only features 1 and 4 decide the class.
+    func synthetic() -> (x: Tensor<Double>, y: [Int]) {
+        var rng = RandomGenerator(seed: 11)
+        let n = 400, d = 6
+        let x = (0..<(n * d)).map { _ in rng.nextNormal() }
+        let y = (0..<n).map { i in 1.5 * x[i * d + 1] - x[i * d + 4] > 0 ? 1 : 0 }
+        return (Tensor(shape: [n, d], scalars: x), y)
+    }
+
+    @Test func everyMethodRanksTheTwoSignalFeaturesFirst() throws {
+        let (x, y) = synthetic()
+        let model = GlobalRandom.withSeed(2) { Sequential<Double>(Linear(inputSize: 6, outputSize: 16), Activation(.tanh), Linear(inputSize: 16, outputSize: 2)) }
+        var optimizer = Optimizer<Double>(rule: Adam(), learningRate: 0.02)
+        for _ in 0..<300 {
+            _ = model.valueWithGradient { m in crossEntropy(logits: (m as! Sequential<Double>)(x), targets: IndexTensor(y)) }
+            optimizer.step(model)
+        }
+        let explainer = Attribution<Double>(target: .classes(y)) { model($0) }
+        let methods: [(String, Tensor<Double>)] = [
+            ("saliency", explainer.saliency(x).values),
+            ("input × gradient", explainer.inputXGradient(x).values),
+            ("integrated gradients", explainer.integratedGradients(x, steps: 20).values),
+            ("smoothgrad", explainer.smoothGrad(x, samples: 10, seed: 1).values),
+        ]
+        for (name, values) in methods {
+            #expect(Set(FeatureImportance.meanAbsolute(values).ranking.prefix(2)) == [1, 4], "\(name)")
+        }
+        let permutation = FeatureImportance.permutation(features: x, repeats: 3, seed: 1) { v in
+            Metrics.accuracy(predicted: withoutGradients { model(v) }.argmax(axis: 1), actual: y)
+        }
+        #expect(Set(permutation.ranking.prefix(2)) == [1, 4], "\(permutation.importances)")
+        // Completeness: Σ attributions = F(x) − F(0) up to the quadrature error.
+        let ig = Attribution<Double>(target: .classes(Array(y[0..<5]))) { model($0) }.integratedGradients(x[0..<5], steps: 64)
+        #expect(ig.convergenceDelta!.allSatisfy { Swift.abs($0) < 1e-4 }, "\(ig.convergenceDelta!)")
+    }
+
+    @Test func quadratureRulesIntegrateExactlyWhereTheyShould() {
+        // m-point Gauss–Legendre integrates polynomials of degree 2m − 1 exactly.
+        let (points, weights) = Quadrature.gaussLegendre.rule(steps: 5)
+        let integral = zip(points, weights).reduce(0.0) { $0 + $1.1 * Foundation.pow($1.0, 9) }
+        #expect(Swift.abs(integral - 0.1) < 1e-15)
+        #expect(Quadrature.riemannLeft.rule(steps: 4).points == [0, 0.25, 0.5, 0.75])
+        #expect(Quadrature.riemannRight.rule(steps: 4).points == [0.25, 0.5, 0.75, 1])
+        #expect(Quadrature.riemannMiddle.rule(steps: 2).points == [0.25, 0.75])
+        #expect(Swift.abs(rankCorrelation([1, 2, 3, 4], [10, 20, 30, 40]) - 1) < 1e-15 && rankCorrelation([1, 2, 3], [3, 2, 1]) == -1)
+    }
+}
