@@ -224,3 +224,32 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         #expect(!((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).contains { $0.hasSuffix(".tmp") })
     }
 }
+
+@Suite(.serialized) struct ExplainCommandTests {
+    @Test func explainsARunAndRefusesBadRequests() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-explain-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let run = folder.appendingPathComponent("run").path
+        #expect(try runNabla(["train", "--data", "iris", "--model", "mlp:8", "--epochs", "30", "--out", run, "--quiet"]).status == 0)
+        let plot = folder.appendingPathComponent("ig.svg").path
+        let r = try runNabla(["explain", run, "--data", "iris", "--rows", "0,5", "--json", "--plot", plot])
+        #expect(r.status == 0, "\(r.err)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+        let importances = try #require(object["importances"] as? [[String: Any]])
+        let values = importances.compactMap { $0["importance"] as? Double }
+        #expect(importances.count == 4 && values == values.sorted(by: >), "\(importances)")
+        let rows = try #require(object["rows"] as? [[String: Any]])
+        #expect(rows.count == 2 && (rows[0]["attributions"] as? [Double])?.count == 4)
+        #expect(FileManager.default.contents(atPath: plot).map { String(decoding: $0, as: UTF8.self).contains("<svg") } == true)
+        let permutation = try runNabla(["explain", run, "--data", "iris", "--method", "permutation"])
+        #expect(permutation.status == 0 && permutation.out.contains("drop of accuracy"), "\(permutation.err)")
+        for (arguments, message) in [([folder.path, "--data", "iris"], "no model.json"),
+                                     ([run, "--data", "wine"], "no column"),
+                                     ([run, "--data", "iris", "--rows", "150"], "past the last row"),
+                                     ([run, "--data", "iris", "--output", "3"], "outside 0..<3"),
+                                     ([run, "--data", "iris", "--steps", "0"], "--steps must be between")] {
+            let bad = try runNabla(["explain"] + arguments)
+            #expect(bad.status != 0 && bad.err.contains(message), "\(arguments): \(bad.err)")
+        }
+    }
+}

@@ -138,7 +138,8 @@ public struct Dataset: Sendable {
         case iris, digits, breastCancer = "breast_cancer", wine, diabetes
 
         public var task: Task { self == .diabetes ? .regression : .classification }
-        var url: URL? { Bundle.module.url(forResource: rawValue, withExtension: "csv", subdirectory: "Resources/datasets") }
+        /// The bundled CSV file.
+        public var url: URL? { Bundle.module.url(forResource: rawValue, withExtension: "csv", subdirectory: "Resources/datasets") }
     }
 
     /// A bundled data set by name: iris, digits, breast_cancer, wine or diabetes; `target` picks

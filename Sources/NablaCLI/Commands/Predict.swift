@@ -18,16 +18,11 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         do {
-            let cardData = FileManager.default.contents(atPath: file(runFolder, "model.json"))
-            guard let cardData else { throw RunFailure(message: "\(runFolder): no model.json; is it the folder of a finished `nabla train` run?") }
-            let card: ModelCard
-            do { card = try ModelCard.decode(cardData) } catch { throw RunFailure(message: "\(runFolder): \(error)") }
-            let network: Sequential<Float> = card.spec.build(inputs: card.features.count, outputs: card.outputs)
-            try network.load(from: file(runFolder, "model.safetensors"))
-            network.eval()
+            let trained = try TrainedModel(runFolder: runFolder)
+            let card = trained.card
             let table = try CSVTable.read(data)
-            let x = try features(table, card: card)
-            let scores = withoutGradients { network(Tensor<Float>(converting: card.scaler.transform(x))) }
+            let x = try trained.features(from: table, path: data)
+            let scores = trained.outputs(x)
             var lines = ["row,prediction" + (card.task == .classification ? ",probability" : "")]
             var predictedClasses: [Int] = [], predictedValues: [Double] = []
             if card.task == .classification {
@@ -55,39 +50,6 @@ struct Predict: ParsableCommand {
             printError("error: \(error)")
             throw ExitCode.failure
         }
-    }
-
-    /// The model's feature columns from the table: numeric ones by name, one-hot ones
-    /// (`name=level`) from their source column.
-    func features(_ table: CSVTable, card: ModelCard) throws -> Tensor<Double> {
-        let n = table.rows.count, d = card.features.count
-        var flat = [Double](repeating: 0, count: n * d)
-        for (j, name) in card.features.enumerated() {
-            if let c = table.header.firstIndex(of: name) {
-                for (i, row) in table.rows.enumerated() {
-                    let cell = row[c].trimmingCharacters(in: .whitespaces)
-                    guard let v = Double(cell), v.isFinite else {
-                        throw DataFileError(path: data, line: table.lineNumbers[i], column: c + 1, columnName: name, message: "'\(cell)' is not a number")
-                    }
-                    flat[i * d + j] = v
-                }
-            } else if let eq = name.firstIndex(of: "="), let c = table.header.firstIndex(of: String(name[..<eq])) {
-                let source = String(name[..<eq]), level = String(name[name.index(after: eq)...])
-                // Every value of a one-hot column must be a level the model was trained on.
-                let known = Set(card.features.filter { $0.hasPrefix(source + "=") }.map { String($0.dropFirst(source.count + 1)) })
-                for (i, row) in table.rows.enumerated() {
-                    let cell = row[c].trimmingCharacters(in: .whitespaces)
-                    guard known.contains(cell) else {
-                        throw DataFileError(path: data, line: table.lineNumbers[i], column: c + 1, columnName: source,
-                                            message: "'\(cell)' is not a value the model was trained on (\(known.sorted().prefix(10).joined(separator: ", ")))")
-                    }
-                    flat[i * d + j] = cell == level ? 1 : 0
-                }
-            } else {
-                throw DataFileError(path: data, line: 1, message: "no column '\(name)', which the model was trained on")
-            }
-        }
-        return Tensor(shape: [n, d], scalars: flat)
     }
 }
 
