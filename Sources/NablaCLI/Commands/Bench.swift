@@ -17,8 +17,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "One JSON object per line per measurement.") var json = false
 
     func validate() throws {
-        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar", "mlp", "mlp-memory", "mlp-accuracy", "hessian"].contains(workload) else {
-            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, mlp-memory, mlp-accuracy, hessian")
+        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar", "mlp", "mlp-memory", "mlp-accuracy", "hessian", "attribution"].contains(workload) else {
+            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, mlp-memory, mlp-accuracy, hessian, attribution")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard ["float32", "float64", "both"].contains(dtype) else { throw ValidationError("--dtype must be float32, float64 or both") }
@@ -72,6 +72,7 @@ struct Bench: ParsableCommand {
         case "mlp-memory": mlpMemory()
         case "mlp-accuracy": mlpAccuracy()
         case "hessian": hessianWorkload()
+        case "attribution": attributionWorkload()
         default: overhead()
         }
     }
@@ -302,6 +303,27 @@ struct Bench: ParsableCommand {
 
     /// Workload W6: Rosenbrock's Hessian (checked against its closed form) and Hessian-vector
     /// products, float64, from x0 = (−1.2, 1, …).
+    /// Integrated gradients batched: 50 steps over 1,000 breast_cancer rows (the 569 rows and
+    /// their first 431 again) through an MLP (30 → 64 → 2), against one forward and backward
+    /// pass over the same rows.
+    func attributionWorkload() {
+        guard let data = try? Dataset.bundled(.breastCancer) else { printError("bench attribution: the bundled data is missing"); return }
+        let rows = (0..<1000).map { $0 % data.count }
+        let x = Tensor<Float>(converting: FeatureScaler.standard(fittedOn: data.features).transform(data.features).indexSelect(axis: 0, indices: rows))
+        let model = GlobalRandom.withSeed(0) { Sequential<Float>(Linear(inputSize: 30, outputSize: 64), Activation(.relu), Linear(inputSize: 64, outputSize: 2)) }
+        let classes = withoutGradients { model(x) }.argmax(axis: 1)
+        let explainer = Attribution<Float>(target: .classes(classes)) { model($0) }
+        let timings = Timing.measureInterleaved(minTotal: 2, [
+            { _ = explainer.saliency(x, absolute: false) },
+            { _ = explainer.integratedGradients(x, steps: 50) },
+        ])
+        let ratio = timings[1].medianSeconds / timings[0].medianSeconds
+        emit([("bench", .string("attribution")), ("impl", .string("nabla")), ("rows", .number(1000)), ("steps", .number(50)),
+              ("forward_backward_ms_median", .number(timings[0].medianSeconds * 1000)), ("ig_ms_median", .number(timings[1].medianSeconds * 1000)),
+              ("ratio", .number(ratio))],
+             text: "attribution: one forward+backward over 1000 rows \(fmt(timings[0].medianSeconds * 1000, digits: 3)) ms; integrated gradients, 50 steps, \(fmt(timings[1].medianSeconds * 1000, digits: 3)) ms (\(fmt(ratio, digits: 3))×, medians)")
+    }
+
     func hessianWorkload() {
         let f = { (n: Int) in TestFunction.named("rosenbrock", dimension: n)!.function }
         for n in sizes(or: [10, 100, 1000]).map({ Swift.max($0, 2) }) {
