@@ -282,3 +282,41 @@ import Testing
         #expect(Swift.abs(rankCorrelation([1, 2, 3, 4], [10, 20, 30, 40]) - 1) < 1e-15 && rankCorrelation([1, 2, 3], [3, 2, 1]) == -1)
     }
 }
+
+@Suite struct AnomalyTests {
+    @Test func metricsMatchScikitLearn() {
+        // roc_auc_score and average_precision_score on these (with ties): 0.75 and 0.7.
+        let anomalies = [false, false, true, true, false, true, false]
+        let scores = [0.1, 0.4, 0.35, 0.8, 0.4, 0.4, 0.05]
+        #expect(Swift.abs(DetectionMetrics.rocAUC(scores: scores, anomalies: anomalies) - 0.75) < 1e-15)
+        #expect(Swift.abs(DetectionMetrics.averagePrecision(scores: scores, anomalies: anomalies) - 0.7) < 1e-15)
+        let curve = DetectionMetrics.rocCurve(scores: scores, anomalies: anomalies)
+        #expect(curve.first! == (0, 0) && curve.last! == (1, 1))
+        #expect(DetectionMetrics.threshold(normalScores: (1...100).map(Double.init), falsePositiveRate: 0.05) == 95)
+    }
+
+    @Test func gradNormIsTheLastLayersGradientNorm() {
+        var rng = RandomGenerator(seed: 4)
+        let h = Tensor<Double>.normal(shape: [3, 5], using: &rng), w = Tensor<Double>.normal(shape: [4, 5], using: &rng)
+        let z = Tensor.matmul(h, w, transposeB: true)
+        let scores = AnomalyScores.gradNorm(features: h, logits: z)
+        for i in 0..<3 {
+            // KL(u ‖ softmax(W hᵢ)) differentiated by automatic differentiation.
+            let g = gradient(at: w) { w in -(Tensor.matmul(h[i..<(i + 1)], w, transposeB: true).logSoftmax(axis: 1)).mean() - Foundation.log(4.0) }
+            #expect(Swift.abs(-scores[i] - g.abs().sum().scalar) < 1e-12)
+        }
+        #expect(AnomalyScores.maximumSoftmax(logits: Tensor<Double>(shape: [1, 2], scalars: [0, 0])) == [0.5])
+    }
+
+    @Test func anAutoencoderFindsMalignantRowsAfterSeeingBenignOnes() throws {
+        let data = try Dataset.bundled(.breastCancer)
+        // In this data set class 1 is benign: fit on the benign rows of one half, score the other half.
+        let (train, test) = (0..<data.count).reduce(into: ([Int](), [Int]())) { $1 % 2 == 0 ? $0.0.append($1) : $0.1.append($1) }
+        let benign = train.filter { data.targets[$0] == 1 }
+        let detector = AutoencoderDetector(hidden: 16, code: 4, epochs: 40, seed: 1)
+        try detector.fit(data.features.indexSelect(axis: 0, indices: benign))
+        let scores = detector.score(data.features.indexSelect(axis: 0, indices: test))
+        let auc = DetectionMetrics.rocAUC(scores: scores, anomalies: test.map { data.targets[$0] == 0 })
+        #expect(auc > 0.85, "ROC AUC \(auc)")
+    }
+}
