@@ -253,3 +253,27 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         }
     }
 }
+
+@Suite(.serialized) struct AnomalyCommandTests {
+    @Test func fitsOnNormalRowsScoresAndRefusesBadRequests() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-anomaly-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let detector = folder.appendingPathComponent("detector").path
+        let fit = try runNabla(["anomaly", "fit", "--data", "breast_cancer", "--normal", "1", "--epochs", "30", "--out", detector])
+        #expect(fit.status == 0, "\(fit.err)")
+        let plot = folder.appendingPathComponent("roc.svg").path
+        let scored = try runNabla(["anomaly", "score", detector, "--data", "breast_cancer", "--normal", "1", "--json", "--plot", plot])
+        #expect(scored.status == 0, "\(scored.err)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(scored.out.utf8)) as? [String: Any])
+        #expect((object["roc_auc"] as? Double ?? 0) > 0.9 && (object["anomalies"] as? Double) == 212, "\(object)")
+        #expect(FileManager.default.fileExists(atPath: plot))
+        for (arguments, message) in [(["fit", "--data", "breast_cancer", "--normal", "7", "--out", folder.appendingPathComponent("x").path], "no row of breast_cancer"),
+                                     (["fit", "--data", "breast_cancer", "--normal", "1", "--out", detector], "already holds a detector"),
+                                     (["fit", "--data", "breast_cancer", "--fpr", "0", "--out", folder.appendingPathComponent("y").path], "--fpr must be"),
+                                     (["score", detector, "--data", "breast_cancer", "--normal", "9"], "all anomalies"),
+                                     (["score", folder.path, "--data", "breast_cancer"], "no model.json")] {
+            let bad = try runNabla(["anomaly"] + arguments)
+            #expect(bad.status != 0 && bad.err.contains(message), "\(arguments): \(bad.err)")
+        }
+    }
+}

@@ -64,6 +64,12 @@ public final class AutoencoderDetector {
         (network, self.scaler) = (net, scaler)
     }
 
+    /// Puts back a fitted detector (see ``DetectorCard``).
+    public func restore(network: Sequential<Float>, scaler: FeatureScaler) {
+        network.eval()
+        (self.network, self.scaler) = (network, scaler)
+    }
+
     /// The mean squared reconstruction error of each row (in standardized units).
     public func score(_ x: Tensor<Double>) -> [Double] {
         guard let network, let scaler else { usageFailure("AutoencoderDetector.score: call fit first") }

@@ -32,7 +32,7 @@ public struct LinePlot {
         let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
         var t = (lo / step).rounded(.up) * step
         var out: [Double] = []
-        while t <= hi + step * 1e-9 { out.append(t); t += step }
+        while t <= hi + step * 1e-9 { out.append(Swift.abs(t) < step * 1e-9 ? 0 : t); t += step }   // no "-0"
         return out
     }
 

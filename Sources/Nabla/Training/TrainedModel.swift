@@ -47,34 +47,48 @@ public struct TrainedModel {
     /// The model's feature columns from the table: numeric ones by name, one-hot ones
     /// (`name=level`) from their source column.
     public func features(from table: CSVTable, path data: String) throws -> Tensor<Double> {
-        let n = table.rows.count, d = card.features.count
-        var flat = [Double](repeating: 0, count: n * d)
-        for (j, name) in card.features.enumerated() {
-            if let c = table.header.firstIndex(of: name) {
-                for (i, row) in table.rows.enumerated() {
-                    let cell = row[c].trimmingCharacters(in: .whitespaces)
-                    guard let v = Double(cell), v.isFinite else {
-                        throw DataFileError(path: data, line: table.lineNumbers[i], column: c + 1, columnName: name, message: "'\(cell)' is not a number")
-                    }
-                    flat[i * d + j] = v
-                }
-            } else if let eq = name.firstIndex(of: "="), let c = table.header.firstIndex(of: String(name[..<eq])) {
-                let source = String(name[..<eq]), level = String(name[name.index(after: eq)...])
-                // Every value of a one-hot column must be a level the model was trained on.
-                let known = Set(card.features.filter { $0.hasPrefix(source + "=") }.map { String($0.dropFirst(source.count + 1)) })
-                for (i, row) in table.rows.enumerated() {
-                    let cell = row[c].trimmingCharacters(in: .whitespaces)
-                    guard known.contains(cell) else {
-                        throw DataFileError(path: data, line: table.lineNumbers[i], column: c + 1, columnName: source,
-                                            message: "'\(cell)' is not a value the model was trained on (\(known.sorted().prefix(10).joined(separator: ", ")))")
-                    }
-                    flat[i * d + j] = cell == level ? 1 : 0
-                }
-            } else {
-                throw DataFileError(path: data, line: 1, message: "no column '\(name)', which the model was trained on")
-            }
-        }
-        return Tensor(shape: [n, d], scalars: flat)
+        try featureMatrix(from: table, features: card.features, path: data)
     }
 
+    /// The inputs of the last layer and the logits, for raw features (GradNorm needs both).
+    public func lastLayer(_ x: Tensor<Double>) -> (features: Tensor<Float>, logits: Tensor<Float>) {
+        withoutGradients {
+            var h = scaled(x)
+            for layer in network.layers.dropLast() { h = layer(h) }
+            return (h, network.layers.last!(h))
+        }
+    }
+}
+
+/// The columns `features` from a table: numeric ones by name, one-hot ones (`name=level`) from
+/// their source column, where every value must be a level among `features`.
+public func featureMatrix(from table: CSVTable, features: [String], path data: String) throws -> Tensor<Double> {
+    let n = table.rows.count, d = features.count
+    var flat = [Double](repeating: 0, count: n * d)
+    for (j, name) in features.enumerated() {
+        if let c = table.header.firstIndex(of: name) {
+            for (i, row) in table.rows.enumerated() {
+                let cell = row[c].trimmingCharacters(in: .whitespaces)
+                guard let v = Double(cell), v.isFinite else {
+                    throw DataFileError(path: data, line: table.lineNumbers[i], column: c + 1, columnName: name, message: "'\(cell)' is not a number")
+                }
+                flat[i * d + j] = v
+            }
+        } else if let eq = name.firstIndex(of: "="), let c = table.header.firstIndex(of: String(name[..<eq])) {
+            let source = String(name[..<eq]), level = String(name[name.index(after: eq)...])
+            // Every value of a one-hot column must be a level the model was trained on.
+            let known = Set(features.filter { $0.hasPrefix(source + "=") }.map { String($0.dropFirst(source.count + 1)) })
+            for (i, row) in table.rows.enumerated() {
+                let cell = row[c].trimmingCharacters(in: .whitespaces)
+                guard known.contains(cell) else {
+                    throw DataFileError(path: data, line: table.lineNumbers[i], column: c + 1, columnName: source,
+                                        message: "'\(cell)' is not a value the model was trained on (\(known.sorted().prefix(10).joined(separator: ", ")))")
+                }
+                flat[i * d + j] = cell == level ? 1 : 0
+            }
+        } else {
+            throw DataFileError(path: data, line: 1, message: "no column '\(name)', which the model was trained on")
+        }
+    }
+    return Tensor(shape: [n, d], scalars: flat)
 }
