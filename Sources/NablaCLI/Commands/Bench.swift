@@ -14,11 +14,13 @@ struct Bench: ParsableCommand {
     @Option(help: "gemm: comma-separated sizes (rosenbrock, hessian: dimensions, for the Hessians and the Hessian-vector products alike; mlp: batch sizes).") var sizes: String = Bench.gemmSizes
     @Option(help: "mlp: one batch size (the same as --sizes B).") var batch: Int?
     @Option(help: "gemm: float32, float64 or both.") var dtype: String = "both"
+    @Option(help: "anomaly: the folder of the MNIST IDX files.") var mnist: String?
+    @Option(help: "anomaly: the folder of the Fashion-MNIST IDX files.") var fashion: String?
     @Flag(help: "One JSON object per line per measurement.") var json = false
 
     func validate() throws {
-        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar", "mlp", "mlp-memory", "mlp-accuracy", "hessian", "attribution"].contains(workload) else {
-            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, mlp-memory, mlp-accuracy, hessian, attribution")
+        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar", "mlp", "mlp-memory", "mlp-accuracy", "hessian", "attribution", "anomaly"].contains(workload) else {
+            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, mlp-memory, mlp-accuracy, hessian, attribution, anomaly")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard ["float32", "float64", "both"].contains(dtype) else { throw ValidationError("--dtype must be float32, float64 or both") }
@@ -73,6 +75,7 @@ struct Bench: ParsableCommand {
         case "mlp-accuracy": mlpAccuracy()
         case "hessian": hessianWorkload()
         case "attribution": attributionWorkload()
+        case "anomaly": anomalyWorkload()
         default: overhead()
         }
     }
@@ -322,6 +325,23 @@ struct Bench: ParsableCommand {
               ("forward_backward_ms_median", .number(timings[0].medianSeconds * 1000)), ("ig_ms_median", .number(timings[1].medianSeconds * 1000)),
               ("ratio", .number(ratio))],
              text: "attribution: one forward+backward over 1000 rows \(fmt(timings[0].medianSeconds * 1000, digits: 3)) ms; integrated gradients, 50 steps, \(fmt(timings[1].medianSeconds * 1000, digits: 3)) ms (\(fmt(ratio, digits: 3))×, medians)")
+    }
+
+    /// The anomaly benchmarks (``AnomalyBenchmark``): ROC AUC of each of Nabla's detectors;
+    /// MNIST vs Fashion-MNIST when --mnist and --fashion name their folders.
+    func anomalyWorkload() {
+        var benchmarks: [() throws -> AnomalyBenchmark] = [AnomalyBenchmark.breastCancer, AnomalyBenchmark.digits]
+        if let mnist, let fashion { benchmarks.append { try AnomalyBenchmark.mnistVersusFashion(mnist: mnist, fashion: fashion) } }
+        for make in benchmarks {
+            do {
+                let b = try make()
+                for (detector, auc) in try b.run() {
+                    emit([("bench", .string("anomaly")), ("impl", .string("nabla")), ("benchmark", .string(b.name)), ("detector", .string(detector)),
+                          ("fit_rows", .number(Double(b.fitFeatures.shape[0]))), ("test_rows", .number(Double(b.testFeatures.shape[0]))), ("roc_auc", .number(auc))],
+                         text: "anomaly \(pad(b.name, 24)) \(pad(detector, 20)) ROC AUC \(fmt(auc, digits: 4))")
+                }
+            } catch { printError("bench anomaly: \(error)") }
+        }
     }
 
     func hessianWorkload() {

@@ -1,0 +1,82 @@
+import Foundation
+
+/// The anomaly benchmarks of Nabla's detectors, each a fixed split that other libraries can
+/// reproduce from its description (bench/anomaly runs scikit-learn and PyOD on the same rows):
+/// - breast_cancer: fit on the benign rows of even index; score the rows of odd index;
+///   malignant = anomaly.
+/// - digits: fit on the rows of even index that are not a 9; score the rows of odd index;
+///   9 = anomaly.
+/// - MNIST vs Fashion-MNIST: fit on the first `train` MNIST training images; score the first
+///   `test` MNIST test images (normal) and the first `test` Fashion-MNIST test images (anomalies).
+public struct AnomalyBenchmark {
+    public var name: String
+    public var fitFeatures: Tensor<Double>
+    /// Class labels of the fitting rows, for the classifier-based detectors (nil: one class).
+    public var fitLabels: [Int]?
+    public var testFeatures: Tensor<Double>
+    public var testAnomalies: [Bool]
+
+    public static func breastCancer() throws -> AnomalyBenchmark {
+        let d = try Dataset.bundled(.breastCancer)
+        let fit = (0..<d.count).filter { $0 % 2 == 0 && d.targets[$0] == 1 }, test = (0..<d.count).filter { $0 % 2 == 1 }
+        return AnomalyBenchmark(name: "breast_cancer", fitFeatures: d.features.indexSelect(axis: 0, indices: fit), fitLabels: nil,
+                                testFeatures: d.features.indexSelect(axis: 0, indices: test), testAnomalies: test.map { d.targets[$0] == 0 })
+    }
+
+    public static func digits() throws -> AnomalyBenchmark {
+        let d = try Dataset.bundled(.digits)
+        let fit = (0..<d.count).filter { $0 % 2 == 0 && d.targets[$0] != 9 }, test = (0..<d.count).filter { $0 % 2 == 1 }
+        return AnomalyBenchmark(name: "digits (9 unseen)", fitFeatures: d.features.indexSelect(axis: 0, indices: fit), fitLabels: fit.map { Int(d.targets[$0]) },
+                                testFeatures: d.features.indexSelect(axis: 0, indices: test), testAnomalies: test.map { d.targets[$0] == 9 })
+    }
+
+    /// `mnist` and `fashion` are folders holding the IDX files (plain or gzip'd) under their usual names.
+    public static func mnistVersusFashion(mnist: String, fashion: String, train: Int = 10_000, test: Int = 2_000) throws -> AnomalyBenchmark {
+        func find(_ folder: String, _ stem: String) throws -> String {
+            for name in [stem, stem + ".gz"] {
+                let p = (folder as NSString).appendingPathComponent(name)
+                if FileManager.default.fileExists(atPath: p) { return p }
+            }
+            throw DataFileError(path: (folder as NSString).appendingPathComponent(stem), message: "not found (plain or .gz)")
+        }
+        let trainSet = try Dataset.readIDX(images: try find(mnist, "train-images-idx3-ubyte"), labels: try find(mnist, "train-labels-idx1-ubyte"), limit: train)
+        let normal = try Dataset.readIDX(images: try find(mnist, "t10k-images-idx3-ubyte"), labels: try find(mnist, "t10k-labels-idx1-ubyte"), limit: test)
+        let outside = try Dataset.readIDX(images: try find(fashion, "t10k-images-idx3-ubyte"), labels: try find(fashion, "t10k-labels-idx1-ubyte"), limit: test)
+        return AnomalyBenchmark(name: "MNIST vs Fashion-MNIST", fitFeatures: trainSet.features, fitLabels: trainSet.targets.map { Int($0) },
+                                testFeatures: Tensor.concatenate([normal.features, outside.features], axis: 0),
+                                testAnomalies: Array(repeating: false, count: normal.count) + Array(repeating: true, count: outside.count))
+    }
+
+    /// ROC AUC of each of Nabla's detectors: the autoencoder, and where the fitting rows have
+    /// classes, an MLP classifier's maximum softmax probability and GradNorm.
+    public func run(seed: UInt64 = 0) throws -> [(detector: String, rocAUC: Double)] {
+        var results: [(String, Double)] = []
+        let d = fitFeatures.shape[1]
+        let autoencoder = AutoencoderDetector(hidden: Swift.min(64, Swift.max(16, d / 2)), code: Swift.min(16, Swift.max(4, d / 8)),
+                                              epochs: d > 100 ? 50 : 200, seed: seed)
+        try autoencoder.fit(fitFeatures)
+        results.append(("autoencoder", DetectionMetrics.rocAUC(scores: autoencoder.score(testFeatures), anomalies: testAnomalies)))
+        if let labels = fitLabels {
+            let classes = (labels.max() ?? 0) + 1
+            // Images keep their [0, 1] pixels: standardizing nearly constant border pixels would
+            // blow up any ink there (exactly what out-of-distribution images have).
+            let scaler = d > 100 ? FeatureScaler.identity(features: d) : FeatureScaler.standard(fittedOn: fitFeatures)
+            let x = Tensor<Float>(converting: scaler.transform(fitFeatures)), xt = Tensor<Float>(converting: scaler.transform(testFeatures))
+            let network = GlobalRandom.withSeed(seed) { ModelSpec(kind: .mlp, hidden: [128]).build(inputs: d, outputs: classes) as Sequential<Float> }
+            let trainer = Trainer(model: network, optimizer: Optimizer(rule: Adam(), learningRate: 1e-3), trainingCount: x.shape[0],
+                                  options: TrainingOptions(epochs: d > 100 ? 10 : 60, batchSize: 64, seed: seed)) { m, rows in
+                crossEntropy(logits: (m as! Sequential<Float>)(x.indexSelect(axis: 0, indices: rows)), targets: IndexTensor(rows.map { labels[$0] }))
+            }
+            try trainer.fit()
+            network.eval()
+            let (h, z) = withoutGradients { () -> (Tensor<Float>, Tensor<Float>) in
+                var h = xt
+                for layer in network.layers.dropLast() { h = layer(h) }
+                return (h, network.layers.last!(h))
+            }
+            results.append(("classifier MSP", DetectionMetrics.rocAUC(scores: AnomalyScores.maximumSoftmax(logits: z), anomalies: testAnomalies)))
+            results.append(("classifier GradNorm", DetectionMetrics.rocAUC(scores: AnomalyScores.gradNorm(features: h, logits: z), anomalies: testAnomalies)))
+        }
+        return results
+    }
+}
