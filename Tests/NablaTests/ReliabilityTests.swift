@@ -320,3 +320,15 @@ import Testing
         #expect(auc > 0.85, "ROC AUC \(auc)")
     }
 }
+
+@Suite struct AnomalyBenchmarkTests {
+    /// The MNIST vs Fashion-MNIST protocol on the bundled slices: every detector runs, and the
+    /// autoencoder tells the two apart.
+    @Test func mnistVersusFashionOnSlices() throws {
+        let b = try AnomalyBenchmark.mnistVersusFashion(mnist: fixture("mnist-slice"), fashion: fixture("fashion-slice"), train: 300, test: 100)
+        #expect(b.fitFeatures.shape == [300, 784] && b.testFeatures.shape == [200, 784] && b.testAnomalies.filter { $0 }.count == 100)
+        let results = try b.run()
+        #expect(results.map(\.detector) == ["autoencoder", "classifier MSP", "classifier GradNorm"])
+        #expect(results[0].rocAUC > 0.9, "\(results)")
+    }
+}

@@ -48,9 +48,26 @@ struct Explain: ParsableCommand {
     func run() throws {
         do {
             let model = try TrainedModel(runFolder: runFolder)
-            let path = Dataset.Bundled(rawValue: data)?.url?.path ?? data
-            let table = try CSVTable.read(path)
-            let x = try model.features(from: table, path: data)
+            let x: Tensor<Double>
+            var labels: [Int]?, values: [Double]?
+            if data.contains("idx3-ubyte") {
+                // MNIST-style images with the labels file beside them (pixels named pixel_…).
+                let name = (data as NSString).lastPathComponent
+                let labelsPath = ((data as NSString).deletingLastPathComponent as NSString).appendingPathComponent(
+                    name.replacingOccurrences(of: "images", with: "labels").replacingOccurrences(of: "idx3-ubyte", with: "idx1-ubyte"))
+                let images = try Dataset.readIDX(images: data, labels: labelsPath)
+                guard images.featureNames == model.card.features else {
+                    throw RunSettingsError("\(data): \(images.featureCount) pixels, but the model was trained on \(model.card.features.count) features")
+                }
+                x = images.features
+                labels = images.targets.map { model.card.classes.firstIndex(of: String(Int($0))) ?? -1 }
+                if labels!.contains(-1) { labels = nil }
+            } else {
+                let table = try CSVTable.read(Dataset.Bundled(rawValue: data)?.url?.path ?? data)
+                x = try model.features(from: table, path: data)
+                labels = try model.labels(from: table, path: data)
+                values = model.values(from: table)
+            }
             let wanted = rowList!
             if let bad = wanted.first(where: { $0 >= x.shape[0] }) {
                 throw RunSettingsError("--rows: row \(bad) is past the last row of \(data) (\(x.shape[0]) rows, numbered from 0)")
@@ -58,7 +75,7 @@ struct Explain: ParsableCommand {
             let m = ModelExplanation.Method(rawValue: method)!
             let e = try ModelExplanation.explain(model, features: x, method: m, output: output, baselineMean: baseline == "mean",
                                                  steps: steps, repeats: repeats, seed: seed,
-                                                 labels: try model.labels(from: table, path: data), values: model.values(from: table))
+                                                 labels: labels, values: values)
             let card = model.card
             let ranked = e.importance.ranking
             func outputName(_ k: Int) -> String { card.task == .classification ? card.classes[k] : card.target }
@@ -98,11 +115,11 @@ struct Explain: ParsableCommand {
                 let svg: String
                 if isImage, let a = e.attributions {
                     let d = a.shape[1], raw = x.scalars
-                    svg = AttributionHeatmaps(title: "\(m.rawValue): \(data)", side: side, rows: wanted.prefix(6).map { r in
+                    svg = AttributionHeatmaps(title: "\(m.rawValue): \((data as NSString).lastPathComponent)", side: side, rows: wanted.prefix(6).map { r in
                         ("row \(r): \(outputName(e.explainedOutputs[r]))", Array(raw[(r * d)..<((r + 1) * d)]), (0..<d).map { a.scalars[r * d + $0] })
                     }).svg()
                 } else {
-                    svg = BarChart(title: "\(m.rawValue): feature importance (\(data))",
+                    svg = BarChart(title: "\(m.rawValue): feature importance (\((data as NSString).lastPathComponent))",
                                    bars: ranked.prefix(top).map { (card.features[$0], e.importance.importances[$0]) },
                                    valueLabel: m == .permutation ? "drop of \(card.task == .classification ? "accuracy" : "R²")" : "mean |attribution|").svg()
                 }
