@@ -49,21 +49,30 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
     @Test func killedTrainingResumesToTheSameWeights() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-kill-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let settings = ["--data", "iris", "--model", "mlp:8", "--epochs", "40", "--checkpoint-every", "0", "--quiet"]
+        let settings = ["--data", "digits", "--model", "mlp:16", "--epochs", "30", "--checkpoint-every", "0", "--quiet"]
         let reference = folder.appendingPathComponent("reference").path
+        let started = Date()
         let first = try runNabla(["train"] + settings + ["--out", reference])
+        let duration = Date().timeIntervalSince(started)
         #expect(first.status == 0, "\(first.err)")
-        for (i, delay) in [0.3, 0.6, 0.9].enumerated() {
+        // Kills at fractions of the uninterrupted run's duration; at least one must land during
+        // training (a checkpoint written, the model not yet), or the test would prove nothing.
+        var killedDuringTraining = 0
+        for (i, fraction) in [0.4, 0.6, 0.8].enumerated() {
             let run = folder.appendingPathComponent("run\(i)").path
-            _ = try runNabla(["train"] + settings + ["--out", run], killAfter: delay)
+            _ = try runNabla(["train"] + settings + ["--out", run], killAfter: duration * fraction)
+            if FileManager.default.fileExists(atPath: run + "/checkpoint.safetensors") && !FileManager.default.fileExists(atPath: run + "/model.safetensors") {
+                killedDuringTraining += 1
+            }
             let resumed = FileManager.default.fileExists(atPath: run + "/config.json")
                 ? try runNabla(["train", "--resume", run, "--quiet"]) : try runNabla(["train"] + settings + ["--out", run])
             #expect(resumed.status == 0, "\(resumed.err)")
             let a = FileManager.default.contents(atPath: reference + "/model.safetensors"), b = FileManager.default.contents(atPath: run + "/model.safetensors")
-            #expect(a != nil && a == b, "run \(i), killed after \(delay) s: the final weights differ")
+            #expect(a != nil && a == b, "run \(i), killed after \(fraction) of \(duration) s: the final weights differ")
             let leftovers = ((try? FileManager.default.contentsOfDirectory(atPath: run)) ?? []).filter { $0.hasSuffix(".tmp") }
             #expect(leftovers.isEmpty, "\(leftovers)")
         }
+        #expect(killedDuringTraining >= 1, "no kill landed during training (the uninterrupted run took \(duration) s)")
     }
 
     @Test func expressionsStartingWithMinusAndNegativeValues() throws {

@@ -57,23 +57,13 @@ public struct AnomalyBenchmark {
         try autoencoder.fit(fitFeatures)
         results.append(("autoencoder", DetectionMetrics.rocAUC(scores: autoencoder.score(testFeatures), anomalies: testAnomalies)))
         if let labels = fitLabels {
-            let classes = (labels.max() ?? 0) + 1
             // Images keep their [0, 1] pixels: standardizing nearly constant border pixels would
             // blow up any ink there (exactly what out-of-distribution images have).
             let scaler = d > 100 ? FeatureScaler.identity(features: d) : FeatureScaler.standard(fittedOn: fitFeatures)
-            let x = Tensor<Float>(converting: scaler.transform(fitFeatures)), xt = Tensor<Float>(converting: scaler.transform(testFeatures))
-            let network = GlobalRandom.withSeed(seed) { ModelSpec(kind: .mlp, hidden: [128]).build(inputs: d, outputs: classes) as Sequential<Float> }
-            let trainer = Trainer(model: network, optimizer: Optimizer(rule: Adam(), learningRate: 1e-3), trainingCount: x.shape[0],
-                                  options: TrainingOptions(epochs: d > 100 ? 10 : 60, batchSize: 64, seed: seed)) { m, rows in
-                crossEntropy(logits: (m as! Sequential<Float>)(x.indexSelect(axis: 0, indices: rows)), targets: IndexTensor(rows.map { labels[$0] }))
-            }
-            try trainer.fit()
-            network.eval()
-            let (h, z) = withoutGradients { () -> (Tensor<Float>, Tensor<Float>) in
-                var h = xt
-                for layer in network.layers.dropLast() { h = layer(h) }
-                return (h, network.layers.last!(h))
-            }
+            let classifier = MLPClassifier(hidden: [128], epochs: d > 100 ? 10 : 60, batchSize: 64, learningRate: 1e-3,
+                                           patience: nil, validationFraction: 0, seed: seed)
+            try classifier.fit(scaler.transform(fitFeatures), labels: labels)
+            let (h, z) = classifier.network!.lastLayerInputsAndOutputs(Tensor<Float>(converting: scaler.transform(testFeatures)))
             results.append(("classifier MSP", DetectionMetrics.rocAUC(scores: AnomalyScores.maximumSoftmax(logits: z), anomalies: testAnomalies)))
             results.append(("classifier GradNorm", DetectionMetrics.rocAUC(scores: AnomalyScores.gradNorm(features: h, logits: z), anomalies: testAnomalies)))
         }

@@ -147,6 +147,16 @@ public enum IDX {
     }
 }
 
+extension IDX {
+    /// Where the labels of an MNIST-style images file sit: beside it, "images" and "idx3-ubyte"
+    /// in its name changed to "labels" and "idx1-ubyte" (the folders stay as they are).
+    public static func labelsPath(forImages images: String) -> String {
+        let name = (images as NSString).lastPathComponent
+            .replacingOccurrences(of: "images", with: "labels").replacingOccurrences(of: "idx3-ubyte", with: "idx1-ubyte")
+        return ((images as NSString).deletingLastPathComponent as NSString).appendingPathComponent(name)
+    }
+}
+
 extension Dataset {
     /// MNIST-style IDX files (plain or gzip'd): images [n, rows, cols] as features scaled to [0, 1],
     /// labels [n] as classes. `limit` keeps the first rows only.

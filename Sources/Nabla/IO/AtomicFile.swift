@@ -21,7 +21,7 @@ public func writeAtomically(_ data: Data, to path: String) throws {
     guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
         throw FileWriteError(path: path, reason: "the folder \(dir.path) does not exist")
     }
-    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).\(UUID().uuidString.prefix(8)).tmp")
+    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).\(UUID().uuidString.prefix(8))\(temporarySuffix)")
     // Written with the system calls themselves, so that a failure reports the system's reason
     // (no space left on device, file too large) and leaves nothing behind.
     let fd = open(tmp.path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
@@ -49,6 +49,18 @@ public func writeAtomically(_ data: Data, to path: String) throws {
         let reason = String(cString: strerror(errno))
         try? FileManager.default.removeItem(at: tmp)
         throw FileWriteError(path: path, reason: reason)
+    }
+}
+
+/// The ending of the temporary files of ``writeAtomically(_:to:)-(Data,_)`` (hidden: they start with a dot).
+let temporarySuffix = ".tmp"
+
+/// Removes the temporary files that atomic writes of a killed process left in `folder`; call it
+/// before a process starts writing there again.
+public func removeAbandonedTemporaryFiles(in folder: String) {
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
+    for name in names where name.hasPrefix(".") && name.hasSuffix(temporarySuffix) {
+        try? FileManager.default.removeItem(atPath: (folder as NSString).appendingPathComponent(name))
     }
 }
 

@@ -259,6 +259,18 @@ extension Module {
 
 }
 
+extension Sequential {
+    /// The inputs of the last layer and its outputs (features and logits of a classifier), in
+    /// one pass without recording.
+    public func lastLayerInputsAndOutputs(_ x: Tensor<Scalar>) -> (inputs: Tensor<Scalar>, outputs: Tensor<Scalar>) {
+        require(!layers.isEmpty, "Sequential.lastLayerInputsAndOutputs: the network has no layers")
+        return withoutGradients {
+            let h = layers.dropLast().reduce(x) { $1($0) }
+            return (h, layers.last!(h))
+        }
+    }
+}
+
 extension Module: CustomStringConvertible {
     /// The module tree with each module's own parameters (name and shape) and parameter
     /// counts, as `print(model)` shows it:

@@ -52,11 +52,8 @@ public struct TrainedModel {
 
     /// The inputs of the last layer and the logits, for raw features (GradNorm needs both).
     public func lastLayer(_ x: Tensor<Double>) -> (features: Tensor<Float>, logits: Tensor<Float>) {
-        withoutGradients {
-            var h = scaled(x)
-            for layer in network.layers.dropLast() { h = layer(h) }
-            return (h, network.layers.last!(h))
-        }
+        let (h, z) = network.lastLayerInputsAndOutputs(scaled(x))
+        return (h, z)
     }
 }
 

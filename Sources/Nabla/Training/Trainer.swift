@@ -214,8 +214,7 @@ public final class Trainer<Scalar: TensorScalar> {
                 return history
             }
         }
-        try writePendingCheckpoint()
-        history.stopReason = .maxEpochs
+        history.stopReason = .maxEpochs   // (the last epoch's checkpoint was written in the loop)
         return history
     }
 

@@ -14,11 +14,6 @@ struct Anomaly: ParsableCommand {
         """,
         subcommands: [Fit.self, Score.self])
 
-    /// Rows of a bundled data set or a CSV file, with their target column's text (when present).
-    static func table(_ data: String) throws -> CSVTable {
-        try CSVTable.read(Dataset.Bundled(rawValue: data)?.url?.path ?? data)
-    }
-
     struct Fit: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Fit an autoencoder on the normal rows of a data set.")
         @Option(help: "Bundled data set name or a CSV file.") var data: String
@@ -42,7 +37,7 @@ struct Anomaly: ParsableCommand {
 
         func run() throws {
             do {
-                let table = try Anomaly.table(data)
+                let table = try readTable(data)
                 let targetName = target ?? table.header.last!
                 guard let t = table.header.firstIndex(of: targetName) else { throw RunSettingsError("\(data): no column '\(targetName)'") }
                 let features = table.header.enumerated().filter { $0.offset != t }.map(\.element)
@@ -106,11 +101,11 @@ struct Anomaly: ParsableCommand {
                         return AnomalyScores.maximumSoftmax(logits: model.outputs(x))
                     }
                 }
-                let table = try Anomaly.table(data)
+                let table = try readTable(data)
                 var scores = try scorer(table, data)
                 var truth: [Bool]?
                 if let anomalies {
-                    let other = try scorer(try Anomaly.table(anomalies), anomalies)
+                    let other = try scorer(try readTable(anomalies), anomalies)
                     truth = Array(repeating: false, count: scores.count) + Array(repeating: true, count: other.count)
                     scores += other
                 } else if let normal {

@@ -52,10 +52,7 @@ struct Explain: ParsableCommand {
             var labels: [Int]?, values: [Double]?
             if data.contains("idx3-ubyte") {
                 // MNIST-style images with the labels file beside them (pixels named pixel_…).
-                let name = (data as NSString).lastPathComponent
-                let labelsPath = ((data as NSString).deletingLastPathComponent as NSString).appendingPathComponent(
-                    name.replacingOccurrences(of: "images", with: "labels").replacingOccurrences(of: "idx3-ubyte", with: "idx1-ubyte"))
-                let images = try Dataset.readIDX(images: data, labels: labelsPath)
+                let images = try Dataset.readIDX(images: data, labels: IDX.labelsPath(forImages: data))
                 guard images.featureNames == model.card.features else {
                     throw RunSettingsError("\(data): \(images.featureCount) pixels, but the model was trained on \(model.card.features.count) features")
                 }
@@ -63,7 +60,7 @@ struct Explain: ParsableCommand {
                 labels = images.targets.map { model.card.classes.firstIndex(of: String(Int($0))) ?? -1 }
                 if labels!.contains(-1) { labels = nil }
             } else {
-                let table = try CSVTable.read(Dataset.Bundled(rawValue: data)?.url?.path ?? data)
+                let table = try readTable(data)
                 x = try model.features(from: table, path: data)
                 labels = try model.labels(from: table, path: data)
                 values = model.values(from: table)

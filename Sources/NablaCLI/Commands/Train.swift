@@ -106,7 +106,7 @@ struct Train: ParsableCommand {
                 folder = defaultFolder(config)
             }
         }
-        removeStaleTemporaryFiles(in: folder)
+        removeAbandonedTemporaryFiles(in: folder)
         func fail(_ message: String) -> ExitCode {
             printError("error: \(message)")
             try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -316,14 +316,6 @@ struct Train: ParsableCommand {
         while FileManager.default.fileExists(atPath: name) { name = "\(base)-\(k)"; k += 1 }
         return name
     }
-
-    /// Removes the temporary files of atomic writes that a killed process left in the run folder.
-    func removeStaleTemporaryFiles(in folder: String) {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
-        for name in names where name.hasPrefix(".") && name.hasSuffix(".tmp") {
-            try? FileManager.default.removeItem(atPath: file(folder, name))
-        }
-    }
 }
 
 func file(_ folder: String, _ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
@@ -409,11 +401,7 @@ struct PreparedData {
                 throw RunFailure(message: "--data \(c.data) is a folder; give a CSV file, an IDX images file or a bundled data set name")
             }
             if c.data.contains("idx3-ubyte") {
-                // MNIST-style IDX: the labels file sits beside the images file.
-                // Only the file's own name changes (a folder called "images" stays as it is).
-                let name = (c.data as NSString).lastPathComponent
-                let labelsName = name.replacingOccurrences(of: "images", with: "labels").replacingOccurrences(of: "idx3-ubyte", with: "idx1-ubyte")
-                let labels = ((c.data as NSString).deletingLastPathComponent as NSString).appendingPathComponent(labelsName)
+                let labels = IDX.labelsPath(forImages: c.data)
                 guard labels != c.data, FileManager.default.fileExists(atPath: labels) else {
                     throw RunFailure(message: "--data \(c.data): no labels file \(labels) beside the images")
                 }

@@ -1,9 +1,10 @@
 import Foundation
+import Nabla
 
-/// Shortest text that reads back as the same Double; integers without a fraction.
 /// "1 epoch", "3 epochs".
 func counted(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
 
+/// Shortest text that reads back as the same Double; integers without a fraction.
 func fmt(_ d: Double) -> String {
     if d.isNaN { return "nan" }
     if d.isInfinite { return d > 0 ? "inf" : "-inf" }
@@ -26,4 +27,9 @@ func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + Strin
 /// Writes a line to standard error.
 func printError(_ message: String) {
     FileHandle.standardError.write((message + "\n").data(using: .utf8)!)
+}
+
+/// The rows of `data`: a bundled data set's name or a CSV file.
+func readTable(_ data: String) throws -> CSVTable {
+    try CSVTable.read(Dataset.Bundled(rawValue: data)?.url?.path ?? data)
 }
