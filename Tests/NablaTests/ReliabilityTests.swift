@@ -313,11 +313,37 @@ import Testing
         // In this data set class 1 is benign: fit on the benign rows of one half, score the other half.
         let (train, test) = (0..<data.count).reduce(into: ([Int](), [Int]())) { $1 % 2 == 0 ? $0.0.append($1) : $0.1.append($1) }
         let benign = train.filter { data.targets[$0] == 1 }
-        let detector = AutoencoderDetector(hidden: 16, code: 4, epochs: 40, seed: 1)
+        let detector = AutoencoderDetector(hidden: 16, code: 4, members: 2, epochs: 40, seed: 1)
         try detector.fit(data.features.indexSelect(axis: 0, indices: benign))
-        let scores = detector.score(data.features.indexSelect(axis: 0, indices: test))
+        let x = data.features.indexSelect(axis: 0, indices: test)
+        let scores = detector.score(x)
         let auc = DetectionMetrics.rocAUC(scores: scores, anomalies: test.map { data.targets[$0] == 0 })
         #expect(auc > 0.85, "ROC AUC \(auc)")
+
+        // The standardized score, by hand: each member's residuals over its fitting-row variances, averaged.
+        let xs = Tensor<Float>(converting: detector.scaler!.transform(x))
+        let byHand = (0..<test.count).map { i in
+            zip(detector.networks, detector.residualVariances).reduce(0.0) { total, member in
+                let r = (member.0(xs[i..<(i + 1)]) - xs[i..<(i + 1)]).scalars
+                return total + r.indices.reduce(0.0) { $0 + Double(r[$1]) * Double(r[$1]) / member.1[$1] } / Double(r.count)
+            } / 2
+        }
+        #expect(zip(scores, byHand).allSatisfy { Swift.abs($0 - $1) <= 1e-5 * Swift.max(1, Swift.abs($1)) })
+
+        // Saved and loaded: the same scores; a card that does not fit its weights is refused.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-detector-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let names = (0..<30).map { "f\($0)" }
+        try detector.save(to: folder, card: detector.card(features: names, threshold: 1, falsePositiveRate: 0.05))
+        let (loaded, card) = try AutoencoderDetector.load(from: folder)
+        #expect(card.members == 2 && loaded.score(x) == scores)
+        var wrong = card
+        wrong.members = 3
+        try writeAtomically(JSONEncoder().encode(wrong), to: folder + "/" + DetectorCard.fileName)
+        #expect(throws: RunSettingsError.self) { try AutoencoderDetector.load(from: folder) }
+        wrong.residualVariances.append(card.residualVariances[0])
+        try writeAtomically(JSONEncoder().encode(wrong), to: folder + "/" + DetectorCard.fileName)
+        #expect { try AutoencoderDetector.load(from: folder) } throws: { "\($0)".contains("member 2") }
     }
 }
 
@@ -328,7 +354,7 @@ import Testing
         let b = try AnomalyBenchmark.mnistVersusFashion(mnist: fixture("mnist-slice"), fashion: fixture("fashion-slice"), train: 300, test: 100)
         #expect(b.fitFeatures.shape == [300, 784] && b.testFeatures.shape == [200, 784] && b.testAnomalies.filter { $0 }.count == 100)
         let results = try b.run()
-        #expect(results.map(\.detector) == ["autoencoder", "classifier MSP", "classifier GradNorm"])
+        #expect(results.map(\.detector) == ["autoencoder", "autoencoder (MSE)", "classifier MSP", "classifier GradNorm"])
         #expect(results[0].rocAUC > 0.9, "\(results)")
     }
 }

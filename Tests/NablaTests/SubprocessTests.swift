@@ -268,7 +268,7 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-anomaly-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
         let detector = folder.appendingPathComponent("detector").path
-        let fit = try runNabla(["anomaly", "fit", "--data", "breast_cancer", "--normal", "1", "--epochs", "30", "--out", detector])
+        let fit = try runNabla(["anomaly", "fit", "--data", "breast_cancer", "--normal", "1", "--epochs", "30", "--members", "2", "--out", detector])
         #expect(fit.status == 0, "\(fit.err)")
         let plot = folder.appendingPathComponent("roc.svg").path
         let scored = try runNabla(["anomaly", "score", detector, "--data", "breast_cancer", "--normal", "1", "--json", "--plot", plot])
@@ -279,6 +279,7 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         for (arguments, message) in [(["fit", "--data", "breast_cancer", "--normal", "7", "--out", folder.appendingPathComponent("x").path], "no row of breast_cancer"),
                                      (["fit", "--data", "breast_cancer", "--normal", "1", "--out", detector], "already holds a detector"),
                                      (["fit", "--data", "breast_cancer", "--fpr", "0", "--out", folder.appendingPathComponent("y").path], "--fpr must be"),
+                                     (["fit", "--data", "breast_cancer", "--scoring", "l1", "--out", folder.appendingPathComponent("y").path], "--scoring must be"),
                                      (["score", detector, "--data", "breast_cancer", "--normal", "9"], "all anomalies"),
                                      (["score", folder.path, "--data", "breast_cancer"], "no model.json")] {
             let bad = try runNabla(["anomaly"] + arguments)

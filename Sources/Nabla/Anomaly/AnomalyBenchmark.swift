@@ -47,7 +47,8 @@ public struct AnomalyBenchmark {
                                 testAnomalies: Array(repeating: false, count: normal.count) + Array(repeating: true, count: outside.count))
     }
 
-    /// ROC AUC of each of Nabla's detectors: the autoencoder, and where the fitting rows have
+    /// ROC AUC of each of Nabla's detectors: the autoencoders (standardized residuals, and the
+    /// plain mean squared error of the same networks), and where the fitting rows have
     /// classes, an MLP classifier's maximum softmax probability and GradNorm.
     public func run(seed: UInt64 = 0) throws -> [(detector: String, rocAUC: Double)] {
         var results: [(String, Double)] = []
@@ -56,6 +57,8 @@ public struct AnomalyBenchmark {
                                               epochs: d > 100 ? 50 : 200, seed: seed)
         try autoencoder.fit(fitFeatures)
         results.append(("autoencoder", DetectionMetrics.rocAUC(scores: autoencoder.score(testFeatures), anomalies: testAnomalies)))
+        autoencoder.scoring = .meanSquaredError
+        results.append(("autoencoder (MSE)", DetectionMetrics.rocAUC(scores: autoencoder.score(testFeatures), anomalies: testAnomalies)))
         if let labels = fitLabels {
             // Images keep their [0, 1] pixels: standardizing nearly constant border pixels would
             // blow up any ink there (exactly what out-of-distribution images have).

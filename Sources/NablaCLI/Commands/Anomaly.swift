@@ -21,13 +21,18 @@ struct Anomaly: ParsableCommand {
         @Option(help: "The target value of the normal rows (default: every row is normal).") var normal: String?
         @Option(help: "Hidden units.") var hidden: Int = 32
         @Option(help: "Code (bottleneck) units.") var code: Int = 8
+        @Option(help: "Autoencoders averaged (seeds seed, seed+1, …).") var members: Int = 5
         @Option(help: "Training epochs.") var epochs: Int = 100
+        @Option(help: "standardized (each feature's squared residual over its mean on the fitting rows) or mse (plain mean squared error).")
+        var scoring: String = "standardized"
         @Option(help: "False-positive rate the threshold is set for, on held-out normal rows.") var fpr: Double = 0.05
         @Option(help: "Seed of the split, the weights and the batches.") var seed: UInt64 = 0
         @Option(help: "The detector's folder.") var out: String
 
         func validate() throws {
             guard (1...100_000).contains(hidden), (1...100_000).contains(code) else { throw ValidationError("--hidden and --code must be between 1 and 100000") }
+            guard (1...1_000).contains(members) else { throw ValidationError("--members must be between 1 and 1000") }
+            guard ["standardized", "mse"].contains(scoring) else { throw ValidationError("--scoring must be standardized or mse, got '\(scoring)'") }
             guard (1...100_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 100000") }
             guard fpr > 0, fpr < 1 else { throw ValidationError("--fpr must be a rate between 0 and 1, got \(fpr)") }
             guard !FileManager.default.fileExists(atPath: file(out, DetectorCard.fileName)) else {
@@ -48,11 +53,11 @@ struct Anomaly: ParsableCommand {
                 }
                 let all = try featureMatrix(from: table, features: features, path: data)
                 let x = all.indexSelect(axis: 0, indices: normalRows)
-                let detector = AutoencoderDetector(hidden: hidden, code: code, epochs: epochs, seed: seed)
+                let detector = AutoencoderDetector(hidden: hidden, code: code, members: members, epochs: epochs,
+                                                   scoring: scoring == "mse" ? .meanSquaredError : .standardized, seed: seed)
                 let (threshold, held) = try detector.fit(normal: x, falsePositiveRate: fpr, seed: seed)
-                try detector.save(to: out, card: DetectorCard(detector: "autoencoder", features: features, scaler: detector.scaler!, hidden: hidden,
-                                                             code: code, threshold: threshold, falsePositiveRate: fpr, target: targetName, normalValue: normal))
-                print("fitted an autoencoder (\(features.count) → \(hidden) → \(code) → \(hidden) → \(features.count)) on \(x.shape[0] - held.count) normal rows of \(data); threshold \(fmt(threshold, digits: 4)) flags \(fmt(fpr * 100, digits: 3)) % of \(held.count) held-out normal rows")
+                try detector.save(to: out, card: detector.card(features: features, threshold: threshold, falsePositiveRate: fpr, target: targetName, normalValue: normal))
+                print("fitted \(members == 1 ? "an autoencoder" : "\(members) autoencoders") (\(features.count) → \(hidden) → \(code) → \(hidden) → \(features.count)) on \(x.shape[0] - held.count) normal rows of \(data); threshold \(fmt(threshold, digits: 4)) flags \(fmt(fpr * 100, digits: 3)) % of \(held.count) held-out normal rows")
                 print("detector written to \(out)")
             } catch let e as ValidationError { throw e } catch {
                 printError("error: \(error)")
