@@ -252,11 +252,24 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         #expect(FileManager.default.contents(atPath: plot).map { String(decoding: $0, as: UTF8.self).contains("<svg") } == true)
         let permutation = try runNabla(["explain", run, "--data", "iris", "--method", "permutation"])
         #expect(permutation.status == 0 && permutation.out.contains("drop of accuracy"), "\(permutation.err)")
+        // --compare: the second ranking and the rank correlation of the two, per feature name.
+        let compared = try runNabla(["explain", run, "--data", "iris", "--compare", "permutation", "--json"])
+        let both = try #require(try JSONSerialization.jsonObject(with: Data(compared.out.utf8)) as? [String: Any], "\(compared.err)")
+        let comparison = try #require(both["comparison"] as? [String: Any])
+        func byFeature(_ list: Any?) -> [String: Double] {
+            Dictionary(uniqueKeysWithValues: (list as? [[String: Any]] ?? []).map { ($0["feature"] as! String, $0["importance"] as! Double) })
+        }
+        let (first, second) = (byFeature(both["importances"]), byFeature(comparison["importances"]))
+        let names = first.keys.sorted()
+        #expect(names.count == 4 && Set(second.keys) == Set(names) && comparison["method"] as? String == "permutation")
+        let correlation = try #require(comparison["rank_correlation"] as? Double)
+        #expect(Swift.abs(correlation - rankCorrelation(names.map { first[$0]! }, names.map { second[$0]! })) < 1e-12)
         for (arguments, message) in [([folder.path, "--data", "iris"], "no model.json"),
                                      ([run, "--data", "wine"], "no column"),
                                      ([run, "--data", "iris", "--rows", "150"], "past the last row"),
                                      ([run, "--data", "iris", "--output", "3"], "outside 0..<3"),
-                                     ([run, "--data", "iris", "--steps", "0"], "--steps must be between")] {
+                                     ([run, "--data", "iris", "--steps", "0"], "--steps must be between"),
+                                     ([run, "--data", "iris", "--compare", "lime"], "--compare must be one of")] {
             let bad = try runNabla(["explain"] + arguments)
             #expect(bad.status != 0 && bad.err.contains(message), "\(arguments): \(bad.err)")
         }

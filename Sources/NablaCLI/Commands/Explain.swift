@@ -26,12 +26,16 @@ struct Explain: ParsableCommand {
     @Option(help: "Repeats of permutation importance.") var repeats: Int = 5
     @Option(help: "Seed of SmoothGrad's noise and of the permutations.") var seed: UInt64 = 0
     @Option(help: "Features to list (most important first).") var top: Int = 15
+    @Option(help: "A second method whose importances are ranked beside the first, with the Spearman rank correlation of the two.") var compare: String?
     @Option(help: "Write a picture to this SVG file: importances, or heat maps for image data.") var plot: String?
     @Flag(help: "Print one JSON object: importances (sorted) and the rows' attributions.") var json = false
 
     func validate() throws {
         guard ModelExplanation.Method(rawValue: method) != nil else {
             throw ValidationError("--method must be one of \(ModelExplanation.Method.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard compare.map({ ModelExplanation.Method(rawValue: $0) != nil }) ?? true else {
+            throw ValidationError("--compare must be one of \(ModelExplanation.Method.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard ["zeros", "mean"].contains(baseline) else { throw ValidationError("--baseline must be zeros or mean") }
         guard steps >= 1, steps <= 10_000 else { throw ValidationError("--steps must be between 1 and 10000, got \(steps)") }
@@ -73,12 +77,21 @@ struct Explain: ParsableCommand {
             let e = try ModelExplanation.explain(model, features: x, method: m, output: output, baselineMean: baseline == "mean",
                                                  steps: steps, repeats: repeats, seed: seed,
                                                  labels: labels, values: values)
+            let other = try compare.map {
+                try ModelExplanation.explain(model, features: x, method: ModelExplanation.Method(rawValue: $0)!, output: output, baselineMean: baseline == "mean",
+                                             steps: steps, repeats: repeats, seed: seed, labels: labels, values: values)
+            }
+            let correlation = other.map { rankCorrelation(e.importance.importances, $0.importance.importances) }
             let card = model.card
             let ranked = e.importance.ranking
             func outputName(_ k: Int) -> String { card.task == .classification ? card.classes[k] : card.target }
             if json {
                 var pairs: [(String, JSONValue)] = [("method", .string(m.rawValue)), ("rows_explained", .number(Double(x.shape[0]))),
                     ("importances", .array(ranked.map { .object(["feature": .string(card.features[$0]), "importance": .number(e.importance.importances[$0])]) }))]
+                if let other, let correlation {
+                    pairs.append(("comparison", .object(["method": .string(other.method.rawValue), "rank_correlation": .number(correlation),
+                        "importances": .array(other.importance.ranking.map { .object(["feature": .string(card.features[$0]), "importance": .number(other.importance.importances[$0])]) })])))
+                }
                 if let a = e.attributions {
                     let d = a.shape[1]
                     pairs.append(("rows", .array(wanted.map { r in
@@ -92,9 +105,21 @@ struct Explain: ParsableCommand {
             } else {
                 print("\(m.rawValue) over \(x.shape[0]) rows of \(data)\(m == .permutation ? " (drop of \(card.task == .classification ? "accuracy" : "R²"), \(repeats) repeats)" : ", explaining \(output.map { "output \(outputName($0))" } ?? "each row's prediction")")")
                 let width = Swift.min(40, card.features.map(\.count).max() ?? 8)
+                func line(_ e: ModelExplanation, _ j: Int) -> String {
+                    pad(String(card.features[j].prefix(width)), width + 2) + pad(fmt(e.importance.importances[j], digits: 4)
+                        + (e.method == .permutation ? " ± \(fmt(e.importance.standardDeviations[j], digits: 2))" : ""), 20)
+                }
+                if let other {
+                    print(pad("", 5) + pad(m.rawValue, width + 22) + other.method.rawValue)
+                }
                 for (rank, j) in ranked.prefix(top).enumerated() {
-                    print(pad("\(rank + 1).", 5) + pad(String(card.features[j].prefix(width)), width + 2) + fmt(e.importance.importances[j], digits: 4)
-                          + (m == .permutation ? " ± \(fmt(e.importance.standardDeviations[j], digits: 2))" : ""))
+                    let beside = other.map { o in o.importance.ranking.count > rank ? line(o, o.importance.ranking[rank]) : "" } ?? ""
+                    let text = pad("\(rank + 1).", 5) + line(e, j) + beside
+                    print(String(text.reversed().drop { $0 == " " }.reversed()))
+                }
+                if let other, let correlation {
+                    let shared = Set(ranked.prefix(top)).intersection(other.importance.ranking.prefix(top)).count
+                    print("Spearman rank correlation of the two rankings over all \(card.features.count) features: \(fmt(correlation, digits: 3)); \(shared) features in both top \(Swift.min(top, card.features.count))")
                 }
                 if let a = e.attributions {
                     let d = a.shape[1]
