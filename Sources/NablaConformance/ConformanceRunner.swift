@@ -50,7 +50,8 @@ public struct ConformanceRunner: Sendable {
     public static var standard: ConformanceRunner {
         ConformanceRunner(evaluators: OpCases.evaluators.merging(HessianCases.evaluators) { a, _ in a }
             .merging(OptimizerCases.evaluators) { a, _ in a }.merging(LayerCases.evaluators) { a, _ in a }
-            .merging(ProgramCases.evaluators) { a, _ in a }.merging(AttributionCases.evaluators) { a, _ in a })
+            .merging(ProgramCases.evaluators) { a, _ in a }.merging(AttributionCases.evaluators) { a, _ in a }
+            .merging(EnvironmentCases.evaluators) { a, _ in a })
     }
 
     /// Reference files under `paths` (files, or folders searched for `.json` files).

@@ -5,7 +5,7 @@ import Testing
 
 @Suite struct ConformanceTests {
     @Test(arguments: ["ops.json", "hessians.json", "optimizers.json", "schedules.json", "clipping.json",
-                      "layers.json", "losses.json", "training.json", "programs.json", "attributions.json"])
+                      "layers.json", "losses.json", "training.json", "programs.json", "attributions.json", "environments.json"])
     func referenceFilePassesEveryCase(_ name: String) throws {
         let report = ConformanceRunner.standard.run(paths: [fixture(name)])
         for r in report.results where r.status != .passed {

@@ -300,3 +300,35 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         }
     }
 }
+
+@Suite(.serialized) struct RLCommandTests {
+    @Test func trainsEvaluatesWatchesAndRefusesBadRequests() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-rl-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let run = folder.appendingPathComponent("run").path
+        let trained = try runNabla(["rl", "cartpole", "--algo", "reinforce", "--episodes", "5", "--hidden", "16", "--eval-episodes", "3", "--out", run, "--json"])
+        #expect(trained.status == 0, "\(trained.err)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(trained.out.utf8)) as? [String: Any])
+        #expect(summary["solved"] as? Bool == false && summary["episodes"] as? Int == 5 && (summary["env_steps"] as? Int ?? 0) >= 5 * 8)
+        #expect(summary["folder"] as? String == run && summary["seconds"] is Double && summary["mean_return"] is Double)
+        for name in ["agent.json", "policy.safetensors", "metrics.jsonl", "returns.svg", "summary.json", "checkpoint.json"] {
+            #expect(FileManager.default.fileExists(atPath: run + "/" + name), "\(name)")
+        }
+        let metrics = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(metrics.count == 5)
+        let evaluated = try runNabla(["rl", "evaluate", run, "--episodes", "3", "--json"])
+        let evaluation = try #require(try JSONSerialization.jsonObject(with: Data(evaluated.out.utf8)) as? [String: Any], "\(evaluated.err)")
+        #expect(evaluation["mean_return"] as? Double == summary["mean_return"] as? Double && evaluation["std_return"] is Double)
+        let watched = try runNabla(["rl", "watch", run, "--fps", "0", "--steps", "30"])
+        #expect(watched.status == 0 && watched.out.contains("█") && watched.out.contains("episode over"), "\(watched.err)")
+        for (arguments, message) in [(["mountaincar"], "unknown environment 'mountaincar' (known: cartpole, pendulum)"),
+                                     (["cartpole", "--algo", "dqn"], "unknown algorithm 'dqn' (known: reinforce, a2c, ppo)"),
+                                     (["cartpole", "--episodes", "0"], "--episodes must be at least 1"),
+                                     (["cartpole", "--out", run], "already holds a run"),
+                                     (["evaluate", folder.path], "no agent.json"),
+                                     (["--resume", folder.path], "no agent.json")] {
+            let bad = try runNabla(["rl"] + arguments)
+            #expect(bad.status != 0 && bad.err.contains(message), "\(arguments): \(bad.err)")
+        }
+    }
+}
