@@ -17,11 +17,13 @@ struct Bench: ParsableCommand {
     @Option(help: "anomaly: the folder of the MNIST IDX files.") var mnist: String?
     @Option(help: "anomaly: the folder of the Fashion-MNIST IDX files.") var fashion: String?
     @Option(help: "anomaly: the seed of the detectors' weights and batches.") var seed: UInt64 = 0
+    @Option(help: "reinforce: the seeds of REINFORCE (comma-separated).") var seeds: String = "0,1,2,3,4"
+    @Option(help: "reinforce: the seeds of PPO (comma-separated).") var ppoSeeds: String = "0,1,2"
     @Flag(help: "One JSON object per line per measurement.") var json = false
 
     func validate() throws {
-        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar", "mlp", "mlp-memory", "mlp-accuracy", "hessian", "attribution", "anomaly"].contains(workload) else {
-            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, mlp-memory, mlp-accuracy, hessian, attribution, anomaly")
+        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar", "mlp", "mlp-memory", "mlp-accuracy", "hessian", "attribution", "anomaly", "reinforce"].contains(workload) else {
+            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, mlp-memory, mlp-accuracy, hessian, attribution, anomaly, reinforce")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard ["float32", "float64", "both"].contains(dtype) else { throw ValidationError("--dtype must be float32, float64 or both") }
@@ -77,6 +79,7 @@ struct Bench: ParsableCommand {
         case "hessian": hessianWorkload()
         case "attribution": attributionWorkload()
         case "anomaly": anomalyWorkload()
+        case "reinforce": try reinforceWorkload()
         default: overhead()
         }
     }
@@ -345,6 +348,46 @@ struct Bench: ParsableCommand {
                          text: "anomaly \(pad(b.name, 24)) \(pad(detector, 20)) ROC AUC \(fmt(auc, digits: 4))")
                 }
             } catch { printError("bench anomaly: \(error)") }
+        }
+    }
+
+    /// Workload W11: REINFORCE with the setting of PyTorch's example on CartPole-v1 (stopping when
+    /// the running return passes 475, or after 3000 episodes) per seed, then PPO with RL-Zoo's
+    /// CartPole settings (8 environments, 1e5 steps) and 100 deterministic evaluation episodes.
+    /// Wall time of the whole run: environment and network.
+    func reinforceWorkload() throws {
+        func parse(_ text: String) throws -> [UInt64] {
+            let v = text.split(separator: ",").map { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+            guard !v.isEmpty, v.allSatisfy({ $0 != nil }) else { throw ValidationError("--seeds and --ppo-seeds take comma-separated seeds, got '\(text)'") }
+            return v.map { $0! }
+        }
+        for seed in try parse(seeds) {
+            var c = Reinforce.Configuration()
+            c.seed = seed
+            let start = Date()
+            let run = try AgentRun(settings: AgentSettings(environment: "cartpole", algorithm: .reinforce, reinforce: c, solvedThreshold: 475))
+            while !run.isFinished(maxEpisodes: 3000, maxSteps: nil) { _ = try run.advance() }
+            let seconds = Date().timeIntervalSince(start)
+            let solved = run.runningReturn > 475
+            emit([("bench", .string("reinforce")), ("algo", .string("reinforce")), ("impl", .string("nabla")), ("seed", .number(Double(seed))),
+                  ("threads", .number(Double(threads))), ("solved", .bool(solved)), ("episodes", .number(Double(run.episodes))),
+                  ("total_env_steps", .number(Double(run.environmentSteps))), ("seconds", .number(seconds)), ("running_reward", .number(run.runningReturn)),
+                  ("ms_per_env_step", .number(seconds * 1000 / Double(run.environmentSteps)))],
+                 text: "reinforce seed \(seed): \(solved ? "solved" : "not solved") in \(run.episodes) episodes, \(run.environmentSteps) steps, \(fmt(seconds, digits: 3)) s (\(fmt(seconds * 1e6 / Double(run.environmentSteps), digits: 3)) µs per step)")
+        }
+        for seed in try parse(ppoSeeds) {
+            var c = ActorCriticTrainer.Configuration.preset(.ppo, environment: "cartpole")
+            c.seed = seed
+            let start = Date()
+            let run = try AgentRun(settings: AgentSettings(environment: "cartpole", algorithm: .ppo, actorCritic: c, solvedThreshold: 475))
+            while !run.isFinished(maxEpisodes: nil, maxSteps: nil) { _ = try run.advance() }
+            let seconds = Date().timeIntervalSince(start)
+            let returns = try evaluatePolicy(run.policy, environment: CartPole(), episodes: 100, seed: seed &+ 1000)
+            let mean = returns.reduce(0, +) / 100, std = (returns.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / 100).squareRoot()
+            emit([("bench", .string("reinforce")), ("algo", .string("ppo")), ("impl", .string("nabla")), ("seed", .number(Double(seed))), ("threads", .number(Double(threads))),
+                  ("total_env_steps", .number(Double(run.environmentSteps))), ("train_seconds", .number(seconds)),
+                  ("eval_return_mean", .number(mean)), ("eval_return_std", .number(std))],
+                 text: "ppo seed \(seed): \(run.environmentSteps) steps in \(fmt(seconds, digits: 3)) s; evaluation \(fmt(mean, digits: 4)) ± \(fmt(std, digits: 3)) over 100 episodes")
         }
     }
 
