@@ -316,9 +316,18 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         }
         let metrics = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
         #expect(metrics.count == 5)
-        let evaluated = try runNabla(["rl", "evaluate", run, "--episodes", "3", "--json"])
+        let evaluated = try runNabla(["rl", "evaluate", run, "--episodes", "3", "--seed", "1000", "--json"])
         let evaluation = try #require(try JSONSerialization.jsonObject(with: Data(evaluated.out.utf8)) as? [String: Any], "\(evaluated.err)")
         #expect(evaluation["mean_return"] as? Double == summary["mean_return"] as? Double && evaluation["std_return"] is Double)
+        // Resumed from its last checkpoint (episode 5) to episode 8: the same policy and metrics
+        // as eight episodes straight.
+        let straight = folder.appendingPathComponent("straight").path
+        #expect(try runNabla(["rl", "cartpole", "--algo", "reinforce", "--episodes", "8", "--hidden", "16", "--eval-episodes", "0", "--out", straight, "--quiet"]).status == 0)
+        let resumed = try runNabla(["rl", "--resume", run, "--episodes", "8", "--eval-episodes", "0", "--quiet"])
+        #expect(resumed.status == 0, "\(resumed.err)")
+        for name in ["policy.safetensors", "metrics.jsonl"] {
+            #expect(FileManager.default.contents(atPath: run + "/" + name) == FileManager.default.contents(atPath: straight + "/" + name), "\(name)")
+        }
         let watched = try runNabla(["rl", "watch", run, "--fps", "0", "--steps", "30"])
         #expect(watched.status == 0 && watched.out.contains("█") && watched.out.contains("episode over"), "\(watched.err)")
         for (arguments, message) in [(["mountaincar"], "unknown environment 'mountaincar' (known: cartpole, pendulum)"),

@@ -9,12 +9,12 @@ struct RL: ParsableCommand {
         commandName: "rl",
         abstract: "Reinforcement learning with policy gradients: REINFORCE, A2C and PPO on CartPole and Pendulum.",
         discussion: """
-        nabla rl cartpole --algo reinforce --seed 0          (PyTorch's REINFORCE example, stops when solved)
-        nabla rl cartpole --algo ppo --out runs/ppo           (PPO with RL-Zoo's CartPole settings, 1e5 steps)
-        nabla rl pendulum --algo ppo                          (Gaussian policy, 2e5 steps)
+        nabla rl cartpole --algo reinforce --seed 0   # stops when solved
+        nabla rl cartpole --algo ppo --out runs/ppo    # RL-Zoo's settings, 1e5 steps
+        nabla rl pendulum --algo ppo                   # a Gaussian policy, 2e5 steps
         nabla rl evaluate runs/ppo --episodes 100
         nabla rl watch runs/ppo
-        nabla rl --resume runs/ppo                            (continue from the last checkpoint)
+        nabla rl --resume runs/ppo                     # from the last checkpoint
         """,
         subcommands: [TrainAgent.self, Evaluate.self, Watch.self],
         defaultSubcommand: TrainAgent.self)
@@ -301,12 +301,15 @@ func writeEpisodes(_ records: [EpisodeRecord], to path: String) throws {
 }
 
 func readEpisodes(_ path: String) throws -> [EpisodeRecord] {
+    // JSONDecoder reads the numbers back exactly (JSONSerialization may not).
+    struct Line: Decodable {
+        var episode: Int, steps: Int, `return`: Double, running_return: Double, env_steps: Int
+    }
     guard let data = FileManager.default.contents(atPath: path) else { return [] }
-    return String(decoding: data, as: UTF8.self).components(separatedBy: "\n").compactMap { line -> EpisodeRecord? in
-        guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-              let e = o["episode"] as? Int, let s = o["steps"] as? Int, let r = o["return"] as? Double,
-              let rr = o["running_return"] as? Double, let es = o["env_steps"] as? Int else { return nil }
-        return EpisodeRecord(episode: e, steps: s, episodeReturn: r, runningReturn: rr, environmentSteps: es, seconds: 0)
+    let decoder = JSONDecoder()
+    return String(decoding: data, as: UTF8.self).components(separatedBy: "\n").compactMap { text -> EpisodeRecord? in
+        guard let l = try? decoder.decode(Line.self, from: Data(text.utf8)) else { return nil }
+        return EpisodeRecord(episode: l.episode, steps: l.steps, episodeReturn: l.return, runningReturn: l.running_return, environmentSteps: l.env_steps, seconds: 0)
     }
 }
 
