@@ -114,3 +114,17 @@ final class Corridor: Environment {
         #expect { try Environments.make("mountaincar") } throws: { "\($0)".contains("known: cartpole, pendulum") }
     }
 }
+
+@Suite struct VectorEnvironmentTests {
+    /// Copies step together; a finished episode is reset at once, its transition keeping the end.
+    @Test func copiesResetWhenTheirEpisodesEnd() throws {
+        let vector = VectorEnvironment(count: 3, seed: 7) { Corridor() }
+        #expect(vector.observations == [[0], [0], [0]])
+        for _ in 0..<3 { _ = try vector.step([.discrete(1), .discrete(0), .discrete(1)]) }
+        #expect(vector.observations == [[3], [0], [3]])
+        let last = try vector.step([.discrete(1), .discrete(1), .discrete(0)])
+        #expect(last[0].terminated && last[0].observation == [4] && last[0].reward == 1 && !last[1].terminated)
+        #expect(vector.observations == [[0], [1], [2]])
+        #expect { try vector.step([.discrete(1), .discrete(5), .discrete(0)]) } throws: { "\($0)".contains("the action 5 is outside") }
+    }
+}

@@ -259,3 +259,33 @@ public final class Pendulum: Environment {
             + "\nθ \(String(format: "%+.1f", state[0] * 180 / .pi))°  θ̇ \(String(format: "%+.2f", state[1]))  step \(elapsedSteps)"
     }
 }
+
+/// N copies of an environment stepped together. A copy whose episode ends is reset at once: its
+/// transition keeps the episode's final observation, and ``observations`` holds the new start.
+public final class VectorEnvironment {
+    public let environments: [any Environment]
+    /// Each copy's current observation (after any reset).
+    public private(set) var observations: [[Double]]
+    var generator: RandomGenerator
+
+    /// `make` builds each of `count` copies; their start states are drawn from `seed`.
+    public init(count: Int, seed: UInt64, make: () throws -> any Environment) rethrows {
+        require(count > 0, "VectorEnvironment: \(count) copies; need at least 1")
+        environments = try (0..<count).map { _ in try make() }
+        var g = RandomGenerator(seed: seed)
+        observations = environments.map { $0.reset(using: &g) }
+        generator = g
+    }
+
+    /// One action per copy; each is checked against the action space first.
+    public func step(_ actions: [Action]) throws -> [Transition] {
+        require(actions.count == environments.count, "VectorEnvironment.step: \(actions.count) actions for \(environments.count) environments")
+        return try zip(environments, actions).enumerated().map { i, pair in
+            let (env, action) = pair
+            try env.checkAction(action)
+            let t = try env.step(action)
+            observations[i] = t.terminated || t.truncated ? env.reset(using: &generator) : t.observation
+            return t
+        }
+    }
+}
