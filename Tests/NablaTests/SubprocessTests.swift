@@ -341,3 +341,23 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         }
     }
 }
+
+@Suite(.serialized) struct PCACommandTests {
+    @Test func printsComponentsAndRefusesBadRequests() throws {
+        let plot = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-pca-\(UUID().uuidString).svg").path
+        defer { try? FileManager.default.removeItem(atPath: plot) }
+        let r = try runNabla(["pca", "--data", "iris", "--components", "2", "--json", "--plot", plot])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], "\(r.err)")
+        let ratio = try #require(object["explained_variance_ratio"] as? [Double])
+        let components = try #require(object["components"] as? [[Double]])
+        // Iris: the first component keeps about 92 % of the variance.
+        #expect(ratio.count == 2 && ratio[0] > 0.9 && ratio[0] < 0.94 && components.count == 2 && components[0].count == 4)
+        #expect(FileManager.default.contents(atPath: plot).map { String(decoding: $0, as: UTF8.self).contains("<circle") } == true)
+        for (arguments, message) in [(["--data", "iris", "--components", "5"], "at most 4"),
+                                     (["--data", "iris", "--components", "0"], "--components must be at least 1"),
+                                     (["--data", "iris", "--target", "colour"], "no column 'colour'")] {
+            let bad = try runNabla(["pca"] + arguments)
+            #expect(bad.status != 0 && bad.err.contains(message), "\(arguments): \(bad.err)")
+        }
+    }
+}

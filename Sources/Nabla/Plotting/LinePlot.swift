@@ -6,7 +6,11 @@ public struct LinePlot {
     public struct Series {
         public var name: String
         public var points: [(x: Double, y: Double)]
-        public init(name: String, points: [(x: Double, y: Double)]) { self.name = name; self.points = points }
+        /// Draw the points as dots, unjoined (a scatter plot).
+        public var markersOnly: Bool
+        public init(name: String, points: [(x: Double, y: Double)], markersOnly: Bool = false) {
+            (self.name, self.points, self.markersOnly) = (name, points, markersOnly)
+        }
     }
 
     public var title: String
@@ -21,7 +25,7 @@ public struct LinePlot {
         (self.title, self.xLabel, self.yLabel, self.series, self.logarithmic) = (title, xLabel, yLabel, series, logarithmic)
     }
 
-    static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+    static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
     /// "Nice" tick positions covering [lo, hi].
     static func ticks(_ lo: Double, _ hi: Double, count: Int = 5) -> [Double] {
@@ -83,9 +87,14 @@ public struct LinePlot {
         s += "<text x=\"16\" y=\"\(f(top + plotH / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(f(top + plotH / 2)))\">\(escape(yLabel + (logarithmic ? " (log scale)" : "")))</text>\n"
         for (i, pts) in transformed.enumerated() where !pts.isEmpty {
             let color = LinePlot.colors[i % LinePlot.colors.count]
-            let path = pts.enumerated().map { "\($0.offset == 0 ? "M" : "L")\(f(sx($0.element.0))),\(f(sy($0.element.1)))" }.joined(separator: " ")
-            s += "<path d=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
-            if pts.count == 1 { s += "<circle cx=\"\(f(sx(pts[0].0)))\" cy=\"\(f(sy(pts[0].1)))\" r=\"3\" fill=\"\(color)\"/>\n" }
+            if series[i].markersOnly {
+                for p in pts { s += "<circle cx=\"\(f(sx(p.0)))\" cy=\"\(f(sy(p.1)))\" r=\"2.2\" fill=\"\(color)\" fill-opacity=\"0.7\"/>" }
+                s += "\n"
+            } else {
+                let path = pts.enumerated().map { "\($0.offset == 0 ? "M" : "L")\(f(sx($0.element.0))),\(f(sy($0.element.1)))" }.joined(separator: " ")
+                s += "<path d=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
+            }
+            if pts.count == 1 && !series[i].markersOnly { s += "<circle cx=\"\(f(sx(pts[0].0)))\" cy=\"\(f(sy(pts[0].1)))\" r=\"3\" fill=\"\(color)\"/>\n" }
             // The legend runs along the top margin, above the data (never over a curve).
             let lx = left + series[..<i].reduce(0.0) { $0 + 40 + 7 * Double($1.name.count) }, ly = top - 12
             s += "<line x1=\"\(f(lx))\" y1=\"\(f(ly - 4))\" x2=\"\(f(lx + 20))\" y2=\"\(f(ly - 4))\" stroke=\"\(color)\" stroke-width=\"2\"/>"
