@@ -38,3 +38,46 @@ import Testing
         #expect { try PCA(components: 1, fittedOn: Tensor(shape: [2, 1], scalars: [1, .nan])) } throws: { "\($0)".contains("NaN") }
     }
 }
+
+@Suite struct SaddleTests {
+    let hyperbolic = { (v: Tensor<Double>) -> Tensor<Double> in v[0] * v[0] - v[1] * v[1] }
+    let monkey = { (v: Tensor<Double>) -> Tensor<Double> in v[0] * v[0] * v[0] - 3 * v[0] * v[1] * v[1] }
+
+    /// x² − y² from (1, 0): every method reaches the origin with y = 0 and the check calls it a
+    /// saddle; with an escape it leaves along y and finds f unbounded.
+    @Test func flagsTheSaddleOfXSquaredMinusYSquared() {
+        let r = minimize(hyperbolic, from: Tensor([1, 0]), method: .lbfgs)
+        #expect(r.success && Swift.abs(r.x[0]) < 1e-5)
+        #expect(r.curvature?.verdict == .saddle && Swift.abs(r.curvature!.smallestEigenvalue + 2) < 1e-9)
+        #expect(Swift.abs(Swift.abs(r.curvature!.descentDirection![1]) - 1) < 1e-9)
+        #expect(r.description.contains("a saddle point, not a minimum"))
+        var options = MinimizeOptions()
+        options.saddleEscapes = 1
+        let escaped = minimize(hyperbolic, from: Tensor([1, 0]), method: .lbfgs, options: options)
+        #expect(escaped.saddleEscapes == 1 && escaped.status == .unbounded)
+    }
+
+    /// The monkey saddle x³ − 3xy² at the origin: the Hessian is zero, but f falls along a flat direction.
+    @Test func flagsTheMonkeySaddle() {
+        let r = minimize(monkey, from: Tensor([0, 0]), method: .bfgs)
+        #expect(r.success && r.curvature?.verdict == .degenerateSaddle)
+        let direction = r.curvature!.descentDirection!
+        let moved = Tensor(direction.map { $0 * 1e-3 })
+        #expect(monkey(moved).scalar < 0)
+    }
+
+    /// Rosenbrock's minimum, and a large problem through the Lanczos estimate: no saddle.
+    @Test func staysSilentAtMinima() {
+        let rosenbrock = TestFunction.named("rosenbrock", dimension: 2)!.function
+        let r = minimize(rosenbrock, from: Tensor([-1.2, 1]), method: .lbfgs)
+        #expect(r.success && r.curvature?.verdict == .minimum && r.curvature!.exact)
+        let weights = Tensor<Double>((0..<400).map { 1 + Double($0) / 100 })
+        let bowl = { (v: Tensor<Double>) -> Tensor<Double> in (weights * (v - 1) * (v - 1)).sum() }
+        let big = minimize(bowl, from: Tensor(repeating: 0, shape: [400]), method: .lbfgs)
+        #expect(big.success && big.curvature?.verdict == .minimum && big.curvature?.exact == false, "\(big) \(String(describing: big.curvature))")
+        // A saddle of a 400-variable function is found by Lanczos too.
+        let tilted = { (v: Tensor<Double>) -> Tensor<Double> in (v * v).sum() - 2 * v[7] * v[7] }
+        let s = minimize(tilted, from: Tensor((0..<400).map { $0 == 7 ? 0 : 0.5 }), method: .lbfgs)
+        #expect(s.curvature?.verdict == .saddle && s.curvature?.exact == false && Swift.abs(s.curvature!.smallestEigenvalue + 2) < 1e-6)
+    }
+}

@@ -126,6 +126,12 @@ public struct MinimizeOptions {
     public var recordsTrajectory = false
     /// Called after every iteration; return false to stop.
     public var callback: ((MinimizeResult.Point) -> Bool)?
+    /// After an unconstrained run converges, examine the curvature there (``CurvatureCheck``) and
+    /// report a saddle point in ``MinimizeResult/curvature``.
+    public var checksCurvature = true
+    /// At a saddle point, step along the direction of descent and minimize again, at most this
+    /// many times.
+    public var saddleEscapes = 0
 
     public init(maxIterations: Int = 1000, gradientTolerance: Double = 1e-5, learningRate: Double? = nil,
                 recordsTrajectory: Bool = false) {
@@ -173,6 +179,11 @@ public struct MinimizeResult: CustomStringConvertible {
     public var runs: Int
     /// Every iterate, when asked for.
     public var trajectory: [Point]
+    /// What the curvature says about x, after a converged unconstrained run (see
+    /// ``MinimizeOptions/checksCurvature``).
+    public var curvature: CurvatureCheck?
+    /// Saddle points left along their direction of descent (``MinimizeOptions/saddleEscapes``).
+    public var saddleEscapes = 0
 
     /// Whether a convergence test was met (not a limit, divergence or failure).
     public var success: Bool { [.gradientTolerance, .valueTolerance, .stepTolerance].contains(status) }
@@ -180,6 +191,7 @@ public struct MinimizeResult: CustomStringConvertible {
 
     public var description: String {
         "\(method): \(success ? "converged" : "stopped") (\(message)) after \(counted(iterations, "iteration")), \(counted(evaluations, "evaluation")); f = \(value), |∇f| = \(gradientNorm)"
+            + (curvature.map { $0.isSaddle ? "; \($0.verdict.rawValue)" : "" } ?? "")
     }
 }
 
@@ -241,6 +253,21 @@ public func minimize(_ f: @escaping (Tensor<Double>) -> Tensor<Double>, from x0:
         if run > 0 { start = start.map { $0 + options.restartScale * rng.nextNormal() } }
         let objective = Objective(f, shape: x0.shape)
         var r = Minimizer(objective: objective, method: method, options: options).run(from: start)
+        var escapes = 0
+        while options.checksCurvature && r.success && !method.isConstrained {
+            let check = CurvatureCheck.examine(f, at: Tensor(shape: x0.shape, scalars: r.x), seed: options.seed)
+            r.curvature = check
+            guard check.isSaddle, escapes < options.saddleEscapes, let away = escapeSaddle(f, from: r.x, along: check.descentDirection!, shape: x0.shape) else { break }
+            // Leave the saddle along its direction of descent and minimize again.
+            escapes += 1
+            let previous = r
+            r = Minimizer(objective: objective, method: method, options: options).run(from: away)
+            r.iterations += previous.iterations
+            r.trajectory = previous.trajectory + r.trajectory
+        }
+        r.saddleEscapes = escapes
+        r.evaluations = objective.evaluations
+        r.hessianEvaluations = objective.hessianEvaluations
         totalEvaluations += r.evaluations
         totalHessians += r.hessianEvaluations
         if best == nil || (r.value.isFinite && !(best!.value <= r.value)) {
@@ -252,6 +279,20 @@ public func minimize(_ f: @escaping (Tensor<Double>) -> Tensor<Double>, from x0:
     best!.evaluations = totalEvaluations
     best!.hessianEvaluations = totalHessians
     return best!
+}
+
+/// A point below the saddle `x` along `direction` (steps doubling from ε^{1/3}·scale until f
+/// falls clearly), or nil if none within 2⁴⁰ of the first step.
+func escapeSaddle(_ f: (Tensor<Double>) -> Tensor<Double>, from x: [Double], along direction: [Double], shape: [Int]) -> [Double]? {
+    let f0 = f(Tensor(shape: shape, scalars: x)).scalar
+    var step = Foundation.cbrt(Double.ulpOfOne) * Swift.max(1, x.map(Swift.abs).max() ?? 0) * 10
+    for _ in 0..<40 {
+        let moved = zip(x, direction).map { $0 + step * $1 }
+        let f1 = f(Tensor(shape: shape, scalars: moved)).scalar
+        if f1.isFinite && f1 < f0 - 1e-8 * Swift.max(1, Swift.abs(f0)) { return moved }
+        step *= 2
+    }
+    return nil
 }
 
 /// Runs one method from one starting point.

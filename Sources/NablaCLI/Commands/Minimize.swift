@@ -27,6 +27,7 @@ struct Minimize: ParsableCommand {
     @Option(help: "Constraint for pgd and frank-wolfe: simplex[:r], box:lo,hi, l1:r, l2:r.") var constraint: String?
     @Option(help: "Extra runs from random starts around the first; the best is kept.") var restarts: Int = 0
     @Option(help: "Seed of the random restarts.") var seed: UInt64 = 0
+    @Option(help: "At a saddle point, step along its direction of descent and minimize again, at most this many times.") var escapeSaddles: Int = 0
     @Flag(help: "Print the results as JSON.") var json = false
     @Option(help: "Write every method's trajectory to this JSON file.") var trace: String?
     @Option(help: "Draw the trajectories on a contour plot (2-D objectives) in this SVG file.") var plot: String?
@@ -131,6 +132,7 @@ struct Minimize: ParsableCommand {
         options.momentum = momentum
         options.restarts = restarts
         options.seed = seed
+        options.saddleEscapes = Swift.max(0, escapeSaddles)
         let x0 = Tensor<Double>(p.start)
         var results: [(MinimizationMethod, MinimizeResult, Double)] = []
         for m in methods {
@@ -152,6 +154,12 @@ struct Minimize: ParsableCommand {
                 print(pad(m.description, 20) + pad(fmt(r.value, digits: 6), 14) + pad(fmt(r.gradientNorm, digits: 3), 12)
                       + pad("\(r.iterations)", 12) + pad("\(r.evaluations)", 13) + pad(fmt(s * 1000, digits: 3), 9)
                       + (r.success ? "converged" : "stopped") + " (\(r.message))" + xs)
+            }
+            for (m, r, _) in results {
+                if r.saddleEscapes > 0 { print("\(m): left \(counted(r.saddleEscapes, "saddle point")) along the direction of descent") }
+                if let c = r.curvature, c.isSaddle {
+                    printError("nabla minimize: \(m) stopped at \(c.verdict.rawValue) (smallest Hessian eigenvalue \(fmt(c.smallestEigenvalue, digits: 3))); --escape-saddles N leaves it along the direction of descent")
+                }
             }
             for (m, r, _) in results where r.status == .unbounded {
                 printError("nabla minimize: \(m) found f falling without bound; the objective seems unbounded below (add a constraint or a penalty)")
@@ -205,9 +213,14 @@ struct Minimize: ParsableCommand {
     }
 
     static func summary(_ r: MinimizeResult, seconds: Double) -> [String: JSONValue] {
-        ["method": .string(r.method.description), "x": .array(r.x.map { .number($0) }), "value": .number(r.value),
+        var o: [String: JSONValue] = ["method": .string(r.method.description), "x": .array(r.x.map { .number($0) }), "value": .number(r.value),
          "gradientNorm": .number(r.gradientNorm), "iterations": .number(Double(r.iterations)), "evaluations": .number(Double(r.evaluations)),
          "hessianEvaluations": .number(Double(r.hessianEvaluations)), "success": .bool(r.success), "status": .string(r.message),
-         "runs": .number(Double(r.runs)), "seconds": .number(seconds)]
+         "runs": .number(Double(r.runs)), "seconds": .number(seconds), "saddleEscapes": .number(Double(r.saddleEscapes))]
+        if let c = r.curvature {
+            o["curvature"] = .object(["verdict": .string(c.verdict == .minimum ? "minimum" : c.verdict == .saddle ? "saddle" : "degenerate-saddle"),
+                                      "smallestEigenvalue": .number(c.smallestEigenvalue), "exact": .bool(c.exact)])
+        }
+        return o
     }
 }
