@@ -361,3 +361,15 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         }
     }
 }
+
+@Suite(.serialized) struct FindLearningRateCommandTests {
+    @Test func suggestsARateWithoutTraining() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-findlr-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let r = try runNabla(["train", "--data", "iris", "--model", "mlp:8", "--find-lr", "--json", "--out", folder])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], "\(r.err)")
+        let rate = try #require(object["suggested_learning_rate"] as? Double)
+        #expect(rate > 1e-7 && rate < 10)
+        #expect(FileManager.default.fileExists(atPath: folder + "/lr-finder.svg") && !FileManager.default.fileExists(atPath: folder + "/model.safetensors"))
+    }
+}

@@ -81,3 +81,27 @@ import Testing
         #expect(s.curvature?.verdict == .saddle && s.curvature?.exact == false && Swift.abs(s.curvature!.smallestEigenvalue + 2) < 1e-6)
     }
 }
+
+@Suite struct LearningRateFinderTests {
+    /// On a least-squares problem the suggested rate lies where the loss falls, below the rates
+    /// that diverge, and the model and optimizer are left as they were.
+    @Test func suggestsARateAndLeavesTheModelAlone() throws {
+        var rng = RandomGenerator(seed: 9)
+        let x = Tensor<Float>.normal(shape: [256, 4], using: &rng)
+        let y = Tensor.matmul(x, Tensor<Float>(shape: [4, 1], scalars: [1, -2, 0.5, 3]))
+        let model = GlobalRandom.withSeed(1) { Sequential<Float>(Linear(inputSize: 4, outputSize: 1)) }
+        let before = model.parameters.map(\.value.scalars)
+        let trainer = Trainer(model: model, optimizer: Optimizer(rule: SGD(), learningRate: 0.01), trainingCount: 256,
+                              options: TrainingOptions(epochs: 1, batchSize: 16, seed: 2)) { m, rows in
+            meanSquaredError((m as! Sequential<Float>)(x.indexSelect(axis: 0, indices: rows)), y.indexSelect(axis: 0, indices: rows))
+        }
+        let test = try trainer.findLearningRate(from: 1e-5, to: 10, steps: 80)
+        #expect(model.parameters.map(\.value.scalars) == before && trainer.optimizer.stepCount == 0)
+        let s = try #require(test.suggestion)
+        let i = try #require(test.rates.firstIndex(of: s))
+        let lowest = test.smoothedLosses.indices.min { test.smoothedLosses[$0] < test.smoothedLosses[$1] }!
+        #expect(s > 1e-4 && s < 1 && i < lowest, "suggested \(s)")
+        #expect(test.losses[i + 5] < 0.8 * test.losses[i - 5], "the loss around the suggestion: \(test.losses[(i - 5)...(i + 5)])")
+        #expect(test.stoppedEarly && test.rates.count < 80 && test.losses.count == test.rates.count)
+    }
+}

@@ -57,6 +57,7 @@ struct Train: ParsableCommand {
     @Option(help: "Least seconds between checkpoints (0: every epoch); the last epoch's is always written at the end and on Ctrl-C.") var checkpointEvery: Double = 10
     @Flag(help: "At the end, print one JSON object summarizing the run.") var json = false
     @Flag(help: "No progress output.") var quiet = false
+    @Flag(help: "Run the learning-rate range test instead of training: loss against an exponentially growing rate (lr-finder.svg in the run folder) and the suggested rate.") var findLr = false
     @Flag(help: "Warn (on standard error, once per epoch and parameter) about vanishing, exploding or non-finite gradients.") var checkGradients = false
 
     func configurationFromFlags() throws -> TrainConfiguration {
@@ -199,6 +200,29 @@ struct Train: ParsableCommand {
             if trainer.epoch >= config.epochs {
                 printError("note: the run already has \(counted(trainer.epoch, "epoch")); pass --epochs N with N > \(trainer.epoch) to train further")
             }
+        }
+
+        if findLr {
+            let test: LearningRateRangeTest
+            do { test = try trainer.findLearningRate() } catch { throw fail("\(error)") }
+            let plot = file(folder, "lr-finder.svg")
+            // Up to where the loss has clearly diverged, so that the fall stays visible.
+            let shown = test.rates.indices.filter { test.smoothedLosses[$0] <= 1.5 * test.smoothedLosses[0] }
+            let chart = LinePlot(title: "Learning-rate range test: \(spec) on \(config.data)", xLabel: "learning rate (log10)", yLabel: "training loss",
+                                 series: [LinePlot.Series(name: "loss", points: shown.map { (Foundation.log10(test.rates[$0]), Swift.min(test.losses[$0], 1.5 * test.smoothedLosses[0])) }),
+                                          LinePlot.Series(name: "smoothed", points: shown.map { (Foundation.log10(test.rates[$0]), test.smoothedLosses[$0]) })]
+                                    + (test.suggestion.map { s in [LinePlot.Series(name: "suggested \(fmt(s, digits: 2))", points: [(Foundation.log10(s), test.smoothedLosses.min()!), (Foundation.log10(s), test.smoothedLosses[0])])] } ?? []))
+            do { try chart.write(to: plot) } catch { throw fail("\(error)") }
+            if json {
+                print(OrderedJSON([("suggested_learning_rate", test.suggestion.map { .number($0) } ?? .null), ("steps", .number(Double(test.rates.count))),
+                                   ("plot", .string(plot)), ("folder", .string(folder))]).text)
+            } else if let s = test.suggestion {
+                print("suggested learning rate: \(fmt(s, digits: 3)) (the steepest fall of the loss over \(test.rates.count) steps from 1e-07\(test.stoppedEarly ? " until the loss diverged" : " to 10")); the model was not trained")
+                print("plot: \(plot); train with: nabla train … --lr \(fmt(s, digits: 3))")
+            } else {
+                print("the loss never fell over \(test.rates.count) steps; no rate to suggest (plot: \(plot))")
+            }
+            return
         }
 
         // 4. Logs: metrics as JSON lines, TensorBoard events, the progress display.
