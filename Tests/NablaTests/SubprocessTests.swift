@@ -373,3 +373,30 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         #expect(FileManager.default.fileExists(atPath: folder + "/lr-finder.svg") && !FileManager.default.fileExists(atPath: folder + "/model.safetensors"))
     }
 }
+
+@Suite(.serialized) struct FineTuneCommandTests {
+    @Test func startsFromAnotherRunWithAFrozenLayer() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-finetune-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // Two tasks on the same features: iris as it is, and iris with its classes renamed.
+        let iris = try String(contentsOfFile: try #require(Dataset.Bundled(rawValue: "iris")?.url?.path), encoding: .utf8)
+        let renamed = folder + "/renamed.csv"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let lines = iris.split(separator: "\n").enumerated().map { i, line -> String in
+            guard i > 0, let comma = line.lastIndex(of: ",") else { return String(line) }
+            return line[..<comma] + ",class" + line[line.index(after: comma)...]
+        }
+        try lines.joined(separator: "\n").write(toFile: renamed, atomically: true, encoding: .utf8)
+        #expect(try runNabla(["train", "--data", "iris", "--model", "mlp:8", "--epochs", "20", "--out", folder + "/source", "--quiet"]).status == 0)
+        let tuned = try runNabla(["train", "--data", renamed, "--model", "mlp:8", "--epochs", "5", "--init-from", folder + "/source", "--freeze", "0",
+                                  "--head-lr", "0.01", "--out", folder + "/tuned"])
+        #expect(tuned.status == 0, "\(tuned.err)")
+        #expect(tuned.out.contains("the head (2) starts afresh") && tuned.out.contains("loaded 2 tensors: 0.weight, 0.bias") && tuned.out.contains("frozen: 0.weight, 0.bias"), "\(tuned.out)")
+        for (arguments, message) in [(["--init-from", folder + "/nowhere"], "no model.json"),
+                                     (["--init-from", folder + "/source", "--freeze", "7"], "7 match no layer"),
+                                     (["--head-lr", "-1"], "--head-lr must be a positive number")] {
+            let bad = try runNabla(["train", "--data", "iris", "--model", "mlp:8", "--epochs", "1", "--quiet", "--out", folder + "/bad-\(UUID().uuidString)"] + arguments)
+            #expect(bad.status != 0 && bad.err.contains(message), "\(arguments): \(bad.err)")
+        }
+    }
+}

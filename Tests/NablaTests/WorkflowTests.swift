@@ -105,3 +105,21 @@ import Testing
         #expect(test.stoppedEarly && test.rates.count < 80 && test.losses.count == test.rates.count)
     }
 }
+
+@Suite struct FineTuningTests {
+    /// Matching names and shapes load; the rest stay as initialized and are reported.
+    @Test func loadsWhatMatchesAndFreezesByLayer() throws {
+        let source = GlobalRandom.withSeed(1) { Sequential<Float>(Linear(inputSize: 4, outputSize: 8), Activation(.relu), Linear(inputSize: 8, outputSize: 3)) }
+        let target = GlobalRandom.withSeed(2) { Sequential<Float>(Linear(inputSize: 4, outputSize: 8), Activation(.relu), Linear(inputSize: 8, outputSize: 5)) }
+        let headBefore = target.parameters[2].value.scalars
+        let report = target.loadMatching(source.archive())
+        #expect(report.loaded == ["0.weight", "0.bias"] && report.shapeMismatches.map(\.name) == ["2.weight", "2.bias"])
+        #expect(target.parameters[0].value.scalars == source.parameters[0].value.scalars && target.parameters[2].value.scalars == headBefore)
+        #expect(report.description.contains("kept as initialized: 2.weight (the model has shape [5, 8], the file [3, 8])"))
+
+        let frozen = try target.freeze(selectors: ["0"])
+        #expect(frozen == ["0.weight", "0.bias"] && target.parameters[0].isFrozen && !target.parameters[2].isFrozen)
+        #expect(try target.freeze(selectors: ["2.bias"]) == ["2.bias"])
+        #expect { try target.freeze(selectors: ["5", "decoder"]) } throws: { "\($0)".contains("5, decoder match no layer (2 linear layers") }
+    }
+}

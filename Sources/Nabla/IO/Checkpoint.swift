@@ -61,6 +61,78 @@ extension Module {
     }
 }
 
+/// What ``Module/loadMatching(_:convertingTypes:)`` took from a file and what it left.
+public struct StateLoadReport: Sendable, CustomStringConvertible {
+    /// Names loaded from the file.
+    public var loaded: [String] = []
+    /// Names in both whose shapes differ (kept as initialized), with the model's and the file's shapes.
+    public var shapeMismatches: [(name: String, model: [Int], file: [Int])] = []
+    /// The model's names that the file lacks (kept as initialized).
+    public var missing: [String] = []
+    /// The file's names the model has no place for (ignored).
+    public var unused: [String] = []
+
+    public var description: String {
+        var lines = ["loaded \(loaded.count) tensors\(loaded.isEmpty ? "" : ": " + loaded.joined(separator: ", "))"]
+        for m in shapeMismatches { lines.append("kept as initialized: \(m.name) (the model has shape \(m.model), the file \(m.file))") }
+        if !missing.isEmpty { lines.append("kept as initialized (not in the file): \(missing.joined(separator: ", "))") }
+        if !unused.isEmpty { lines.append("ignored (not in the model): \(unused.joined(separator: ", "))") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension Module {
+    /// Loads the tensors of `archive` whose names and shapes match this model's, for fine-tuning
+    /// from another model: everything else stays as initialized, and the report says what was
+    /// loaded and what was not. Floating-point tensors of another precision are converted when
+    /// `convertingTypes`.
+    @discardableResult
+    public func loadMatching(_ archive: SafeTensors.Archive, convertingTypes: Bool = true) -> StateLoadReport {
+        var report = StateLoadReport()
+        let own: StoredDType = Scalar.self == Double.self ? .F64 : .F32
+        var known = Set<String>()
+        func take(_ name: String, _ shape: [Int], _ isInteger: Bool, _ assign: (Tensor<Scalar>) -> Void) {
+            known.insert(name)
+            guard let t = archive.tensors[name] else { report.missing.append(name); return }
+            guard t.shape == shape else { report.shapeMismatches.append((name, shape, t.shape)); return }
+            let fits = isInteger ? t.dtype.isInteger : (t.dtype == own || (convertingTypes && !t.dtype.isInteger))
+            guard fits else { report.shapeMismatches.append((name, shape, t.shape)); return }
+            assign(t.tensor())
+            report.loaded.append(name)
+        }
+        for (n, p) in namedParameters { take(n, p.shape, false) { p.value = $0 } }
+        for (n, b) in namedBuffers { take(n, b.value.shape, b.isInteger) { b.value = $0 } }
+        report.unused = archive.tensors.keys.filter { !known.contains($0) }.sorted()
+        return report
+    }
+
+    /// Freezes the parameters named by `selectors`: a number k is the k-th ``Linear`` layer (from
+    /// 0, in order), a name is a parameter or everything under a module of that name (`0`,
+    /// `encoder.1`). Throws naming the selectors that match nothing. Returns the frozen names.
+    @discardableResult
+    public func freeze(selectors: [String]) throws -> [String] {
+        let named = namedParameters
+        let linears = namedModules.filter { $0.module is Linear<Scalar> }
+        var frozen: [String] = [], unmatched: [String] = []
+        for selector in selectors {
+            let prefix: String
+            if let k = Int(selector) {
+                guard k >= 0 && k < linears.count else { unmatched.append(selector); continue }
+                prefix = linears[k].name
+            } else {
+                prefix = selector
+            }
+            let hits = named.filter { $0.name == prefix || $0.name.hasPrefix(prefix + ".") }
+            if hits.isEmpty { unmatched.append(selector); continue }
+            for (name, p) in hits { p.isFrozen = true; p.gradient = nil; frozen.append(name) }
+        }
+        guard unmatched.isEmpty else {
+            throw RunSettingsError("freeze: \(unmatched.joined(separator: ", ")) match no layer (\(linears.count) linear layers, numbered from 0; parameters: \(named.map(\.name).joined(separator: ", ")))")
+        }
+        return frozen
+    }
+}
+
 extension Optimizer {
     /// The optimizer's state for `model`'s parameters: `state.<parameter>.<slot>` tensors, with
     /// the step counts in the metadata.

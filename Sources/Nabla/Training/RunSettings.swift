@@ -64,6 +64,12 @@ public struct TrainConfiguration: RunSettingsFile, Sendable, Equatable {
     /// linear, logistic and svm: solve the convex problem exactly instead of training by epochs
     /// (nil in runs saved before this existed: false).
     public var solve: Bool?
+    /// Fine-tuning: the run whose model.safetensors gives the starting weights (those that match).
+    public var initFrom: String?
+    /// Fine-tuning: frozen layers (Linear layer numbers from 0, or parameter/module names).
+    public var freeze: [String]?
+    /// Fine-tuning: the learning rate of the last layer (the head), if not the others'.
+    public var headLearningRate: Double?
 
     public init(data: String, target: String? = nil, categorical: [String], task: Task? = nil, model: String, activation: String, dropout: Double, batch: String, optimizer: String, learningRate: Double? = nil, momentum: Double, weightDecay: Double, schedule: String, clip: Double? = nil, epochs: Int, patience: Int? = nil, minDelta: Double, tolerance: Double? = nil, l1: Double, l2: Double, seed: UInt64, test: Double, validation: Double, scale: String, solve: Bool? = nil) {
         self.data = data
@@ -97,6 +103,13 @@ public struct TrainConfiguration: RunSettingsFile, Sendable, Equatable {
 extension TrainConfiguration {
     public static let fileName = "config.json"
 
+    /// This configuration with the fine-tuning settings (nil and empty leave them unset).
+    public func withFineTuning(initFrom: String?, freeze: [String]?, headLearningRate: Double?) -> TrainConfiguration {
+        var c = self
+        (c.initFrom, c.freeze, c.headLearningRate) = (initFrom, freeze?.isEmpty == true ? nil : freeze, headLearningRate)
+        return c
+    }
+
     /// Every setting of a run, from flags or from a saved config.json, checked before anything
     /// is built: a value out of range ends here with the flag named, never in a crash later.
     public func check() throws {
@@ -116,6 +129,10 @@ extension TrainConfiguration {
         guard ["standard", "minmax", "none"].contains(c.scale) else { throw RunSettingsError("--scale must be standard, minmax or none") }
         guard (c.learningRate ?? 1) > 0, c.learningRate?.isFinite ?? true else { throw RunSettingsError("--lr must be a positive number") }
         guard (c.clip ?? 1) > 0, (c.clip ?? 1).isFinite else { throw RunSettingsError("--clip must be a positive number") }
+        guard (c.headLearningRate ?? 1) > 0, (c.headLearningRate ?? 1).isFinite else { throw RunSettingsError("--head-lr must be a positive number") }
+        if c.solve == true && (c.initFrom != nil || !(c.freeze ?? []).isEmpty || c.headLearningRate != nil) {
+            throw RunSettingsError("--init-from, --freeze and --head-lr fine-tune by training; with a linear, logistic or svm model also give --optimizer or --lr")
+        }
         for (flag, value) in [("--momentum", c.momentum), ("--weight-decay", c.weightDecay), ("--l1", c.l1), ("--l2", c.l2), ("--min-delta", c.minDelta)] {
             guard value >= 0, value.isFinite else { throw RunSettingsError("\(flag) must be a finite number ≥ 0, got \(value)") }
         }

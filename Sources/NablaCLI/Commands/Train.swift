@@ -57,6 +57,9 @@ struct Train: ParsableCommand {
     @Option(help: "Least seconds between checkpoints (0: every epoch); the last epoch's is always written at the end and on Ctrl-C.") var checkpointEvery: Double = 10
     @Flag(help: "At the end, print one JSON object summarizing the run.") var json = false
     @Flag(help: "No progress output.") var quiet = false
+    @Option(help: "Fine-tuning: start from the weights of this run's model (those whose names and shapes match; the rest are initialized and listed).") var initFrom: String?
+    @Option(help: "Fine-tuning: freeze these layers, comma-separated: Linear layer numbers from 0, or parameter/module names (0.weight).") var freeze: String?
+    @Option(help: "Fine-tuning: the learning rate of the last layer (the head), if not --lr.") var headLr: Double?
     @Flag(help: "Run the learning-rate range test instead of training: loss against an exponentially growing rate (lr-finder.svg in the run folder) and the suggested rate.") var findLr = false
     @Flag(help: "Warn (on standard error, once per epoch and parameter) about vanishing, exploding or non-finite gradients.") var checkGradients = false
 
@@ -69,6 +72,7 @@ struct Train: ParsableCommand {
                            patience: patience, minDelta: minDelta, tolerance: tolerance, l1: l1, l2: l2, seed: seed, test: test,
                            validation: validation, scale: scale,
                            solve: (ModelSpec(parsing: model)?.isConvex ?? false) && optimizer == nil && learningRate == nil && l1 == 0)
+            .withFineTuning(initFrom: initFrom, freeze: freeze.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }, headLearningRate: headLr)
     }
 
     func validate() throws {
@@ -116,10 +120,18 @@ struct Train: ParsableCommand {
         }
 
         // 2. Data and model; nothing is written but an error log if these fail.
+        var sourceCard: ModelCard?
         let prepared: PreparedData
         let spec: ModelSpec
         do {
-            prepared = try PreparedData(config)
+            // Fine-tuning keeps the source model's input scaling (its first layer was trained on it).
+            if let source = config.initFrom {
+                guard let data = FileManager.default.contents(atPath: file(source, ModelCard.fileName)) else {
+                    throw RunFailure(message: "--init-from \(source): no \(ModelCard.fileName); give the folder of a finished `nabla train` run")
+                }
+                sourceCard = try ModelCard.decode(data)
+            }
+            prepared = try PreparedData(config, scaler: sourceCard?.scaler, scalerFeatures: sourceCard?.features)
             guard let s = ModelSpec(parsing: config.model, activation: config.activation, dropout: config.dropout) else { throw RunFailure(message: "bad model '\(config.model)'") }
             guard s.supports(prepared.task) else {
                 throw RunFailure(message: "the \(s.kind.rawValue) model does not do \(prepared.task.rawValue) (the target '\(prepared.targetName)' of \(config.data) is \(prepared.task == .regression ? "real-valued" : "a class label")); use \(prepared.task == .regression ? "linear or mlp" : "logistic, svm or mlp")")
@@ -168,10 +180,38 @@ struct Train: ParsableCommand {
         let lr = config.learningRate ?? defaultLearningRate(forOptimizer: config.optimizer)
         var transforms: [any GradientTransform] = []
         if let c = config.clip { transforms.append(ClipByGlobalNorm(maxNorm: c)) }
-        let optimizer = Optimizer<Float>(rule: try updateRule(named: config.optimizer, momentum: config.momentum, weightDecay: config.weightDecay),
+        var optimizer = Optimizer<Float>(rule: try updateRule(named: config.optimizer, momentum: config.momentum, weightDecay: config.weightDecay),
                                          learningRate: lr,
                                          schedule: try learningRateSchedule(config.schedule, epochs: config.epochs, batchesPerEpoch: batchesPerEpoch, learningRate: lr),
                                          transforms: transforms)
+        // Fine-tuning: another run's weights, frozen layers, the head's own rate.
+        if let source = config.initFrom, let sourceCard, resume == nil {
+            let path = file(source, "model.safetensors")
+            let report: StateLoadReport
+            do {
+                var archive = try SafeTensors.read(path)
+                // A head trained for other outputs (other classes, another task) starts afresh.
+                if sourceCard.task != prepared.task || sourceCard.classes != prepared.classNames, let head = network.namedModules.last(where: { $0.module is Linear<Float> }) {
+                    archive.tensors = archive.tensors.filter { !$0.key.hasPrefix(head.name + ".") }
+                    if !quiet && !json { print("the head (\(head.name)) starts afresh: \(source) predicts \(sourceCard.task == .classification ? "the classes \(sourceCard.classes.joined(separator: ", "))" : sourceCard.target)") }
+                }
+                report = network.loadMatching(archive)
+            } catch { throw fail("--init-from \(source): \(error)") }
+            guard !report.loaded.isEmpty else { throw fail("--init-from \(source): no tensor of its model fits this one (\(spec))\n\(report)") }
+            if !quiet && !json { print("initialized from \(source): \(report)") }
+        }
+        if let selectors = config.freeze, !selectors.isEmpty {
+            do {
+                let frozen = try network.freeze(selectors: selectors)
+                if !quiet && !json { print("frozen: \(frozen.joined(separator: ", "))") }
+            } catch { throw fail("--freeze: \(error)") }
+        }
+        if let head = config.headLearningRate {
+            let params = network.parameters
+            let last = network.layers.last { $0 is Linear<Float> } as! Linear<Float>
+            let indices = params.indices.filter { i in params[i] === last.weight || params[i] === last.bias }
+            optimizer.groups.append(ParameterGroup(indices: indices, learningRateScale: head / lr))
+        }
         let checkpointPath = file(folder, "checkpoint.safetensors")
         var options = TrainingOptions(epochs: config.epochs, batchSize: batchSize, shuffle: true, seed: config.seed, patience: config.patience,
                                       minimumImprovement: config.minDelta, restoreBestWeights: true, lossChangeTolerance: config.tolerance,
@@ -412,7 +452,8 @@ struct PreparedData {
     /// The data rows (0-based) of each part, written to the run folder as split.json.
     var rows: (train: [Int], validation: [Int], test: [Int]) = ([], [], [])
 
-    init(_ c: TrainConfiguration) throws {
+    /// `scaler` (fitted on `scalerFeatures`): use it instead of fitting one, when the features are the same.
+    init(_ c: TrainConfiguration, scaler given: FeatureScaler? = nil, scalerFeatures: [String]? = nil) throws {
         let dataset: Dataset
         if let bundled = Dataset.Bundled(rawValue: c.data) ?? Dataset.Bundled.allCases.first(where: { "\($0)" == c.data }) {
             dataset = try Dataset.bundled(bundled, target: c.target, task: c.task)
@@ -448,7 +489,8 @@ struct PreparedData {
         }
         rows = (train: parts[2], validation: parts[1], test: parts[0])
         let trainSet = dataset.subset(parts[2])
-        let scaler = FeatureScaler.fitted(c.scale == "minmax" ? .minMax : c.scale == "none" ? .none : .standard, on: trainSet.features)
+        let scaler = given.flatMap { scalerFeatures == dataset.featureNames ? $0 : nil }
+            ?? FeatureScaler.fitted(c.scale == "minmax" ? .minMax : c.scale == "none" ? .none : .standard, on: trainSet.features)
         var (mean, scale) = (0.0, 1.0)
         if dataset.task == .regression {
             let y = trainSet.targets
