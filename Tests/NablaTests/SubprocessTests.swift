@@ -400,3 +400,29 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         }
     }
 }
+
+@Suite(.serialized) struct TuneCommandTests {
+    @Test func searchesResumesAndRefusesBadSpaces() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-tune-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let search = ["tune", "--data", "iris", "--model", "mlp:4|mlp:8", "--lr", "1e-3..1e-1:log", "--epochs", "5", "--trials", "4", "--jobs", "2", "--out", folder]
+        let r = try runNabla(search + ["--json"])
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], "\(r.err)")
+        let results = try #require(summary["results"] as? [[String: Any]])
+        let validation = results.compactMap { $0["validation"] as? Double }
+        #expect(summary["trials"] as? Int == 4 && validation.count == 4 && validation == validation.sorted(by: >))
+        #expect((summary["best_run"] as? String).map { FileManager.default.fileExists(atPath: $0 + "/model.safetensors") } == true)
+        #expect(FileManager.default.fileExists(atPath: folder + "/tune-lr.svg") && FileManager.default.fileExists(atPath: folder + "/tune-model.svg"))
+        let records = try String(contentsOfFile: folder + "/trials.jsonl", encoding: .utf8)
+        // The same search again: every trial is already recorded, nothing runs.
+        let again = try runNabla(search)
+        #expect(again.status == 0 && again.out.contains("4 results already recorded") && !again.out.contains("→ validation"), "\(again.out)")
+        #expect(try String(contentsOfFile: folder + "/trials.jsonl", encoding: .utf8) == records)
+        for (arguments, message) in [(["--data", "iris", "--lr", "1e-3..1e-1:log", "--colour", "red"], "Unknown option '--colour'"),
+                                     (["--data", "iris", "--lr", "1..0.1"], "--lr: '1..0.1' is not a range"),
+                                     (["--data", "iris", "--lr", "0.01"], "no flag has a search space")] {
+            let bad = try runNabla(["tune", "--trials", "2", "--out", folder + "-bad"] + arguments)
+            #expect(bad.status != 0 && bad.err.contains(message), "\(arguments): \(bad.err)")
+        }
+    }
+}

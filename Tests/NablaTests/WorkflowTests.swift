@@ -123,3 +123,46 @@ import Testing
         #expect { try target.freeze(selectors: ["5", "decoder"]) } throws: { "\($0)".contains("5, decoder match no layer (2 linear layers") }
     }
 }
+
+@Suite struct HyperparameterSearchTests {
+    @Test func parsesSpacesAndPlansTrials() throws {
+        #expect(try HyperparameterSearch.Domain.parse("1e-4..1e-1:log") == .logUniform(1e-4, 0.1))
+        #expect(try HyperparameterSearch.Domain.parse("16,32,64") == .choice(["16", "32", "64"]))
+        #expect(try HyperparameterSearch.Domain.parse("mlp:32|mlp:64,32") == .choice(["mlp:32", "mlp:64,32"]))
+        #expect(try HyperparameterSearch.Domain.parse("2..8:int") == .integer(2, 8))
+        #expect(try HyperparameterSearch.Domain.parse("mlp:64,32") == nil && HyperparameterSearch.Domain.parse("0.01") == nil)
+        #expect { try HyperparameterSearch.Domain.parse("5..1") } throws: { "\($0)".contains("lo < hi") }
+        #expect { try HyperparameterSearch.Domain.parse("0..1:log") } throws: { "\($0)".contains("positive bounds") }
+
+        let space: [String: HyperparameterSearch.Domain] = ["lr": .logUniform(1e-4, 1e-1), "batch": .choice(["16", "32"])]
+        let random = HyperparameterSearch(space: space, trials: 50, seed: 3)
+        let planned = random.plannedTrials()
+        #expect(planned == random.plannedTrials() && planned.count == 50)
+        #expect(planned.allSatisfy { Double($0.settings["lr"]!)! >= 1e-4 && Double($0.settings["lr"]!)! <= 0.1 && ["16", "32"].contains($0.settings["batch"]!) })
+        let grid = HyperparameterSearch(space: space, strategy: .grid, trials: 100)
+        #expect(grid.plannedTrials().count == 6 && Set(grid.plannedTrials().map { $0.settings["lr"]! }) == ["0.0001", "0.003162", "0.1"])
+        #expect(HyperparameterSearch(space: space, halving: (3, 81, 3)).rungs == [3, 9, 27, 81])
+    }
+
+    /// Successive halving keeps the best third at each rung; a rerun in the same folder
+    /// evaluates nothing that finished.
+    @Test func halvesAndResumesWithoutRerunning() throws {
+        let folder = NSTemporaryDirectory() + "nabla-search-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let search = HyperparameterSearch(space: ["x": .uniform(0, 1)], trials: 9, halving: (1, 9, 3), jobs: 2, seed: 1)
+        final class Counter: @unchecked Sendable { let lock = NSLock(); var calls: [(Int, Int)] = [] }
+        let counter = Counter()
+        let score: @Sendable (HyperparameterSearch.Trial, Int) throws -> (score: Double, details: [String: Double]) = { t, budget in
+            counter.lock.lock(); counter.calls.append((t.number, budget)); counter.lock.unlock()
+            return (-Swift.abs(Double(t.settings["x"]!)! - 0.5) + Double(budget) * 1e-3, [:])
+        }
+        let results = try search.run(folder: folder, evaluate: score)
+        #expect(counter.calls.filter { $0.1 == 1 }.count == 9 && counter.calls.filter { $0.1 == 3 }.count == 3 && counter.calls.filter { $0.1 == 9 }.count == 1)
+        let finalist = try #require(results.first { $0.budget == 9 })
+        let closest = search.plannedTrials().min { Swift.abs(Double($0.settings["x"]!)! - 0.5) < Swift.abs(Double($1.settings["x"]!)! - 0.5) }!
+        #expect(finalist.trial == closest)
+        counter.calls = []
+        let again = try search.run(folder: folder, evaluate: score)
+        #expect(counter.calls.isEmpty && again.count == results.count)
+    }
+}

@@ -57,6 +57,7 @@ struct Train: ParsableCommand {
     @Option(help: "Least seconds between checkpoints (0: every epoch); the last epoch's is always written at the end and on Ctrl-C.") var checkpointEvery: Double = 10
     @Flag(help: "At the end, print one JSON object summarizing the run.") var json = false
     @Flag(help: "No progress output.") var quiet = false
+    @Flag(help: .hidden) var stopWithParent = false
     @Option(help: "Fine-tuning: start from the weights of this run's model (those whose names and shapes match; the rest are initialized and listed).") var initFrom: String?
     @Option(help: "Fine-tuning: freeze these layers, comma-separated: Linear layer numbers from 0, or parameter/module names (0.weight).") var freeze: String?
     @Option(help: "Fine-tuning: the learning rate of the last layer (the head), if not --lr.") var headLr: Double?
@@ -296,7 +297,9 @@ struct Train: ParsableCommand {
             }
         }
         signal(SIGINT) { _ in interruptRequested = 1 }
-        trainer.shouldInterrupt = { interruptRequested != 0 }
+        // A trial of `nabla tune` stops (with its checkpoint) when the search that started it dies.
+        let parent = getppid(), watchParent = stopWithParent
+        trainer.shouldInterrupt = { interruptRequested != 0 || (watchParent && getppid() != parent) }
 
         let history: TrainingHistory
         do { history = try trainer.fit() } catch { throw fail("\(error)") }
