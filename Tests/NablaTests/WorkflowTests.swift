@@ -166,3 +166,37 @@ import Testing
         #expect(counter.calls.isEmpty && again.count == results.count)
     }
 }
+
+@Suite struct PlateauTests {
+    @Test func reportsFlatStretchesOnce() {
+        var detector = PlateauDetector(window: 50)
+        // Falling: nothing to report.
+        #expect((0..<100).compactMap { detector.observe(loss: 2 * Foundation.exp(-Double($0) / 20), gradientNorm: Foundation.exp(-Double($0) / 20)) }.isEmpty)
+        // Flat with noise far below the threshold: reported once.
+        let flat = (0..<150).compactMap { detector.observe(loss: 0.6931 + 1e-7 * Double($0 % 3), gradientNorm: 1e-4) }
+        #expect(flat.count == 1 && Swift.abs(flat[0].loss - 0.6931) < 1e-6 && flat[0].steps == 50)
+        // Moving again, then flat again: a second report.
+        for k in 0..<60 { _ = detector.observe(loss: 0.6931 - Double(k) * 0.01, gradientNorm: 0.5) }
+        #expect((0..<60).compactMap { _ in detector.observe(loss: 0.1, gradientNorm: 1e-3) }.count == 1)
+    }
+
+    /// A sigmoid network saturated from the start sits on a plateau; the trainer reports it.
+    @Test func theTrainerReportsAPlateau() throws {
+        var rng = RandomGenerator(seed: 5)
+        let x = Tensor<Float>.normal(shape: [64, 2], using: &rng)
+        let y = IndexTensor((0..<64).map { x.scalars[2 * $0] > 0 ? 1 : 0 })
+        let model = GlobalRandom.withSeed(3) {
+            Sequential<Float>(Linear(inputSize: 2, outputSize: 8, weightInitializer: .constant(0), biasInitializer: .constant(60)), Activation(.sigmoid),
+                              Linear(inputSize: 8, outputSize: 2, weightInitializer: .constant(0), biasInitializer: .zeros))
+        }
+        let trainer = Trainer(model: model, optimizer: Optimizer(rule: SGD(), learningRate: 1e-4), trainingCount: 64,
+                              options: TrainingOptions(epochs: 30, batchSize: 8, seed: 1)) { m, rows in
+            (m as! Sequential<Float>)(x.indexSelect(axis: 0, indices: rows)).softmaxCrossEntropy(targets: rows.map { y.values[$0] })
+        }
+        trainer.plateauDetector = PlateauDetector(window: 100)
+        var seen: [PlateauDetector.Plateau] = []
+        trainer.onPlateau = { (_: Int, _: Int, p: PlateauDetector.Plateau) in seen.append(p) }
+        try trainer.fit()
+        #expect(seen.count == 1 && Swift.abs(seen[0].loss - Foundation.log(2)) < 0.01, "\(seen)")
+    }
+}

@@ -99,3 +99,53 @@ public struct GradientMonitor: Sendable {
         }
     }
 }
+
+/// Watches the loss and the gradient norm step by step and reports when both have stayed flat
+/// for `window` steps: a plateau (or convergence, if the loss is as low as it gets). Reported
+/// once per plateau; the loss must move again before the next report.
+public struct PlateauDetector: Sendable {
+    public struct Plateau: Sendable, Equatable, CustomStringConvertible {
+        public var steps: Int
+        public var loss: Double
+        public var gradientNorm: Double
+        public var description: String {
+            "the loss (\(loss)) and the gradient norm (\(gradientNorm)) have been flat for \(steps) steps: a plateau, or convergence if the loss is as low as it gets; if it is still high, try a larger learning rate, another initialization or normalization"
+        }
+    }
+
+    public var window: Int
+    /// Flat: the mean loss of the window's second half differs from its first half's by less
+    /// than this fraction…
+    public var relativeChange: Double
+    /// …and the mean gradient norm by less than this one (batch gradients are noisy).
+    public var gradientChange: Double
+    var losses: [Double] = [], norms: [Double] = []
+    /// The mean loss of the last reported plateau: the next report waits until the loss has
+    /// left it by ten times `relativeChange`.
+    var reportedLoss: Double?
+
+    public init(window: Int = 200, relativeChange: Double = 1e-3, gradientChange: Double = 0.25) {
+        require(window >= 4 && relativeChange > 0 && gradientChange > 0, "PlateauDetector: window \(window) must be at least 4 and the changes positive")
+        (self.window, self.relativeChange, self.gradientChange) = (window, relativeChange, gradientChange)
+    }
+
+    /// Feeds one step; returns a plateau the first time one is seen.
+    public mutating func observe(loss: Double, gradientNorm: Double) -> Plateau? {
+        guard loss.isFinite, gradientNorm.isFinite else { return nil }
+        losses.append(loss); norms.append(gradientNorm)
+        if losses.count > window { losses.removeFirst(); norms.removeFirst() }
+        guard losses.count == window else { return nil }
+        func flat(_ v: [Double], _ tolerance: Double) -> Bool {
+            let h = v.count / 2
+            let a = v[..<h].reduce(0, +) / Double(h), b = v[h...].reduce(0, +) / Double(v.count - h)
+            return Swift.abs(a - b) <= tolerance * Swift.max(Swift.abs(a), Swift.abs(b), 1e-12)
+        }
+        let mean = losses.reduce(0, +) / Double(window)
+        if let last = reportedLoss {
+            guard Swift.abs(mean - last) > 10 * relativeChange * Swift.max(Swift.abs(last), 1e-12) else { return nil }
+        }
+        guard flat(losses, relativeChange) && flat(norms, gradientChange) else { return nil }
+        reportedLoss = mean
+        return Plateau(steps: window, loss: mean, gradientNorm: norms.reduce(0, +) / Double(window))
+    }
+}

@@ -135,6 +135,9 @@ public final class Trainer<Scalar: TensorScalar> {
     /// exploding, non-finite) to `onGradientWarnings` with the epoch and batch (1-based).
     public var gradientMonitor: GradientMonitor?
     public var onGradientWarnings: ((_ epoch: Int, _ batch: Int, [GradientMonitor.Warning]) -> Void)?
+    /// Watches the loss and the gradient norm of every step for plateaus, reported to `onPlateau`.
+    public var plateauDetector: PlateauDetector?
+    public var onPlateau: ((_ epoch: Int, _ batch: Int, PlateauDetector.Plateau) -> Void)?
 
     public private(set) var history = TrainingHistory()
     /// The next epoch to run (0-based).
@@ -179,6 +182,10 @@ public final class Trainer<Scalar: TensorScalar> {
                 if let monitor = gradientMonitor {
                     let warnings = monitor.check(model)
                     if !warnings.isEmpty { onGradientWarnings?(epoch + 1, b + 1, warnings) }
+                }
+                if plateauDetector != nil {
+                    let norm = model.gradientNorms.reduce(0.0) { $0 + $1.norm * $1.norm }.squareRoot()
+                    if let plateau = plateauDetector!.observe(loss: Double(value), gradientNorm: norm) { onPlateau?(epoch + 1, b + 1, plateau) }
                 }
                 guard value.isFinite else {
                     throw TrainingError(message: "the training loss became \(value) at epoch \(epoch + 1), batch \(b + 1); lower the learning rate or clip gradients")

@@ -62,7 +62,7 @@ struct Train: ParsableCommand {
     @Option(help: "Fine-tuning: freeze these layers, comma-separated: Linear layer numbers from 0, or parameter/module names (0.weight).") var freeze: String?
     @Option(help: "Fine-tuning: the learning rate of the last layer (the head), if not --lr.") var headLr: Double?
     @Flag(help: "Run the learning-rate range test instead of training: loss against an exponentially growing rate (lr-finder.svg in the run folder) and the suggested rate.") var findLr = false
-    @Flag(help: "Warn (on standard error, once per epoch and parameter) about vanishing, exploding or non-finite gradients.") var checkGradients = false
+    @Flag(help: "Warn (on standard error, once per epoch and parameter) about vanishing, exploding or non-finite gradients, and about plateaus (loss and gradient norm flat for 200 steps).") var checkGradients = false
 
     func configurationFromFlags() throws -> TrainConfiguration {
         TrainConfiguration(data: data, target: target,
@@ -288,6 +288,8 @@ struct Train: ParsableCommand {
             return true
         }
         if checkGradients {
+            trainer.plateauDetector = PlateauDetector()
+            trainer.onPlateau = { epoch, batch, plateau in printError("warning: epoch \(epoch), batch \(batch): \(plateau)") }
             trainer.gradientMonitor = GradientMonitor()
             var warned: Set<String> = []
             trainer.onGradientWarnings = { epoch, batch, warnings in
