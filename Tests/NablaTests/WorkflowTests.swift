@@ -200,3 +200,55 @@ import Testing
         #expect(seen.count == 1 && Swift.abs(seen[0].loss - Foundation.log(2)) < 0.01, "\(seen)")
     }
 }
+
+@Suite struct OnlineLearningTests {
+    @Test func runningStatisticsMatchTheWholeData() {
+        var rng = RandomGenerator(seed: 2)
+        let x = Tensor<Double>.normal(shape: [90, 3], mean: 5, standardDeviation: 2, using: &rng)
+        var running = RunningStandardizer(features: 3)
+        for part in [0..<10, 10..<55, 55..<90] { running.update(x[part]) }
+        let whole = FeatureScaler.standard(fittedOn: x)
+        #expect(running.count == 90 && isClose(running.scaler.shift, whole.shift, tolerance: 1e-12) && isClose(running.scaler.scale, whole.scale, tolerance: 1e-12))
+    }
+
+    /// One partialFit pass over the rows in order is one epoch of fit without shuffling.
+    @Test func partialFitIsAnEpochInOrder() throws {
+        var rng = RandomGenerator(seed: 3)
+        let x = Tensor<Float>.normal(shape: [40, 3], using: &rng)
+        let y = Tensor.matmul(x, Tensor<Float>(shape: [3, 1], scalars: [1, -1, 2]))
+        func make() -> (Sequential<Float>, Trainer<Float>) {
+            let m = GlobalRandom.withSeed(4) { Sequential<Float>(Linear(inputSize: 3, outputSize: 1)) }
+            let t = Trainer(model: m, optimizer: Optimizer(rule: Adam(), learningRate: 0.05), trainingCount: 40,
+                            options: TrainingOptions(epochs: 1, batchSize: 8, shuffle: false)) { mm, rows in
+                meanSquaredError((mm as! Sequential<Float>)(x.indexSelect(axis: 0, indices: rows)), y.indexSelect(axis: 0, indices: rows))
+            }
+            return (m, t)
+        }
+        let (a, fitter) = make(), (b, online) = make()
+        try fitter.fit()
+        try online.partialFit(rows: Array(0..<24))
+        try online.partialFit(rows: Array(24..<40))
+        #expect(a.parameters.map(\.value.scalars) == b.parameters.map(\.value.scalars) && online.optimizer.stepCount == 5, "\(a.parameters.map(\.value.scalars)) \(b.parameters.map(\.value.scalars)) \(online.optimizer.stepCount) \(fitter.optimizer.stepCount)")
+    }
+
+    /// Digits arriving in chunks of 100: the classifier learns them about as well as from all the
+    /// rows at once (the same settings and passes, shuffled whole epochs).
+    @Test func anMLPLearnsFromChunks() throws {
+        let d = try Dataset.bundled(.digits)
+        let x = FeatureScaler.standard(fittedOn: d.features).transform(d.features)
+        let labels = d.targets.map { Int($0) }
+        let classifier = MLPClassifier(hidden: [32], batchSize: 20, learningRate: 3e-3, seed: 1)
+        #expect { try classifier.partialFit(x[0..<10], labels: Array(labels[0..<10])) } throws: { "\($0)".contains("give classes:") }
+        for pass in 0..<6 {
+            for start in stride(from: 0, to: 1400, by: 100) {
+                try classifier.partialFit(x[start..<(start + 100)], labels: Array(labels[start..<(start + 100)]), classes: pass == 0 && start == 0 ? 10 : nil)
+            }
+        }
+        let accuracy = classifier.score(x[1400..<1797], labels: Array(labels[1400..<1797]))
+        let batch = MLPClassifier(hidden: [32], epochs: 6, batchSize: 20, learningRate: 3e-3, validationFraction: 0, seed: 1)
+        try batch.fit(x[0..<1400], labels: Array(labels[0..<1400]))
+        let reference = batch.score(x[1400..<1797], labels: Array(labels[1400..<1797]))
+        #expect(accuracy > 0.85 && accuracy >= reference - 0.03, "held-out accuracy \(accuracy) from chunks, \(reference) from whole epochs")
+        #expect { try classifier.partialFit(x[0..<5], labels: [0, 1, 2, 3, 12]) } throws: { "\($0)".contains("label 12 is outside the 10 classes") }
+    }
+}

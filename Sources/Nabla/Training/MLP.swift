@@ -11,6 +11,9 @@ public final class MLPClassifier {
     public var seed: UInt64
     public private(set) var network: Sequential<Float>?
     public private(set) var history = TrainingHistory()
+    /// The network and optimizer of ``partialFit(_:labels:classes:)``.
+    var online: OnlineState?
+    func setNetwork(_ n: Sequential<Float>) { network = n }
 
     public init(hidden: [Int] = [100], activation: String = "relu", epochs: Int = 200, batchSize: Int? = 32, learningRate: Double = 1e-3,
                 rule: any UpdateRule = Adam(), patience: Int? = 10, validationFraction: Double = 0.1, seed: UInt64 = 0) {
@@ -47,6 +50,7 @@ public final class MLPClassifier {
         history = try trainer.fit()
         net.eval()
         network = net
+        online = nil
     }
 
     public func fit(_ x: Tensor<Double>, labels: [Int]) throws {
