@@ -426,3 +426,24 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         }
     }
 }
+
+@Suite(.serialized) struct PCATrainingTests {
+    @Test func projectsTheInputsInAFrozenFirstLayer() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-pcatrain-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let r = try runNabla(["train", "--data", "iris", "--model", "mlp:8", "--pca", "2", "--epochs", "100", "--lr", "0.01", "--out", folder + "/run", "--json"])
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], "\(r.err)")
+        #expect((summary["test_accuracy"] as? Double ?? 0) > 0.8)
+        let card = try ModelCard.decode(try #require(FileManager.default.contents(atPath: folder + "/run/model.json")))
+        #expect(card.spec.pca == 2 && card.features.count == 4)
+        // The saved first layer is the projection: orthonormal rows.
+        let model = try TrainedModel(runFolder: folder + "/run")
+        let w = (model.network.layers[0] as! Linear<Float>).weight.value
+        let gram = Tensor.matmul(w, w, transposeB: true).scalars
+        #expect(w.shape == [2, 4] && Swift.abs(gram[0] - 1) < 1e-5 && Swift.abs(gram[1]) < 1e-5 && Swift.abs(gram[3] - 1) < 1e-5)
+        let explained = try runNabla(["explain", folder + "/run", "--data", "iris", "--json"])
+        #expect(explained.status == 0 && explained.out.contains("importances"), "\(explained.err)")
+        let bad = try runNabla(["train", "--data", "iris", "--pca", "9", "--epochs", "1", "--quiet", "--out", folder + "/bad"])
+        #expect(bad.status != 0 && bad.err.contains("at most 4"), "\(bad.err)")
+    }
+}

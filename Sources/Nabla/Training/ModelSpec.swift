@@ -7,6 +7,9 @@ public struct ModelSpec: Sendable, Codable, Equatable, CustomStringConvertible {
     public var hidden: [Int]
     public var activation: String
     public var dropout: Double
+    /// Inputs projected on their first `pca` principal components by a frozen first layer
+    /// (nil: none).
+    public var pca: Int?
 
     public init(kind: Kind, hidden: [Int] = [], activation: String = "relu", dropout: Double = 0) {
         (self.kind, self.hidden, self.activation, self.dropout) = (kind, hidden, activation, dropout)
@@ -35,6 +38,11 @@ public struct ModelSpec: Sendable, Codable, Equatable, CustomStringConvertible {
     public func build<Scalar: TensorScalar>(inputs: Int, outputs: Int) -> Sequential<Scalar> {
         var layers: [any Layer<Scalar>] = []
         var width = inputs
+        if let k = pca {
+            // The projection (x − μ) Cᵀ as x Cᵀ + b; its weights come from the PCA fit.
+            layers.append(Linear(inputSize: inputs, outputSize: k, weightInitializer: .zeros, biasInitializer: .zeros))
+            width = k
+        }
         for h in (kind == .mlp ? hidden : []) {
             layers.append(Linear(inputSize: width, outputSize: h,
                                  weightInitializer: activation == "relu" ? .kaimingUniform(nonlinearity: .relu) : .xavierUniform()))

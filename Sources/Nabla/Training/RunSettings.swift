@@ -64,6 +64,9 @@ public struct TrainConfiguration: RunSettingsFile, Sendable, Equatable {
     /// linear, logistic and svm: solve the convex problem exactly instead of training by epochs
     /// (nil in runs saved before this existed: false).
     public var solve: Bool?
+    /// Project the scaled features on their first `pca` principal components (fitted on the
+    /// training rows) before the model.
+    public var pca: Int?
     /// Fine-tuning: the run whose model.safetensors gives the starting weights (those that match).
     public var initFrom: String?
     /// Fine-tuning: frozen layers (Linear layer numbers from 0, or parameter/module names).
@@ -103,6 +106,13 @@ public struct TrainConfiguration: RunSettingsFile, Sendable, Equatable {
 extension TrainConfiguration {
     public static let fileName = "config.json"
 
+    /// This configuration with `--pca K` (nil: none).
+    public func withPCA(_ k: Int?) -> TrainConfiguration {
+        var c = self
+        c.pca = k
+        return c
+    }
+
     /// This configuration with the fine-tuning settings (nil and empty leave them unset).
     public func withFineTuning(initFrom: String?, freeze: [String]?, headLearningRate: Double?) -> TrainConfiguration {
         var c = self
@@ -129,6 +139,7 @@ extension TrainConfiguration {
         guard ["standard", "minmax", "none"].contains(c.scale) else { throw RunSettingsError("--scale must be standard, minmax or none") }
         guard (c.learningRate ?? 1) > 0, c.learningRate?.isFinite ?? true else { throw RunSettingsError("--lr must be a positive number") }
         guard (c.clip ?? 1) > 0, (c.clip ?? 1).isFinite else { throw RunSettingsError("--clip must be a positive number") }
+        guard (c.pca ?? 1) >= 1, (c.pca ?? 1) <= 100_000 else { throw RunSettingsError("--pca must be between 1 and 100000 components") }
         guard (c.headLearningRate ?? 1) > 0, (c.headLearningRate ?? 1).isFinite else { throw RunSettingsError("--head-lr must be a positive number") }
         if c.solve == true && (c.initFrom != nil || !(c.freeze ?? []).isEmpty || c.headLearningRate != nil) {
             throw RunSettingsError("--init-from, --freeze and --head-lr fine-tune by training; with a linear, logistic or svm model also give --optimizer or --lr")

@@ -58,6 +58,7 @@ struct Train: ParsableCommand {
     @Flag(help: "At the end, print one JSON object summarizing the run.") var json = false
     @Flag(help: "No progress output.") var quiet = false
     @Flag(help: .hidden) var stopWithParent = false
+    @Option(help: "Project the scaled features on their first K principal components (fitted on the training rows) before the model.") var pca: Int?
     @Option(help: "Fine-tuning: start from the weights of this run's model (those whose names and shapes match; the rest are initialized and listed).") var initFrom: String?
     @Option(help: "Fine-tuning: freeze these layers, comma-separated: Linear layer numbers from 0, or parameter/module names (0.weight).") var freeze: String?
     @Option(help: "Fine-tuning: the learning rate of the last layer (the head), if not --lr.") var headLr: Double?
@@ -72,8 +73,8 @@ struct Train: ParsableCommand {
                            momentum: momentum, weightDecay: weightDecay, schedule: schedule, clip: clip, epochs: epochs ?? 60,
                            patience: patience, minDelta: minDelta, tolerance: tolerance, l1: l1, l2: l2, seed: seed, test: test,
                            validation: validation, scale: scale,
-                           solve: (ModelSpec(parsing: model)?.isConvex ?? false) && optimizer == nil && learningRate == nil && l1 == 0)
-            .withFineTuning(initFrom: initFrom, freeze: freeze.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }, headLearningRate: headLr)
+                           solve: (ModelSpec(parsing: model)?.isConvex ?? false) && optimizer == nil && learningRate == nil && l1 == 0 && pca == nil)
+            .withPCA(pca).withFineTuning(initFrom: initFrom, freeze: freeze.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }, headLearningRate: headLr)
     }
 
     func validate() throws {
@@ -133,7 +134,8 @@ struct Train: ParsableCommand {
                 sourceCard = try ModelCard.decode(data)
             }
             prepared = try PreparedData(config, scaler: sourceCard?.scaler, scalerFeatures: sourceCard?.features)
-            guard let s = ModelSpec(parsing: config.model, activation: config.activation, dropout: config.dropout) else { throw RunFailure(message: "bad model '\(config.model)'") }
+            guard var s = ModelSpec(parsing: config.model, activation: config.activation, dropout: config.dropout) else { throw RunFailure(message: "bad model '\(config.model)'") }
+            s.pca = config.pca
             guard s.supports(prepared.task) else {
                 throw RunFailure(message: "the \(s.kind.rawValue) model does not do \(prepared.task.rawValue) (the target '\(prepared.targetName)' of \(config.data) is \(prepared.task == .regression ? "real-valued" : "a class label")); use \(prepared.task == .regression ? "linear or mlp" : "logistic, svm or mlp")")
             }
@@ -185,6 +187,17 @@ struct Train: ParsableCommand {
                                          learningRate: lr,
                                          schedule: try learningRateSchedule(config.schedule, epochs: config.epochs, batchesPerEpoch: batchesPerEpoch, learningRate: lr),
                                          transforms: transforms)
+        // --pca: the first layer is the projection on the training rows' principal components, frozen.
+        if let k = config.pca, let projection = network.layers.first as? Linear<Float> {
+            do {
+                let fitted = try PCA(components: k, fittedOn: prepared.trainFeatures)
+                projection.weight.value = Tensor<Float>(converting: fitted.components)
+                let shift = Tensor.matmul(Tensor(shape: [1, fitted.mean.count], scalars: fitted.mean), fitted.components, transposeB: true)
+                projection.bias?.value = Tensor<Float>(converting: -shift.reshaped(to: [k]))
+                if !quiet && !json { print("PCA: \(k) components keep \(fmt(fitted.explainedVarianceRatio.reduce(0, +) * 100, digits: 4)) % of the variance of the scaled features") }
+            } catch { throw fail("--pca: \(error)") }
+            projection.freeze()
+        }
         // Fine-tuning: another run's weights, frozen layers, the head's own rate.
         if let source = config.initFrom, let sourceCard, resume == nil {
             let path = file(source, "model.safetensors")
