@@ -447,3 +447,22 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         #expect(bad.status != 0 && bad.err.contains("at most 4"), "\(bad.err)")
     }
 }
+
+@Suite(.serialized) struct StreamCommandTests {
+    @Test func learnsFromAStreamAndNamesACutRow() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-streamcmd-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let iris = try #require(Dataset.Bundled(rawValue: "iris")?.url?.path)
+        let r = try runNabla(["train", "--stream", iris, "--classes", "0,1,2", "--lr", "0.01", "--batch", "8", "--out", folder + "/run", "--json"])
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], "\(r.err)")
+        #expect(summary["rows"] as? Int == 150 && summary["prequential_accuracy"] is Double)
+        let predicted = try runNabla(["predict", folder + "/run", "--data", iris])
+        #expect(predicted.status == 0 && (predicted.out + predicted.err).contains("accuracy"), "\(predicted.err)")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try "a,b,y\n1,2,3\n4,5".write(toFile: folder + "/cut.csv", atomically: true, encoding: .utf8)
+        let cut = try runNabla(["train", "--stream", folder + "/cut.csv", "--model", "linear", "--out", folder + "/cut"])
+        #expect(cut.status != 0 && cut.err.contains("cut.csv:3: the stream stops mid-row (2 of 3 fields)"), "\(cut.err)")
+        let unknown = try runNabla(["train", "--stream", iris, "--classes", "0,1", "--out", folder + "/unknown"])
+        #expect(unknown.status != 0 && unknown.err.contains("'2' is not one of the classes 0, 1"), "\(unknown.err)")
+    }
+}

@@ -252,3 +252,40 @@ import Testing
         #expect { try classifier.partialFit(x[0..<5], labels: [0, 1, 2, 3, 12]) } throws: { "\($0)".contains("label 12 is outside the 10 classes") }
     }
 }
+
+@Suite struct StreamingTests {
+    /// Rows appended after the end was reached arrive in later chunks; a row cut short is held
+    /// back until it is whole, and named if the stream ends there.
+    @Test func chunksFollowAGrowingFile() throws {
+        let path = NSTemporaryDirectory() + "nabla-stream-\(UUID().uuidString).csv"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try "a,b,y\n1,2,0\n3,4,1\n5,".write(toFile: path, atomically: true, encoding: .utf8)
+        let stream = try CSVStream(path: path)
+        #expect(stream.header == ["a", "b", "y"])
+        let first = try #require(try stream.nextChunk(maxRows: 10))
+        #expect(first.rows == [["1", "2", "0"], ["3", "4", "1"]] && first.lineNumbers == [2, 3])
+        #expect(try stream.nextChunk(maxRows: 10) == nil)
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        handle.seekToEndOfFile()
+        handle.write("6,1\n7,8,0\n9,9".data(using: .utf8)!)
+        try handle.close()
+        let second = try #require(try stream.nextChunk(maxRows: 10))
+        #expect(second.rows == [["5", "6", "1"], ["7", "8", "0"]] && second.lineNumbers == [4, 5])
+        #expect { try stream.nextChunk(maxRows: 10, atEnd: true) } throws: { "\($0)".contains(":6: the stream stops mid-row (2 of 3 fields)") }
+    }
+
+    /// Test-then-train on digits in one pass: the prequential accuracy counts only rows the model
+    /// had not seen, and the model it leaves predicts well.
+    @Test func learnsDigitsInOnePass() throws {
+        let table = try CSVTable.read(try #require(Dataset.Bundled(rawValue: "digits")?.url?.path))
+        let learner = StreamingLearner(spec: ModelSpec(kind: .mlp, hidden: [32]), features: Array(table.header.dropLast()), target: "target",
+                                       classes: (0...9).map(String.init), learningRate: 3e-3, batchSize: 16, seed: 1)
+        for start in stride(from: 0, to: table.rows.count, by: 200) {
+            let end = Swift.min(table.rows.count, start + 200)
+            try learner.learn(CSVTable(header: table.header, rows: Array(table.rows[start..<end]), lineNumbers: Array(table.lineNumbers[start..<end])), path: "digits")
+        }
+        #expect(learner.rowsSeen == 1797 && learner.prequentialRows == 1597)
+        let accuracy = try #require(learner.prequentialAccuracy)
+        #expect(accuracy > 0.6 && accuracy < 1, "prequential accuracy \(accuracy) (chance: 0.1)")
+    }
+}

@@ -27,6 +27,12 @@ public struct CSVTable: Sendable {
     /// The 1-based line number of each row in the file.
     public var lineNumbers: [Int]
 
+    public init(header: [String], rows: [[String]], lineNumbers: [Int]) {
+        require(lineNumbers.count == rows.count && rows.allSatisfy { $0.count == header.count },
+                "CSVTable: \(rows.count) rows, \(lineNumbers.count) line numbers, and rows whose field counts differ from the header's \(header.count)")
+        (self.header, self.rows, self.lineNumbers) = (header, rows, lineNumbers)
+    }
+
     /// Reads comma-separated text with a header row. Fields may be quoted ("a, b" and "" for a
     /// quote); lines end in \n or \r\n; blank lines are skipped. Every row must have as many
     /// fields as the header.

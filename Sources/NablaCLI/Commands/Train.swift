@@ -58,6 +58,9 @@ struct Train: ParsableCommand {
     @Flag(help: "At the end, print one JSON object summarizing the run.") var json = false
     @Flag(help: "No progress output.") var quiet = false
     @Flag(help: .hidden) var stopWithParent = false
+    @Option(help: "Online learning: read rows from this CSV file as they arrive and learn from each chunk of eight batches once (test, then train), in constant memory.") var stream: String?
+    @Option(help: "--stream: the class names, comma-separated (the task is classification); without it, regression.") var classes: String?
+    @Flag(help: "--stream: at the end of the file, wait for more rows until Ctrl-C.") var follow = false
     @Option(help: "Project the scaled features on their first K principal components (fitted on the training rows) before the model.") var pca: Int?
     @Option(help: "Fine-tuning: start from the weights of this run's model (those whose names and shapes match; the rest are initialized and listed).") var initFrom: String?
     @Option(help: "Fine-tuning: freeze these layers, comma-separated: Linear layer numbers from 0, or parameter/module names (0.weight).") var freeze: String?
@@ -86,6 +89,7 @@ struct Train: ParsableCommand {
 
 
     func run() throws {
+        if let stream { return try runStream(stream) }
         let started = Date()
         // 1. The configuration and the run folder.
         var config: TrainConfiguration
