@@ -289,3 +289,37 @@ import Testing
         #expect(accuracy > 0.6 && accuracy < 1, "prequential accuracy \(accuracy) (chance: 0.1)")
     }
 }
+
+@Suite struct ClassicPartialFitTests {
+    /// Rows in chunks: linear regression finds the generating weights; logistic regression
+    /// classifies wine about as well as its full fit.
+    @Test func classicModelsLearnFromChunks() throws {
+        var rng = RandomGenerator(seed: 6)
+        let x = Tensor<Double>.normal(shape: [600, 3], using: &rng)
+        let v = x.scalars
+        let y: [Double] = (0..<600).map { (i: Int) -> Double in
+            let a = 2 * v[3 * i], b = v[3 * i + 1], c = 0.5 * v[3 * i + 2]
+            return a - b + c + 1
+        }
+        var linear = LinearRegression()
+        for _ in 0..<20 { for start in stride(from: 0, to: 600, by: 100) { try linear.partialFit(x[start..<(start + 100)], Array(y[start..<(start + 100)]), learningRate: 0.05) } }
+        #expect(isClose(linear.weights, [2, -1, 0.5], tolerance: 1e-3) && Swift.abs(linear.intercept - 1) < 1e-3, "\(linear.weights) \(linear.intercept)")
+
+        let wine = try Dataset.bundled(.wine)
+        let xs = FeatureScaler.standard(fittedOn: wine.features).transform(wine.features)
+        let labels = wine.targets.map { Int($0) }
+        var online = LogisticRegression()
+        #expect { try online.partialFit(xs[0..<10], labels: Array(labels[0..<10])) } throws: { "\($0)".contains("give classes:") }
+        var shuffler = RandomGenerator(seed: 1)
+        let order = shuffler.permutation(wine.count)
+        for pass in 0..<10 {
+            for start in stride(from: 0, to: wine.count, by: 40) {
+                let rows = Array(order[start..<Swift.min(wine.count, start + 40)])
+                try online.partialFit(xs.indexSelect(axis: 0, indices: rows), labels: rows.map { labels[$0] }, classes: pass == 0 && start == 0 ? 3 : nil)
+            }
+        }
+        var full = LogisticRegression()
+        try full.fit(xs, labels: labels)
+        #expect(online.score(xs, labels: labels) >= full.score(xs, labels: labels) - 0.02)
+    }
+}

@@ -61,10 +61,12 @@ public struct LinearRegression: Sendable {
     public var solver: Solver
     /// Ridge penalty α (sum of squared errors + α‖w‖², as scikit-learn's Ridge); 0 for ordinary least squares.
     public var alpha: Double
-    public private(set) var weights: [Double] = []
-    public private(set) var intercept = 0.0
+    public internal(set) var weights: [Double] = []
+    public internal(set) var intercept = 0.0
     /// Mean squared error after each gradient-descent step (empty for the closed form).
     public private(set) var lossHistory: [Double] = []
+    /// The state of ``partialFit(_:_:learningRate:batchSize:)``.
+    var online: OnlineLinearState?
 
     public init(solver: Solver = .closedForm, alpha: Double = 0) {
         require(alpha >= 0, "LinearRegression: alpha \(alpha) is negative")
@@ -189,12 +191,14 @@ public struct LogisticRegression: Sendable {
     public var learningRate: Double
     public var seed: UInt64
     /// [k, d] for k > 2 classes, [1, d] for two.
-    public private(set) var weights: Tensor<Double> = Tensor.zeros(shape: [0, 0])
-    public private(set) var intercepts: [Double] = []
-    public private(set) var classCount = 0
+    public internal(set) var weights: Tensor<Double> = Tensor.zeros(shape: [0, 0])
+    public internal(set) var intercepts: [Double] = []
+    public internal(set) var classCount = 0
     public private(set) var iterations = 0
     /// The objective at the solution.
     public private(set) var objective = Double.nan
+    /// The state of ``partialFit(_:labels:classes:learningRate:batchSize:)``.
+    var online: OnlineLinearState?
 
     /// The defaults are scikit-learn's (`tol` 1e-4 on the gradient, `ftol` 64 ε): the same
     /// solution to about six digits of the objective. Tighten `tolerance` for the exact optimum.

@@ -106,3 +106,74 @@ final class OnlineState {
         (self.network, self.optimizer, self.classes, self.features) = (network, optimizer, classes, features)
     }
 }
+
+/// What the classic models' `partialFit` keeps between calls: the parameters θ and Adam's state
+/// (values, copied with the model).
+public struct OnlineLinearState: @unchecked Sendable {
+    var theta: Tensor<Double>
+    var optimizer: Optimizer<Double>
+    let classes: Int, features: Int
+
+    /// One pass over the rows in mini-batches of `batchSize`, each a step on `objective(rows)`.
+    mutating func pass(rows n: Int, batchSize: Int, objective: ([Int]) -> (Tensor<Double>) -> Tensor<Double>) throws {
+        var start = 0
+        while start < n {
+            let rows = Array(start..<Swift.min(n, start + batchSize))
+            let (value, gradient) = valueWithGradient(at: theta, of: objective(rows))
+            guard value.scalar.isFinite else { throw FitError(message: "partialFit: the loss became \(value.scalar); lower the learning rate") }
+            optimizer.step(&theta, gradient: gradient)
+            start += batchSize
+        }
+    }
+}
+
+extension LinearRegression {
+    /// Learns from new rows: one pass of mini-batch Adam steps on the mean squared error (plus
+    /// α‖w‖² / rows of the batch), continuing from the last call's weights and optimizer state.
+    public mutating func partialFit(_ x: Tensor<Double>, _ y: [Double], learningRate: Double = 0.01, batchSize: Int = 32) throws {
+        try checkFit("LinearRegression.partialFit", x, y.count, targets: y)
+        let d = x.shape[1]
+        var state = online ?? OnlineLinearState(theta: Tensor.zeros(shape: [d + 1]), optimizer: Optimizer(rule: Adam(), learningRate: learningRate), classes: 1, features: d)
+        guard state.features == d else { throw FitError(message: "LinearRegression.partialFit: \(d) features; the model has \(state.features)") }
+        let alpha = self.alpha
+        try state.pass(rows: y.count, batchSize: batchSize) { rows in
+            let xb = x.indexSelect(axis: 0, indices: rows), yb = Tensor(shape: [rows.count, 1], scalars: rows.map { y[$0] })
+            return { t in
+                let w = t.slice(axis: 0, start: 0, end: d).reshaped(to: [d, 1]), b = t.slice(axis: 0, start: d, end: d + 1)
+                let r = Tensor.matmul(xb, w) + b - yb
+                return (r * r).mean() + (w * w).sum() * (alpha / Double(rows.count))
+            }
+        }
+        online = state
+        weights = Array(state.theta.scalars.prefix(d))
+        intercept = state.theta.scalars[d]
+    }
+}
+
+extension LogisticRegression {
+    /// Learns from new rows: one pass of mini-batch Adam steps on the objective of ``fit``
+    /// (cross-entropy plus ‖W‖² / (2 C · rows of the batch)), continuing from the last call. The
+    /// first call needs `classes`, since later rows may bring classes the first lack.
+    public mutating func partialFit(_ x: Tensor<Double>, labels: [Int], classes: Int? = nil, learningRate: Double = 0.01, batchSize: Int = 32) throws {
+        try checkFit("LogisticRegression.partialFit", x, labels.count)
+        let d = x.shape[1]
+        if online == nil {
+            guard let k = classes, k >= 2 else { throw FitError(message: "LogisticRegression.partialFit: give classes: (at least 2) on the first call") }
+            online = OnlineLinearState(theta: Tensor.zeros(shape: [(k == 2 ? 1 : k) * (d + 1)]), optimizer: Optimizer(rule: Adam(), learningRate: learningRate), classes: k, features: d)
+        }
+        var state = online!
+        guard state.features == d else { throw FitError(message: "LogisticRegression.partialFit: \(d) features; the model has \(state.features)") }
+        if let bad = labels.first(where: { $0 < 0 || $0 >= state.classes }) {
+            throw FitError(message: "LogisticRegression.partialFit: label \(bad) is outside the \(state.classes) classes of the first call")
+        }
+        let (k, c) = (state.classes, self.c)
+        try state.pass(rows: labels.count, batchSize: batchSize) { rows in
+            LogisticRegression.objectiveFunction(x: x.indexSelect(axis: 0, indices: rows), labels: rows.map { labels[$0] }, classes: k, c: c)
+        }
+        online = state
+        let rows = k == 2 ? 1 : k
+        classCount = k
+        weights = state.theta.slice(axis: 0, start: 0, end: rows * d).reshaped(to: [rows, d]).detached()
+        intercepts = Array(state.theta.scalars[(rows * d)...])
+    }
+}
