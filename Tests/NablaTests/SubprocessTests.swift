@@ -466,3 +466,20 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         #expect(unknown.status != 0 && unknown.err.contains("'2' is not one of the classes 0, 1"), "\(unknown.err)")
     }
 }
+
+@Suite(.serialized) struct TuneHalvingCommandTests {
+    /// Successive halving through the CLI: every trial runs 2 epochs, the best third goes on to 6
+    /// by resuming its run.
+    @Test func survivorsResumeWithMoreEpochs() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-halving-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let r = try runNabla(["tune", "--data", "iris", "--model", "mlp:4", "--lr", "1e-3..1e-1:log", "--halving", "--min-epochs", "2", "--epochs", "6",
+                              "--trials", "3", "--out", folder, "--json"])
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], "\(r.err)")
+        let results = try #require(summary["results"] as? [[String: Any]])
+        #expect(results.map { $0["epochs"] as? Int } == [6, 2, 2], "\(results)")
+        let best = try #require(summary["best_run"] as? String)
+        let metrics = try String(contentsOfFile: best + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(metrics.count == 6)
+    }
+}
