@@ -8,16 +8,15 @@ struct Tune: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Search `nabla train` settings: random or grid search, successive halving, parallel trials, resumable.",
         discussion: """
-        Any `nabla train` flag either takes one value (kept in every trial) or a search space:
-          lo..hi:log   log-uniform (rates)      lo..hi   uniform      lo..hi:int   integers
-          a|b|c        choices (numbers also a,b,c)
-        Each trial is a run folder OUT/trial-K; OUT/trials.jsonl records the finished ones, and the
-        same command again resumes the search without rerunning them. Trials are ranked by the
-        validation metric (accuracy or R²) at the epoch of the lowest validation loss, ties by
-        that loss; unless --validation is given, each trial validates on 20 % of the rows.
+        A `nabla train` flag given one value is kept in every trial; given a space, it is searched:
+          lo..hi:log  log-uniform     lo..hi  uniform     lo..hi:int  integers
+          a|b|c       choices (for numbers also a,b,c)
 
-        nabla tune --data digits --lr 1e-4..1e-1:log --model 'mlp:32|mlp:64|mlp:128' --batch 16,32,64 --trials 30 --jobs 2
-        nabla tune --data digits --lr 1e-4..1e-1:log --halving --epochs 81 --trials 27
+        Each trial is a run folder OUT/trial-K. OUT/trials.jsonl records finished trials: the same command again resumes the search without rerunning them. Trials are ranked by the validation metric (accuracy or R²) at the epoch of the lowest validation loss, ties by that loss; unless --validation is given, trials validate on 20 % of the rows.
+
+        Examples:
+          nabla tune --data digits --lr 1e-4..1e-1:log --model 'mlp:32|mlp:64' --batch 16,32,64 --trials 30 --jobs 2
+          nabla tune --data digits --lr 1e-4..1e-1:log --halving --epochs 81 --trials 27
         """)
     @Option(help: "Trials (random search), or the most grid points to run (grid search).") var trials: Int = 20
     @Option(help: "Trials run at once, each in its own process.") var jobs: Int = 1
