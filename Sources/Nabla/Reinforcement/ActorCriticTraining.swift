@@ -133,7 +133,7 @@ public final class ActorCriticTrainer {
     @discardableResult
     public func step() throws -> RolloutRecord {
         let start = Date()
-        let (n, steps, k) = (environments.count, configuration.rolloutSteps, policy.actionSpace.size)
+        let (n, steps) = (environments.count, configuration.rolloutSteps)
         let d = environments[0].observationSize
         var obsBuffer = [Float](), actionBuffer = [Action](), rewards = [Double](), dones = [Bool](), values = [Double](), logPs = [Double]()
         obsBuffer.reserveCapacity(n * steps * d)

@@ -49,6 +49,8 @@ public final class Reinforce {
     public private(set) var runningReturn = 10.0
     var environmentGenerator: RandomGenerator
     var actionGenerator: RandomGenerator
+    /// The policy's dropout layers, whose masks each episode's replay repeats.
+    let dropouts: [Dropout<Float>]
 
     /// The policy of the classic example: observation → hidden → Dropout → ReLU → actions
     /// (and, with a baseline, a critic observation → hidden → ReLU → 1), drawn from `seed`.
@@ -73,6 +75,7 @@ public final class Reinforce {
                 "Reinforce: the policy acts in \(policy.actionSpace), the environment \(environment.name) in \(environment.actionSpace)")
         (self.environment, self.policy, self.configuration) = (environment, policy, configuration)
         optimizer = Optimizer(rule: Adam(), learningRate: configuration.learningRate)
+        dropouts = policy.dropoutLayers
         environmentGenerator = RandomGenerator(seed: configuration.seed)
         actionGenerator = RandomGenerator(seed: configuration.seed ^ 0x5EED_AC71_0000_0001)
     }
@@ -81,7 +84,6 @@ public final class Reinforce {
     @discardableResult
     public func runEpisode() throws -> EpisodeRecord {
         let start = Date()
-        let dropouts = policy.dropoutLayers
         let masks = dropouts.map(\.generator)
         policy.train()
         var observation = environment.reset(using: &environmentGenerator)
@@ -132,12 +134,11 @@ public final class Reinforce {
     /// The progress counters and random-number states, for a checkpoint (see ``restore(_:)``).
     public var state: AgentState {
         AgentState(episodes: episodes, environmentSteps: environmentSteps, runningReturn: runningReturn, updates: optimizer.stepCount,
-                   generators: [environmentGenerator.snapshot, actionGenerator.snapshot] + policy.dropoutLayers.map(\.generator.snapshot),
+                   generators: [environmentGenerator.snapshot, actionGenerator.snapshot] + dropouts.map(\.generator.snapshot),
                    environments: [], observations: [], episodeReturns: [], episodeLengths: [])
     }
 
     public func restore(_ s: AgentState) throws {
-        let dropouts = policy.dropoutLayers
         guard s.generators.count == 2 + dropouts.count, let e = RandomGenerator(snapshot: s.generators[0]), let a = RandomGenerator(snapshot: s.generators[1]) else {
             throw EnvironmentError("the checkpoint's generator states do not fit this REINFORCE agent")
         }

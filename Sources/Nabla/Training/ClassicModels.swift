@@ -247,12 +247,14 @@ public struct LogisticRegression: Sendable {
         case .newton:
             var options = MinimizeOptions(maxIterations: maxIterations, gradientTolerance: tolerance)
             options.valueTolerance = valueTolerance
+            options.checksCurvature = false   // convex: a stationary point is the minimum
             let r = minimize(f, from: theta, method: .newton, options: options)
             theta = Tensor(r.x)
             iterations = r.iterations
         case .gradientDescent:
             var options = MinimizeOptions(maxIterations: maxIterations, gradientTolerance: tolerance, learningRate: learningRate)
             options.valueTolerance = 0
+            options.checksCurvature = false   // convex: a stationary point is the minimum
             let r = minimize(f, from: theta, method: .gradientDescent, options: options)
             theta = Tensor(r.x)
             iterations = r.iterations
@@ -328,7 +330,9 @@ public struct LinearSVM: Sendable {
             var theta = Tensor<Double>.zeros(shape: [d + 1])
             switch loss {
             case .squaredHinge:
-                theta = Tensor(minimize(f, from: theta, method: .lbfgs, options: MinimizeOptions(maxIterations: maxIterations, gradientTolerance: 1e-6)).x)
+                var options = MinimizeOptions(maxIterations: maxIterations, gradientTolerance: 1e-6)
+                options.checksCurvature = false   // convex: a stationary point is the minimum
+                theta = Tensor(minimize(f, from: theta, method: .lbfgs, options: options).x)
             case .hinge:
                 // Subgradient descent with step 1/(λ t) on the objective divided by C n (λ = 1/(C n)),
                 // keeping the best iterate (the objective is not monotone along subgradients).

@@ -51,16 +51,11 @@ extension Trainer {
         var total = 0.0, start = 0
         while start < rows.count {
             let batch = Array(rows[start..<Swift.min(rows.count, start + size)])
-            let value = Double(model.valueWithGradient { loss($0, batch) }.scalar)
+            let value = step(batch, batch: start / size + 1)
             guard value.isFinite else {
                 model.clearGradients()
                 throw TrainingError(message: "Trainer.partialFit: the loss became \(value) on the batch of rows \(batch.first!)…\(batch.last!); lower the learning rate")
             }
-            if let monitor = gradientMonitor {
-                let warnings = monitor.check(model)
-                if !warnings.isEmpty { onGradientWarnings?(epoch + 1, start / size + 1, warnings) }
-            }
-            optimizer.step(model)
             total += value * Double(batch.count)
             start += size
         }

@@ -106,19 +106,6 @@ public struct TrainConfiguration: RunSettingsFile, Sendable, Equatable {
 extension TrainConfiguration {
     public static let fileName = "config.json"
 
-    /// This configuration with `--pca K` (nil: none).
-    public func withPCA(_ k: Int?) -> TrainConfiguration {
-        var c = self
-        c.pca = k
-        return c
-    }
-
-    /// This configuration with the fine-tuning settings (nil and empty leave them unset).
-    public func withFineTuning(initFrom: String?, freeze: [String]?, headLearningRate: Double?) -> TrainConfiguration {
-        var c = self
-        (c.initFrom, c.freeze, c.headLearningRate) = (initFrom, freeze?.isEmpty == true ? nil : freeze, headLearningRate)
-        return c
-    }
 
     /// Every setting of a run, from flags or from a saved config.json, checked before anything
     /// is built: a value out of range ends here with the flag named, never in a crash later.

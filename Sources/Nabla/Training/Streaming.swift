@@ -36,16 +36,22 @@ public final class CSVStream {
     /// without its line break is taken as a row if it has every field, and is an error naming
     /// the line otherwise (the stream stopped mid-row).
     public func nextChunk(maxRows: Int, atEnd: Bool = false) throws -> CSVTable? {
-        while buffer.filter({ $0 == UInt8(ascii: "\n") }).count < maxRows {
+        // Read until the buffer holds `maxRows` line ends (counting only what each read adds),
+        // then cut the lines out with one pass and drop them from the buffer at once.
+        var ends = buffer.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+        while ends < maxRows {
             let more = handle.readData(ofLength: 1 << 20)
             if more.isEmpty { break }
+            ends += more.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
             buffer += more
         }
         var lines: [String] = []
-        while lines.count < maxRows, let end = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-            lines.append(String(decoding: buffer[buffer.startIndex..<end], as: UTF8.self))
-            buffer = Data(buffer[buffer.index(after: end)...])
+        var lineStart = buffer.startIndex
+        while lines.count < maxRows, let end = buffer[lineStart...].firstIndex(of: UInt8(ascii: "\n")) {
+            lines.append(String(decoding: buffer[lineStart..<end], as: UTF8.self))
+            lineStart = buffer.index(after: end)
         }
+        buffer = Data(buffer[lineStart...])
         if atEnd && lines.count < maxRows && !buffer.isEmpty {
             let last = String(decoding: buffer, as: UTF8.self)
             let fields = last.split(separator: ",", omittingEmptySubsequences: false).count

@@ -162,6 +162,23 @@ public final class Trainer<Scalar: TensorScalar> {
         BatchSampler(count: trainingCount, batchSize: options.batchSize ?? trainingCount, shuffle: options.shuffle && options.batchSize != nil, seed: options.seed)
     }
 
+    /// One step on the rows of a batch: the loss and its gradient, the gradient checks and the
+    /// plateau watch, then the optimizer's update, unless the loss is not finite (returned as it
+    /// is, with no update).
+    func step(_ rows: [Int], batch: Int) -> Double {
+        let value = Double(model.valueWithGradient { loss($0, rows) }.scalar)
+        if let monitor = gradientMonitor {
+            let warnings = monitor.check(model)
+            if !warnings.isEmpty { onGradientWarnings?(epoch + 1, batch, warnings) }
+        }
+        if plateauDetector != nil {
+            let norm = model.gradientNorms.reduce(0.0) { $0 + $1.norm * $1.norm }.squareRoot()
+            if let plateau = plateauDetector!.observe(loss: value, gradientNorm: norm) { onPlateau?(epoch + 1, batch, plateau) }
+        }
+        if value.isFinite { optimizer.step(model) }
+        return value
+    }
+
     /// Runs epochs until a stopping rule holds; returns the history (also in ``history``).
     @discardableResult
     public func fit() throws -> TrainingHistory {
@@ -178,19 +195,10 @@ public final class Trainer<Scalar: TensorScalar> {
                     try writePendingCheckpoint()   // the last finished epoch, resumable
                     return history
                 }
-                let value = model.valueWithGradient { loss($0, rows) }.scalar
-                if let monitor = gradientMonitor {
-                    let warnings = monitor.check(model)
-                    if !warnings.isEmpty { onGradientWarnings?(epoch + 1, b + 1, warnings) }
-                }
-                if plateauDetector != nil {
-                    let norm = model.gradientNorms.reduce(0.0) { $0 + $1.norm * $1.norm }.squareRoot()
-                    if let plateau = plateauDetector!.observe(loss: Double(value), gradientNorm: norm) { onPlateau?(epoch + 1, b + 1, plateau) }
-                }
+                let value = step(rows, batch: b + 1)
                 guard value.isFinite else {
                     throw TrainingError(message: "the training loss became \(value) at epoch \(epoch + 1), batch \(b + 1); lower the learning rate or clip gradients")
                 }
-                optimizer.step(model)
                 total += Double(value) * Double(rows.count)
                 seen += rows.count
                 onBatch?(TrainingProgress(epoch: epoch, epochs: options.epochs, batch: b, batches: batches.count, samplesSeen: seen,

@@ -384,7 +384,7 @@ struct Bench: ParsableCommand {
             while !run.isFinished(maxEpisodes: nil, maxSteps: nil) { _ = try run.advance() }
             let seconds = Date().timeIntervalSince(start)
             let returns = try evaluatePolicy(run.policy, environment: CartPole(), episodes: 100, seed: seed &+ 1000)
-            let mean = returns.reduce(0, +) / 100, std = (returns.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / 100).squareRoot()
+            let (mean, std) = meanAndStd(returns)
             emit([("bench", .string("reinforce")), ("algo", .string("ppo")), ("impl", .string("nabla")), ("seed", .number(Double(seed))), ("threads", .number(Double(threads))),
                   ("total_env_steps", .number(Double(run.environmentSteps))), ("train_seconds", .number(seconds)),
                   ("eval_return_mean", .number(mean)), ("eval_return_std", .number(std))],

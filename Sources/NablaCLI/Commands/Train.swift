@@ -69,7 +69,7 @@ struct Train: ParsableCommand {
     @Flag(help: "Warn (on standard error, once per epoch and parameter) about vanishing, exploding or non-finite gradients, and about plateaus (loss and gradient norm flat for 200 steps).") var checkGradients = false
 
     func configurationFromFlags() throws -> TrainConfiguration {
-        TrainConfiguration(data: data, target: target,
+        var c = TrainConfiguration(data: data, target: target,
                            categorical: categorical.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? [],
                            task: try task.map { t in guard let v = Task(rawValue: t) else { throw ValidationError("--task must be classification or regression") }; return v },
                            model: model, activation: activation, dropout: dropout, batch: batch, optimizer: optimizer ?? "adam", learningRate: learningRate,
@@ -77,7 +77,9 @@ struct Train: ParsableCommand {
                            patience: patience, minDelta: minDelta, tolerance: tolerance, l1: l1, l2: l2, seed: seed, test: test,
                            validation: validation, scale: scale,
                            solve: (ModelSpec(parsing: model)?.isConvex ?? false) && optimizer == nil && learningRate == nil && l1 == 0 && pca == nil)
-            .withPCA(pca).withFineTuning(initFrom: initFrom, freeze: freeze.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }, headLearningRate: headLr)
+        let frozen = freeze.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        (c.pca, c.initFrom, c.freeze, c.headLearningRate) = (pca, initFrom, frozen?.isEmpty == true ? nil : frozen, headLr)
+        return c
     }
 
     func validate() throws {
