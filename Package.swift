@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -8,6 +8,11 @@ let package = Package(
         .library(name: "Nabla", targets: ["Nabla"]),
         .library(name: "NablaConformance", targets: ["NablaConformance"]),
         .executable(name: "nabla", targets: ["NablaCLI"]),
+    ],
+    traits: [
+        // Data-parallel training across processes and machines on MPI (Open MPI: libopenmpi-dev).
+        // Without it, `Communicator.world()` is one process and everything else builds the same.
+        .trait(name: "MPI", description: "Data-parallel training over MPI (needs an MPI library found by pkg-config, e.g. Open MPI)"),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -21,16 +26,20 @@ let package = Package(
         ),
         // Tensor, automatic differentiation, ops, expressions.
         .target(name: "Nabla", dependencies: ["CNablaKernels"], resources: [.copy("Resources")]),
+        // The MPI C API, with Open MPI's handle macros wrapped in inline functions Swift can call.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"]), .brew(["open-mpi"])]),
+        // Communicators and data-parallel training (MPI behind the `MPI` trait).
+        .target(name: "NablaDistributed", dependencies: ["Nabla", .target(name: "CMPI", condition: .when(traits: ["MPI"]))]),
         // Reader and runner for reference (oracle) case files.
         .target(name: "NablaConformance", dependencies: ["Nabla"]),
         // The `nabla` command-line tool.
         .executableTarget(
             name: "NablaCLI",
-            dependencies: ["Nabla", "NablaConformance", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Nabla", "NablaConformance", "NablaDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(
             name: "NablaTests",
-            dependencies: ["Nabla", "NablaConformance"],
+            dependencies: ["Nabla", "NablaConformance", "NablaDistributed"],
             resources: [.copy("Fixtures")]
         ),
     ],

@@ -198,9 +198,13 @@ extension Tensor {
     ///
     /// Bookkeeping lives on the nodes themselves, tagged with a pass number, so a pass allocates
     /// nothing but its topological order: one graph is differentiated by one thread at a time.
+    ///
+    /// `onTargetReady(i, cotangent)` is called as soon as target `i`'s cotangent is final (every
+    /// operation that uses it has been visited), while the rest of the pass still runs: data
+    /// parallelism starts sending a gradient then, overlapping communication with computation.
     @inlinable
     static func run<Scalar>(output: Tensor<Scalar>, seed: Tensor<Scalar>, targets: [GradNode<Scalar>],
-                            keepingGraph: Bool) -> [Tensor<Scalar>?] {
+                            keepingGraph: Bool, onTargetReady: ((Int, Tensor<Scalar>?) -> Void)? = nil) -> [Tensor<Scalar>?] {
         guard let root = output.node else { return targets.map { _ in nil } }
         let pass = nb_next_pass_id()
         for t in targets { t.targetOfPass = pass }
@@ -243,8 +247,13 @@ extension Tensor {
         guard root.reachesTarget else { return targets.map { _ in nil } }
 
         root.cotangent = seed
+        // In reverse topological order a node comes after every node that uses it, so its
+        // cotangent is complete when it is reached.
+        var targetIndex: [ObjectIdentifier: Int] = [:]
+        if onTargetReady != nil { for (i, t) in targets.enumerated() { targetIndex[ObjectIdentifier(t)] = i } }
         withGradientRecording(keepingGraph) {
             for entry in order.reversed() { entry._withUnsafeGuaranteedRef { node in
+                if let onTargetReady, node.targetOfPass == pass, let i = targetIndex[ObjectIdentifier(node)] { onTargetReady(i, node.cotangent) }
                 guard let pullback = node.pullback, node.cotangent != nil else { return }
                 // A node that is not a target hands its cotangent on (moved out, not copied).
                 let g = node.targetOfPass != pass ? node.cotangent.take()! : node.cotangent!

@@ -247,13 +247,29 @@ extension Module {
     /// the element types (generic code looks up type metadata on every call).
     @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     func recordedValueWithGradient(_ loss: () throws -> Tensor<Scalar>) rethrows -> Tensor<Scalar> {
+        try recordedValueWithGradient(loss, onGradientReady: nil)
+    }
+
+    /// ``ModuleProtocol/valueWithGradient(_:)`` that also calls `onGradientReady(i, gradient)`
+    /// during the backward pass, as soon as the gradient of ``trainableParameters``[i] is final
+    /// (nil: the loss does not depend on it), before the gradients of the parameters it comes
+    /// after (those nearer the input) are computed. Data-parallel training starts sending each
+    /// gradient then, so communication overlaps the rest of the backward pass.
+    @discardableResult
+    public func valueWithGradient(_ loss: () throws -> Tensor<Scalar>,
+                                  onGradientReady: @escaping (Int, Tensor<Scalar>?) -> Void) rethrows -> Tensor<Scalar> {
+        try recordedValueWithGradient(loss, onGradientReady: onGradientReady)
+    }
+
+    func recordedValueWithGradient(_ loss: () throws -> Tensor<Scalar>, onGradientReady: ((Int, Tensor<Scalar>?) -> Void)?) rethrows -> Tensor<Scalar> {
         let trainable = trainingParameters.filter { !$0.isFrozen }
         for p in trainable { p.value = p.value.requiringGradient() }
         defer { for p in trainable { p.value = p.value.detached() } }
         let value = try withGradientRecording(true) { try loss() }
         require(value.count == 1, "Module.valueWithGradient: the loss has shape \(value.shape); it must be a scalar")
-        let grads = gradients(of: value, with: Tensor(1), wrt: trainable.map(\.value))
-        for (p, g) in zip(trainable, grads) { p.gradient = g }
+        let grads = Backpropagation.run(output: value, seed: Tensor(repeating: 1, shape: value.shape), targets: trainable.map { $0.value.node! }, keepingGraph: false,
+                                        onTargetReady: onGradientReady)
+        for (p, g) in zip(trainable, grads) { p.gradient = g ?? Tensor(repeating: 0, shape: p.shape) }
         return value.detached()
     }
 

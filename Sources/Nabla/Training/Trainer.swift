@@ -122,7 +122,8 @@ public final class Trainer<Scalar: TensorScalar> {
     public var optimizer: Optimizer<Scalar>
     public var options: TrainingOptions
     public let trainingCount: Int
-    let loss: (Module<Scalar>, [Int]) -> Tensor<Scalar>
+    /// The loss of a batch given its row indices.
+    public let loss: (Module<Scalar>, [Int]) -> Tensor<Scalar>
     /// Validation metrics, computed in evaluation mode after each epoch; `loss` drives early stopping.
     public var validate: ((Module<Scalar>) -> [String: Double])?
     /// Called after each epoch (and its checkpoint); return false to stop.
@@ -138,6 +139,11 @@ public final class Trainer<Scalar: TensorScalar> {
     /// Watches the loss and the gradient norm of every step for plateaus, reported to `onPlateau`.
     public var plateauDetector: PlateauDetector?
     public var onPlateau: ((_ epoch: Int, _ batch: Int, PlateauDetector.Plateau) -> Void)?
+    /// Replaces how a step's loss and gradients are computed: given the model and the row indices
+    /// of the whole batch, it returns the batch's loss and leaves its gradient in each trainable
+    /// parameter. Data-parallel training (`DataParallel` in NablaDistributed) sets it to compute
+    /// this process's share of the batch and average the gradients over all processes.
+    public var stepGradient: ((Module<Scalar>, [Int]) -> Double)?
 
     public private(set) var history = TrainingHistory()
     /// The next epoch to run (0-based).
@@ -166,7 +172,7 @@ public final class Trainer<Scalar: TensorScalar> {
     /// plateau watch, then the optimizer's update, unless the loss is not finite (returned as it
     /// is, with no update).
     func step(_ rows: [Int], batch: Int) -> Double {
-        let value = Double(model.valueWithGradient { loss($0, rows) }.scalar)
+        let value = stepGradient?(model, rows) ?? Double(model.valueWithGradient { loss($0, rows) }.scalar)
         if let monitor = gradientMonitor {
             let warnings = monitor.check(model)
             if !warnings.isEmpty { onGradientWarnings?(epoch + 1, batch, warnings) }
@@ -291,7 +297,12 @@ public final class Trainer<Scalar: TensorScalar> {
     /// Continues from a checkpoint written by ``saveCheckpoint(to:metadata:)`` for the same model:
     /// the next ``fit()`` picks up at the following epoch exactly as if never interrupted.
     public func resume(from path: String) throws {
-        let a = try SafeTensors.read(path)
+        try resume(from: SafeTensors.read(path), path: path)
+    }
+
+    /// Continues from a checkpoint already read (or received from another process); `path` names
+    /// it in messages.
+    public func resume(from a: SafeTensors.Archive, path: String) throws {
         func part(_ prefix: String) -> SafeTensors.Archive {
             SafeTensors.Archive(tensors: a.tensors.filter { $0.key.hasPrefix(prefix) }.reduce(into: [:]) { $0[String($1.key.dropFirst(prefix.count))] = $1.value },
                                 metadata: a.metadata)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Nabla
 import NablaConformance
+import NablaDistributed
 
 /// `nabla bench WORKLOAD`: the benchmark workloads, one JSON line per measurement with `--json`.
 struct Bench: ParsableCommand {
@@ -19,6 +20,8 @@ struct Bench: ParsableCommand {
     @Option(help: "anomaly: the seed of the detectors' weights and batches.") var seed: UInt64 = 0
     @Option(help: "reinforce: the seeds of REINFORCE (comma-separated).") var seeds: String = "0,1,2,3,4"
     @Option(help: "reinforce: the seeds of PPO (comma-separated).") var ppoSeeds: String = "0,1,2"
+    @Option(help: "mlp --distributed: timed steps (after ten untimed), the same count in every process.") var steps: Int = 200
+    @Flag(help: "mlp: data-parallel across the processes of `mpirun -np N` (a build with --traits MPI): each process computes its share of every global batch; rank 0 reports.") var distributed = false
     @Flag(help: "One JSON object per line per measurement.") var json = false
 
     func validate() throws {
@@ -26,6 +29,8 @@ struct Bench: ParsableCommand {
             throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, mlp-memory, mlp-accuracy, hessian, attribution, anomaly, reinforce")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
+        if distributed && workload != "mlp" { throw ValidationError("--distributed goes with the mlp workload only") }
         guard ["float32", "float64", "both"].contains(dtype) else { throw ValidationError("--dtype must be float32, float64 or both") }
         guard let sizes = parsedSizes else { throw ValidationError("--sizes must be a comma-separated list of positive integers") }
         guard threads <= 1024 else { throw ValidationError("--threads must be at most 1024, got \(threads)") }
@@ -61,6 +66,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         ComputeBackend.threads = threads
+        if distributed { return try mlpDistributed() }
         emit([("bench", .string(workload)), ("what", .string("config")), ("blas", .string(ComputeBackend.blasName)),
               ("builtin_isa", .string("\(ComputeBackend.instructionSet)")), ("threads", .number(Double(threads))),
               ("nproc", .number(Double(ProcessInfo.processInfo.activeProcessorCount)))],
@@ -282,6 +288,54 @@ struct Bench: ParsableCommand {
                   ("median_s", .number(t.medianSeconds)), ("others_cores", .number(t.othersCores))],
                  text: "mlp step batch \(pad("\(b)", 5)) \(fmt(1 / t.medianSeconds, digits: 4)) steps/s (median)")
         }
+    }
+
+    /// W2's step, data-parallel: every process takes its contiguous share of each global batch
+    /// [kB, (k+1)B), gradients averaged by bucketed all-reduce during the backward pass. A fixed
+    /// number of steps (collectives must match across processes), each timed; rank 0 emits the
+    /// median.
+    func mlpDistributed() throws {
+        let world: Communicator
+        do { world = try Communicator.world() } catch { throw ValidationError("--distributed: \(error)") }
+        let w = MLPWorkload()
+        var optimizer = w.optimizer
+        let parallel = DataParallel(model: w.model as Module<Float>, communicator: world)
+        parallel.synchronizeParameters()
+        for b in batch.map({ [$0] }) ?? sizes(or: [1024]) {
+            // This process's shares of the epoch's batches, sliced beforehand as the one-process
+            // bench slices its batches.
+            var shares: [Int: (Tensor<Float>, [Int])] = [:]
+            for start in stride(from: 0, to: 8192, by: b) {
+                let part = parallel.share(of: Array(start..<Swift.min(start + b, 8192)))
+                guard let first = part.first else { continue }
+                shares[first] = (w.x.slice(axis: 0, start: first, end: first + part.count).detached(), part.map { w.labels[$0] })
+            }
+            let loss: (Module<Float>, [Int]) -> Tensor<Float> = { m, rows in
+                let (xb, yb) = shares[rows[0]]!
+                return (m as! Sequential<Float>)(xb).softmaxCrossEntropy(targets: yb)
+            }
+            var times: [Double] = []
+            var k = 0
+            for i in 0..<(10 + steps) {
+                let start = (k * b) % 8192
+                k += 1
+                let rows = Array(start..<(start + Swift.min(b, 8192 - start)))
+                let t = Timing.now()
+                _ = parallel.valueWithGradient(rows: rows, loss: loss)
+                optimizer.step(w.model)
+                if i >= 10 { times.append(Timing.now() - t) }
+            }
+            // The slowest process sets the pace: the step time is rank 0's, which waits for all.
+            let median = times.sorted()[times.count / 2], fastest = times.min()!
+            if world.isPrimary {
+                emit([("bench", .string("mlp")), ("fw", .string("nabla")), ("processes", .number(Double(world.size))), ("batch", .number(Double(b))),
+                      ("threads", .number(Double(threads))), ("steps_per_s_median", .number(1 / median)), ("steps_per_s_max", .number(1 / fastest)),
+                      ("samples_per_s_median", .number(Double(b) / median)), ("buckets", .number(Double(parallel.bucketSizes.count))),
+                      ("transport", .string(world.transport))],
+                     text: "mlp step, global batch \(pad("\(b)", 5)) over \(world.size) process\(world.size == 1 ? "" : "es") × \(threads) thread\(threads == 1 ? "" : "s"): \(fmt(1 / median, digits: 4)) steps/s (median of \(steps))")
+            }
+        }
+        world.finalize()
     }
 
     func mlpMemory() {

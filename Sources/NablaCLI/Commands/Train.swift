@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Nabla
 import NablaConformance
+import NablaDistributed
 
 
 
@@ -67,6 +68,8 @@ struct Train: ParsableCommand {
     @Option(help: "Fine-tuning: the learning rate of the last layer (the head), if not --lr.") var headLr: Double?
     @Flag(help: "Run the learning-rate range test instead of training: loss against an exponentially growing rate (lr-finder.svg in the run folder) and the suggested rate.") var findLr = false
     @Flag(help: "Warn (on standard error, once per epoch and parameter) about vanishing, exploding or non-finite gradients, and about plateaus (loss and gradient norm flat for 200 steps).") var checkGradients = false
+    @Flag(help: "Data-parallel training across the processes of `mpirun -np N` (a build with --traits MPI): each computes its share of every batch, gradients are averaged; rank 0 prints and writes the run folder.") var distributed = false
+    @Option(help: "--distributed: micro-batches per step in each process (gradient accumulation: less memory, the same step).") var accumulate: Int = 1
 
     func configurationFromFlags() throws -> TrainConfiguration {
         var c = TrainConfiguration(data: data, target: target,
@@ -86,17 +89,42 @@ struct Train: ParsableCommand {
         guard (epochs ?? 1) >= 1 else { throw ValidationError("--epochs must be at least 1") }
         guard checkpointEvery >= 0, checkpointEvery.isFinite else { throw ValidationError("--checkpoint-every must be a number of seconds ≥ 0") }
         guard (patience ?? 1) >= 1 else { throw ValidationError("--patience must be at least 1") }
+        guard accumulate >= 1 else { throw ValidationError("--accumulate must be at least 1") }
+        if distributed && (stream != nil || findLr) { throw ValidationError("--distributed trains a data set; it does not go with --\(stream != nil ? "stream" : "find-lr")") }
         do { try configurationFromFlags().check() } catch let e as RunSettingsError { throw ValidationError(e.message) }
     }
 
 
     func run() throws {
         if let stream { return try runStream(stream) }
+        let world: Communicator
+        do { world = distributed ? try Communicator.world() : .single } catch { throw ValidationError("--distributed: \(error)") }
+        guard world.size > 1 else { return try train(world) }
+        // Several processes: one that fails stops them all (none waits for it forever); an
+        // interrupted run stops everywhere at the same batch and ends normally.
+        do { try train(world) } catch let e as ExitCode where e.rawValue == 130 {
+            world.finalize()
+            throw e
+        } catch let e as ExitCode {
+            world.abort("", code: e.rawValue)
+        } catch {
+            world.abort("error: \(error)")
+        }
+        world.finalize()
+    }
+
+    /// The run, in this process (rank `world.rank` of `world.size`).
+    func train(_ world: Communicator) throws {
         let started = Date()
-        // 1. The configuration and the run folder.
+        let primary = world.isPrimary
+        // Only rank 0 prints and writes.
+        let quiet = self.quiet || !primary, json = self.json && primary
+        // 1. The configuration and the run folder (rank 0's, sent to the others).
         var config: TrainConfiguration
-        let folder: String
-        if let resume {
+        var folder: String
+        if !primary {
+            (config, folder) = (try configurationFromFlags(), "")
+        } else if let resume {
             let path = (resume as NSString).appendingPathComponent("config.json")
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ValidationError("--resume \(resume): no config.json there; give the folder of an earlier run")
@@ -119,9 +147,15 @@ struct Train: ParsableCommand {
                 folder = defaultFolder(config)
             }
         }
-        removeAbandonedTemporaryFiles(in: folder)
+        if world.size > 1 {
+            let encoded = primary ? (try? JSONEncoder().encode(config)) ?? Data() : Data()
+            config = try TrainConfiguration.decode(Data(world.broadcast(bytes: [UInt8](encoded))))
+            folder = world.broadcast(string: folder)
+        }
+        if primary { removeAbandonedTemporaryFiles(in: folder) }
         func fail(_ message: String) -> ExitCode {
             printError("error: \(message)")
+            guard primary else { return ExitCode.failure }
             try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             try? writeAtomically("\(ISO8601DateFormatter().string(from: Date())) error: \(message)\n", to: (folder as NSString).appendingPathComponent("error.log"))
             return ExitCode.failure
@@ -148,7 +182,7 @@ struct Train: ParsableCommand {
             spec = s
         } catch { throw fail("\(error)") }
 
-        do {
+        if primary { do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             if resume == nil {
                 try writeJSON(config, to: file(folder, "config.json"))
@@ -158,11 +192,12 @@ struct Train: ParsableCommand {
                                                  ("test", .array(prepared.rows.test.map { .number(Double($0)) }))]).text + "\n",
                                     to: file(folder, "split.json"))
             }
-        } catch { throw fail("cannot create the run folder \(folder): \(error)") }
+        } catch { throw fail("cannot create the run folder \(folder): \(error)") } }
 
         if !quiet && !json {
             print("\(resume == nil ? "training" : "resuming") \(spec) on \(config.data) (\(prepared.task.rawValue): \(prepared.train.count) train, \(prepared.validation?.count ?? 0) validation, \(prepared.test.count) test samples, \(prepared.featureNames.count) features\(prepared.task == .classification ? ", \(prepared.classNames.count) classes" : ""))")
             print("run folder: \(folder)")
+            if world.size > 1 { print("data-parallel over \(world.size) processes (\(world.transport)): each computes its share of every batch of \(config.batch)") }
         }
 
         // 3. The trainer.
@@ -235,7 +270,7 @@ struct Train: ParsableCommand {
         let checkpointPath = file(folder, "checkpoint.safetensors")
         var options = TrainingOptions(epochs: config.epochs, batchSize: batchSize, shuffle: true, seed: config.seed, patience: config.patience,
                                       minimumImprovement: config.minDelta, restoreBestWeights: true, lossChangeTolerance: config.tolerance,
-                                      checkpointPath: checkpointPath)
+                                      checkpointPath: primary ? checkpointPath : nil)
         options.checkpointInterval = checkpointEvery
         let weights = network.namedParameters.filter { $0.name.hasSuffix("weight") }.map(\.parameter)
         let train = prepared.train
@@ -249,12 +284,25 @@ struct Train: ParsableCommand {
         }
         let evaluationSet = prepared.validation ?? prepared.train
         trainer.validate = { m in prepared.evaluate(m as! Sequential<Float>, spec: spec, on: evaluationSet) }
-        if let resume, !FileManager.default.fileExists(atPath: checkpointPath) {
+        // Rank 0's checkpoint, read once and sent to every process (which need not see its disk).
+        var received: SafeTensors.Archive?
+        if world.size > 1 {
+            let parallel = DataParallel(model: network as Module<Float>, communicator: world, accumulationSteps: accumulate)
+            parallel.synchronizeParameters()
+            parallel.attach(to: trainer)
+            if resume != nil {
+                let bytes = world.broadcast(bytes: primary ? [UInt8](FileManager.default.contents(atPath: checkpointPath) ?? Data()) : [])
+                if !bytes.isEmpty {
+                    do { received = try SafeTensors.decode(Data(bytes), path: checkpointPath) } catch { throw fail("cannot resume from \(resume!): \(error)") }
+                }
+            }
+        }
+        if let resume, world.size > 1 ? received == nil : !FileManager.default.fileExists(atPath: checkpointPath) {
             // Stopped before its first checkpoint: the same settings and seed from the start give
             // the same run.
             if !quiet && !json { print("no checkpoint in \(resume) yet: starting the run from its first epoch") }
         } else if let resume {
-            do { try trainer.resume(from: checkpointPath) } catch {
+            do { try received.map { try trainer.resume(from: $0, path: checkpointPath) } ?? trainer.resume(from: checkpointPath) } catch {
                 throw fail("cannot resume from \(resume): \(error)")
             }
             if trainer.epoch >= config.epochs {
@@ -287,8 +335,8 @@ struct Train: ParsableCommand {
 
         // 4. Logs: metrics as JSON lines, TensorBoard events, the progress display.
         let display = ProgressDisplay(quiet: quiet || json)
-        let board: TensorBoardWriter
-        do { board = try TensorBoardWriter(folder: folder) } catch { throw fail("\(error)") }
+        var board: TensorBoardWriter?
+        if primary { do { board = try TensorBoardWriter(folder: folder) } catch { throw fail("\(error)") } }
         trainer.onBatch = { display.batch($0) }
         var logError: Error?
         var lastMetricsWrite = Date.distantPast
@@ -296,8 +344,9 @@ struct Train: ParsableCommand {
             display.epoch(record, metricName: metricName)
             var scalars = ["train/loss": record.trainLoss, "learning_rate": record.learningRate]
             for (k, v) in record.validation { scalars["validation/\(k)"] = v }
+            guard primary else { return true }
             do {
-                try board.add(scalars: scalars, step: record.epoch)
+                try board?.add(scalars: scalars, step: record.epoch)
                 // Rewritten at most every few seconds (and at the end): small epochs stay fast.
                 if Date().timeIntervalSince(lastMetricsWrite) >= 2 {
                     try writeMetrics(trainer.history, to: file(folder, "metrics.jsonl"))
@@ -321,9 +370,17 @@ struct Train: ParsableCommand {
         // A trial of `nabla tune` stops (with its checkpoint) when the search that started it dies.
         let parent = getppid(), watchParent = stopWithParent
         trainer.shouldInterrupt = { interruptRequested != 0 || (watchParent && getppid() != parent) }
+        if world.size > 1 {
+            // Every process stops at the same batch, whichever saw the signal.
+            trainer.shouldInterrupt = { world.allReduce(interruptRequested != 0 ? 1 : 0, .max) > 0 }
+        }
 
         let history: TrainingHistory
         do { history = try trainer.fit() } catch { throw fail("\(error)") }
+        guard primary else {
+            if history.stopReason == .interrupted { throw ExitCode(130) }
+            return
+        }
         if let logError { throw fail("cannot write the logs: \(logError)") }
         do { try writeMetrics(history, to: file(folder, "metrics.jsonl")) } catch { throw fail("\(error)") }
         if history.stopReason == .interrupted {
@@ -336,10 +393,11 @@ struct Train: ParsableCommand {
             throw ExitCode(130)
         }
         trained = history
-        logFiles = "model.safetensors, checkpoint.safetensors, metrics.jsonl, \((board.path as NSString).lastPathComponent), loss.svg, metric.svg, summary.json"
+        logFiles = "model.safetensors, checkpoint.safetensors, metrics.jsonl, \(((board?.path ?? "") as NSString).lastPathComponent), loss.svg, metric.svg, summary.json"
         }
 
-        // 5. Results: test metrics, the model for `nabla predict`, plots, the summary.
+        // 5. Results: test metrics, the model for `nabla predict`, plots, the summary (rank 0's job).
+        guard primary else { return }
         network.eval()
         let trainMetrics = prepared.evaluate(network, spec: spec, on: prepared.train)
         let testMetrics = prepared.evaluate(network, spec: spec, on: prepared.test)
