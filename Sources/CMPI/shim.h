@@ -18,6 +18,8 @@ static inline MPI_Request nabla_mpi_request_null(void) { return MPI_REQUEST_NULL
 static inline MPI_Status *nabla_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 static inline int nabla_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 static inline int nabla_mpi_success(void) { return MPI_SUCCESS; }
+static inline int nabla_mpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
+static inline MPI_Info nabla_mpi_info_null(void) { return MPI_INFO_NULL; }
 static inline int nabla_mpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
 
 #endif

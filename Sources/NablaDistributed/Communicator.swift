@@ -33,6 +33,8 @@ public final class Communicator: @unchecked Sendable {
     public let size: Int
     /// What carries the messages: "MPI (…)" or "one process".
     public let transport: String
+    /// How many of the job's processes run on this machine (they share its cores).
+    public private(set) var localSize = 1
     public var isPrimary: Bool { rank == 0 }
 
     #if MPI
@@ -112,6 +114,14 @@ public final class Communicator: @unchecked Sendable {
         let library = String(decoding: version.prefix(Int(length)).prefix { $0 != 0 && $0 != 44 /* , */ }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let w = Communicator(rank: Int(rank), size: Int(size), transport: "MPI (\(library.trimmingCharacters(in: .whitespacesAndNewlines)))",
                              comm: nabla_mpi_comm_world())
+        // The processes that share this machine's memory.
+        var local: MPI_Comm? = nil
+        if MPI_Comm_split_type(nabla_mpi_comm_world(), nabla_mpi_comm_type_shared(), rank, nabla_mpi_info_null(), &local) == nabla_mpi_success() {
+            var n: Int32 = 1
+            MPI_Comm_size(local, &n)
+            w.localSize = Int(n)
+            MPI_Comm_free(&local)
+        }
         #else
         if let n = launcherSize, n > 1 {
             throw DistributedError("this nabla was built without MPI but started as one of \(n) processes (by mpirun); each would train alone. Build it with: swift build -c release --traits MPI")
@@ -120,6 +130,12 @@ public final class Communicator: @unchecked Sendable {
         #endif
         worldInstance = w
         return w
+    }
+
+    /// Threads for each process's kernels when several share a machine: its cores divided
+    /// among them (at least one), so they do not fight over the cores.
+    public var threadsPerProcess: Int {
+        Swift.max(1, ProcessInfo.processInfo.activeProcessorCount / Swift.max(1, localSize))
     }
 
     /// Ends MPI (collective: every process calls it once, at the end). Nothing to do in one process.

@@ -61,6 +61,20 @@ public final class DataParallel<Scalar: TensorScalar> {
         for b in model.namedBuffers.map(\.buffer) { communicator.broadcast(&b.value) }
     }
 
+    /// Gives each process its own dropout masks: rank r > 0 reseeds every ``Dropout`` generator
+    /// from its current state (rank 0's, after ``synchronizeParameters()`` or a resumed
+    /// checkpoint) mixed with r. Without it every process would drop the same units for the i-th
+    /// row of its share. Rank 0 keeps its stream, which is the one checkpoints record; a resumed
+    /// run draws the other ranks' masks afresh from it.
+    public func separateRandomStreams() {
+        guard communicator.rank > 0 else { return }
+        for (_, m) in model.namedModules {
+            guard let d = m as? Dropout<Scalar> else { continue }
+            var g = d.generator
+            d.generator = RandomGenerator(seed: g.next() ^ (0x9E37_79B9_7F4A_7C15 &* UInt64(communicator.rank)))
+        }
+    }
+
     /// This process's contiguous share of a global batch: rank r of N gets rows
     /// [r·B/N, (r+1)·B/N) (rounded down), so shares differ by at most one row and their
     /// concatenation in rank order is the batch.
@@ -83,6 +97,9 @@ public final class DataParallel<Scalar: TensorScalar> {
     /// calls this with the same global batch.
     public func valueWithGradient(rows: [Int], loss: (Module<Scalar>, [Int]) -> Tensor<Scalar>) -> Double {
         let layout = prepareLayout()
+        // Running statistics (batch norm) follow rank 0's, as DistributedDataParallel's
+        // broadcast_buffers does, so every process evaluates and saves the same model.
+        if communicator.size > 1 { for (_, b) in model.namedBuffers { communicator.broadcast(&b.value) } }
         let total = Double(rows.count)
         let mine = Array(share(of: rows))
         for b in buffers { UnsafeMutableRawBufferPointer(b).initializeMemory(as: UInt8.self, repeating: 0) }

@@ -162,6 +162,22 @@ struct MPITests {
             #expect(zip(a, b).allSatisfy { Swift.abs($0 - $1) <= 1e-4 * scale }, "\(name)")
         }
         #expect(try weights(two) == weights(again), "two runs with two processes differ")
+
+        // Gradient accumulation: each process's share in two micro-batches, the same steps.
+        let accumulated = folder.appendingPathComponent("accumulated")
+        let r = try runMPI(2, settings + ["--distributed", "--accumulate", "2", "--out", accumulated.path])
+        #expect(r.status == 0, "\(r.err)")
+        for (a, b) in zip(l1, try trainLosses(accumulated)) { #expect(Swift.abs(a - b) <= 1e-5 * Swift.abs(a), "accumulated: \(a) vs \(b)") }
+    }
+
+    /// A failure in one process (here rank 0 cannot create the run folder) stops them all with a
+    /// message naming the rank, rather than leaving the others waiting.
+    @Test func aFailingRankStopsEveryRank() throws {
+        let started = Date()
+        let r = try runMPI(2, ["train", "--distributed", "--epochs", "2", "--out", "/proc/nabla-cannot-write-here/run"])
+        #expect(r.status != 0)
+        #expect(r.err.contains("rank 0 of 2: error: cannot create the run folder"), "\(r.err.prefix(600))")
+        #expect(Date().timeIntervalSince(started) < 60)
     }
 
     /// SIGKILL on one rank ends the whole job with a message (no hang); the run resumes from its

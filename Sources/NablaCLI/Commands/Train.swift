@@ -70,6 +70,7 @@ struct Train: ParsableCommand {
     @Flag(help: "Warn (on standard error, once per epoch and parameter) about vanishing, exploding or non-finite gradients, and about plateaus (loss and gradient norm flat for 200 steps).") var checkGradients = false
     @Flag(help: "Data-parallel training across the processes of `mpirun -np N` (a build with --traits MPI): each computes its share of every batch, gradients are averaged; rank 0 prints and writes the run folder.") var distributed = false
     @Option(help: "--distributed: micro-batches per step in each process (gradient accumulation: less memory, the same step).") var accumulate: Int = 1
+    @Option(help: "Threads for the kernels (default: every core; with --distributed, the cores divided among the processes on each machine).") var threads: Int?
 
     func configurationFromFlags() throws -> TrainConfiguration {
         var c = TrainConfiguration(data: data, target: target,
@@ -90,6 +91,7 @@ struct Train: ParsableCommand {
         guard checkpointEvery >= 0, checkpointEvery.isFinite else { throw ValidationError("--checkpoint-every must be a number of seconds ≥ 0") }
         guard (patience ?? 1) >= 1 else { throw ValidationError("--patience must be at least 1") }
         guard accumulate >= 1 else { throw ValidationError("--accumulate must be at least 1") }
+        guard (threads ?? 1) >= 1, (threads ?? 1) <= 1024 else { throw ValidationError("--threads must be between 1 and 1024") }
         if distributed && (stream != nil || findLr) { throw ValidationError("--distributed trains a data set; it does not go with --\(stream != nil ? "stream" : "find-lr")") }
         do { try configurationFromFlags().check() } catch let e as RunSettingsError { throw ValidationError(e.message) }
     }
@@ -99,6 +101,7 @@ struct Train: ParsableCommand {
         if let stream { return try runStream(stream) }
         let world: Communicator
         do { world = distributed ? try Communicator.world() : .single } catch { throw ValidationError("--distributed: \(error)") }
+        if let threads { ComputeBackend.threads = threads } else if world.size > 1 { ComputeBackend.threads = world.threadsPerProcess }
         guard world.size > 1 else { return try train(world) }
         // Several processes: one that fails stops them all (none waits for it forever); an
         // interrupted run stops everywhere at the same batch and ends normally.
@@ -154,7 +157,7 @@ struct Train: ParsableCommand {
         }
         if primary { removeAbandonedTemporaryFiles(in: folder) }
         func fail(_ message: String) -> ExitCode {
-            printError("error: \(message)")
+            printError("\(world.size > 1 ? "rank \(world.rank) of \(world.size): " : "")error: \(message)")
             guard primary else { return ExitCode.failure }
             try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             try? writeAtomically("\(ISO8601DateFormatter().string(from: Date())) error: \(message)\n", to: (folder as NSString).appendingPathComponent("error.log"))
@@ -286,10 +289,12 @@ struct Train: ParsableCommand {
         trainer.validate = { m in prepared.evaluate(m as! Sequential<Float>, spec: spec, on: evaluationSet) }
         // Rank 0's checkpoint, read once and sent to every process (which need not see its disk).
         var received: SafeTensors.Archive?
+        var parallel: DataParallel<Float>?
         if world.size > 1 {
-            let parallel = DataParallel(model: network as Module<Float>, communicator: world, accumulationSteps: accumulate)
-            parallel.synchronizeParameters()
-            parallel.attach(to: trainer)
+            let p = DataParallel(model: network as Module<Float>, communicator: world, accumulationSteps: accumulate)
+            p.synchronizeParameters()
+            p.attach(to: trainer)
+            parallel = p
             if resume != nil {
                 let bytes = world.broadcast(bytes: primary ? [UInt8](FileManager.default.contents(atPath: checkpointPath) ?? Data()) : [])
                 if !bytes.isEmpty {
@@ -305,10 +310,12 @@ struct Train: ParsableCommand {
             do { try received.map { try trainer.resume(from: $0, path: checkpointPath) } ?? trainer.resume(from: checkpointPath) } catch {
                 throw fail("cannot resume from \(resume): \(error)")
             }
-            if trainer.epoch >= config.epochs {
+            if trainer.epoch >= config.epochs && primary {
                 printError("note: the run already has \(counted(trainer.epoch, "epoch")); pass --epochs N with N > \(trainer.epoch) to train further")
             }
         }
+
+        parallel?.separateRandomStreams()   // (after a resume, which restores rank 0's)
 
         if findLr {
             let test: LearningRateRangeTest
