@@ -76,6 +76,52 @@ static inline float nb_vtanhf(float x) {
     return x != x ? x : y;
 }
 
+// erf: a rational function of x on [-4, 4] (Eigen's float erf; within a few ulp), ±1 beyond
+// (erf(4) rounds to 1 in float). Branch-free, so the loops that call it vectorize.
+static inline float nb_verff(float x) {
+    float c = x < -4.0f ? -4.0f : (x > 4.0f ? 4.0f : x);
+    float x2 = c * c;
+    float p = -2.72614225801306e-10f;
+    p = p * x2 + 2.77068142495902e-08f; p = p * x2 - 2.10102402082508e-06f; p = p * x2 - 5.69250639462346e-05f;
+    p = p * x2 - 7.34990630326855e-04f; p = p * x2 - 2.95459980854025e-03f; p = p * x2 - 1.60960333262415e-02f;
+    p = p * c;
+    float q = -1.45660718464996e-05f;
+    q = q * x2 - 2.13374055278905e-04f; q = q * x2 - 1.68282697438203e-03f; q = q * x2 - 7.37332916720468e-03f;
+    q = q * x2 - 1.42647390514189e-02f;
+    float y = p / q;
+    return x != x ? x : y;
+}
+
+// y[j] = alpha · (a · B[j, :]) + beta · y[j] for the N rows of B: one vector times a matrix's
+// rows, four rows at a time so that their dot products overlap (decoding one token).
+typedef float nb_v8f __attribute__((vector_size(32)));
+#if NB_X86
+NB_ATTR_AVX2 static void nb_gemv_rows_f32_avx2(long N, long K, float alpha, const float *a, const float *B, long ldb, float beta, float *y) {
+    long j = 0;
+    for (; j + 4 <= N; j += 4) {
+        const float *b0 = B + j * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+        nb_v8f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, va, v;
+        long k = 0;
+        for (; k + 8 <= K; k += 8) {
+            memcpy(&va, a + k, 32);
+            memcpy(&v, b0 + k, 32); s0 += va * v;
+            memcpy(&v, b1 + k, 32); s1 += va * v;
+            memcpy(&v, b2 + k, 32); s2 += va * v;
+            memcpy(&v, b3 + k, 32); s3 += va * v;
+        }
+        float r[4] = {0, 0, 0, 0};
+        for (int i = 0; i < 8; i++) { r[0] += s0[i]; r[1] += s1[i]; r[2] += s2[i]; r[3] += s3[i]; }
+        for (; k < K; k++) { r[0] += a[k] * b0[k]; r[1] += a[k] * b1[k]; r[2] += a[k] * b2[k]; r[3] += a[k] * b3[k]; }
+        for (int i = 0; i < 4; i++) y[j + i] = beta == 0 ? alpha * r[i] : alpha * r[i] + beta * y[j + i];
+    }
+    for (; j < N; j++) {
+        float r = 0;
+        for (long k = 0; k < K; k++) r += a[k] * B[j * ldb + k];
+        y[j] = beta == 0 ? alpha * r : alpha * r + beta * y[j];
+    }
+}
+#endif
+
 // ---- Instantiate the kernels: {float, double} x {baseline, AVX2+FMA} ----
 #define T float
 #define M_EXP nb_vexpf
@@ -85,7 +131,7 @@ static inline float nb_vtanhf(float x) {
 #define M_TANH nb_vtanhf
 #define M_EXPM1 expm1f
 #define M_LOG1P log1pf
-#define M_ERF erff
+#define M_ERF nb_verff
 #define M_SIN sinf
 #define M_COS cosf
 #define M_TAN tanf
@@ -355,6 +401,11 @@ void nb_gemm_builtin_##S(int transA, int transB, long M, long N, long K, T alpha
 void nb_gemm_##S(int transA, int transB, long M, long N, long K, T alpha, const T *A, long lda, \
                  const T *B, long ldb, T beta, T *C, long ldc) { \
     if (M == 0 || N == 0) return; \
+    if (M == 1 && !transA && transB && K > 0 && N * K <= (1L << 20)) { \
+        /* a row times a matrix's rows (decoding one token): N dot products, no packing */ \
+        if (NB_GEMV_ROWS(S, N, K, alpha, A, B, ldb, beta, C)) return; \
+        for (long j = 0; j < N; j++) { T s = nb_dot_##S(K, A, B + j * ldb); C[j] = beta == 0 ? alpha * s : alpha * s + beta * C[j]; } \
+        return; } \
     if (DIRECT) return; \
     if (nb_blas_available() && !nb_blas_disabled && K > 0 && M * N * K >= 512) { \
         BLASFN(NB_ROW_MAJOR, transA ? NB_TRANS : NB_NO_TRANS, transB ? NB_TRANS : NB_NO_TRANS, \
@@ -371,6 +422,14 @@ void nb_convert_to_##S(long n, const void *src, int srcIsDouble, T *dst) { \
 // of its steps one by one): the panel kernel for the larger ones, the direct kernels for those
 // with one small dimension. Only on one thread, or for work too small to share; the kernels
 // themselves decline (and the BLAS runs) without AVX-512 or for an empty k.
+static int nb_gemv_rows_f32(long N, long K, float alpha, const float *a, const float *B, long ldb, float beta, float *y) {
+#if NB_X86
+    if (nb_cpu_has_avx2_fma()) { nb_gemv_rows_f32_avx2(N, K, alpha, a, B, ldb, beta, y); return 1; }
+#endif
+    return 0;
+}
+static int nb_gemv_rows_f64(long N, long K, double alpha, const double *a, const double *B, long ldb, double beta, double *y) { return 0; }
+#define NB_GEMV_ROWS(S, N, K, alpha, A, B, ldb, beta, C) nb_gemv_rows_##S(N, K, alpha, A, B, ldb, beta, C)
 enum { NB_SGEMM_BLAS, NB_SGEMM_DIRECT_KERNEL, NB_SGEMM_PANEL_KERNEL };
 static long nb_gemm_threads(void) { return nb_threads > 0 ? nb_threads : nb_processors(); }
 static int nb_sgemm_kernel(int transA, int transB, long M, long N, long K) {
@@ -517,4 +576,59 @@ void nb_lbfgs_direction_f64(long n, long count, long start, const double *S, con
         acc = pass(n, alpha[k] - b, SLOT(S, k), q, 1, k + 1 < count ? SLOT(Y, k + 1) : 0);
     }
 #undef SLOT
+}
+
+// ---- Causal softmax of attention scores ----
+// y = softmax(scale · x) over the last axis of each [t, s] matrix, with key j hidden from query
+// i when j > i; and its backward pass dx = scale · y ⊙ (g − Σ g ⊙ y).
+#define NB_CAUSAL_SOFTMAX(T, S, SUF, ATTRS, EXPF)                                                         \
+ATTRS static void nb_causal_softmax_##S##SUF(long mats, long t, long s, T scale, const T *x, T *y) {      \
+    for (long m = 0; m < mats; m++) {                                                                    \
+        for (long i = 0; i < t; i++) {                                                                   \
+            const T *xr = x + (m * t + i) * s;                                                           \
+            T *yr = y + (m * t + i) * s;                                                                 \
+            long visible = i + 1 < s ? i + 1 : s;                                                        \
+            T mx = xr[0] * scale;                                                                        \
+            for (long j = 1; j < visible; j++) { T v = xr[j] * scale; mx = v > mx ? v : mx; }           \
+            T sum = 0;                                                                                   \
+            for (long j = 0; j < visible; j++) { T e = EXPF(xr[j] * scale - mx); yr[j] = e; sum += e; }  \
+            T inv = (T)1 / sum;                                                                          \
+            for (long j = 0; j < visible; j++) yr[j] *= inv;                                             \
+            for (long j = visible; j < s; j++) yr[j] = 0;                                                \
+        }                                                                                                \
+    }                                                                                                    \
+}                                                                                                        \
+ATTRS static void nb_softmax_backward_##S##SUF(long rows, long n, T scale, const T *y, const T *g, T *dx) { \
+    for (long r = 0; r < rows; r++) {                                                                    \
+        const T *yr = y + r * n, *gr = g + r * n;                                                        \
+        T *dr = dx + r * n;                                                                              \
+        T dot = 0;                                                                                       \
+        for (long j = 0; j < n; j++) dot += gr[j] * yr[j];                                               \
+        for (long j = 0; j < n; j++) dr[j] = scale * yr[j] * (gr[j] - dot);                              \
+    }                                                                                                    \
+}
+
+NB_CAUSAL_SOFTMAX(float, f32, _base, , nb_vexpf)
+NB_CAUSAL_SOFTMAX(double, f64, _base, , exp)
+#if NB_X86
+NB_CAUSAL_SOFTMAX(float, f32, _avx2, NB_ATTR_AVX2, nb_vexpf)
+#endif
+
+void nb_causal_softmax_f32(long mats, long t, long s, float scale, const float *x, float *y) {
+#if NB_X86
+    if (nb_cpu_has_avx2_fma()) { nb_causal_softmax_f32_avx2(mats, t, s, scale, x, y); return; }
+#endif
+    nb_causal_softmax_f32_base(mats, t, s, scale, x, y);
+}
+void nb_causal_softmax_f64(long mats, long t, long s, double scale, const double *x, double *y) {
+    nb_causal_softmax_f64_base(mats, t, s, scale, x, y);
+}
+void nb_softmax_backward_f32(long rows, long n, float scale, const float *y, const float *g, float *dx) {
+#if NB_X86
+    if (nb_cpu_has_avx2_fma()) { nb_softmax_backward_f32_avx2(rows, n, scale, y, g, dx); return; }
+#endif
+    nb_softmax_backward_f32_base(rows, n, scale, y, g, dx);
+}
+void nb_softmax_backward_f64(long rows, long n, double scale, const double *y, const double *g, double *dx) {
+    nb_softmax_backward_f64_base(rows, n, scale, y, g, dx);
 }

@@ -33,7 +33,8 @@ enum {
     NB_CLAMP,           // min(max(x, p0), p1)
     NB_INSIDE_MASK,     // 1 where p0 < x < p1
     NB_IS_NONZERO,      // 1 where x != 0
-    NB_LOG1P, NB_EXPM1
+    NB_LOG1P, NB_EXPM1,
+    NB_GELU_GRAD        // d/dx x Φ(x) = Φ(x) + x φ(x)
 };
 
 enum { NB_REDUCE_SUM = 0, NB_REDUCE_MAX, NB_REDUCE_MIN };
@@ -104,6 +105,14 @@ int nb_linear_panel_avx512(long M, long N, long K, const float *x, long ldx, con
    (v > 0 ? v : 0). The same bits as the bias copied into out, nb_gemm with beta = 1 and
    nb_unary(NB_RELU). */
 void nb_linear_f32(long M, long N, long K, const float *x, const float *w, const float *bias, float *out, int relu);
+void nb_causal_softmax_f32(long mats, long t, long s, float scale, const float *x, float *y);
+void nb_causal_softmax_f64(long mats, long t, long s, double scale, const double *x, double *y);
+void nb_softmax_backward_f32(long rows, long n, float scale, const float *y, const float *g, float *dx);
+void nb_softmax_backward_f64(long rows, long n, double scale, const double *y, const double *g, double *dx);
+void nb_layernorm_forward_f32(long rows, long n, const float *x, const float *w, const float *b, double eps, float *y, float *xhat, float *rstd);
+void nb_layernorm_backward_f32(long rows, long n, const float *g, const float *xhat, const float *rstd, const float *w, float *dx, float *dw, float *db);
+void nb_layernorm_forward_f64(long rows, long n, const double *x, const double *w, const double *b, double eps, double *y, double *xhat, double *rstd);
+void nb_layernorm_backward_f64(long rows, long n, const double *g, const double *xhat, const double *rstd, const double *w, double *dx, double *dw, double *db);
 void nb_linear_f64(long M, long N, long K, const double *x, const double *w, const double *bias, double *out, int relu);
 
 // BLAS found at run time (OpenBLAS on Linux, Accelerate on macOS). Returns 1 when one was loaded.

@@ -10,6 +10,12 @@ import CNablaKernels
     case binary((Tensor<Scalar>, Tensor<Scalar>) -> (Tensor<Scalar>?, Tensor<Scalar>?))
     /// (cotangent of the output, the output) ↦ one cotangent per input.
     case general((Tensor<Scalar>, Tensor<Scalar>) -> [Tensor<Scalar>?])
+    /// A slice: the output is the input's elements at `offset + Σ iₖ stridesₖ`. Its cotangent is
+    /// added into just those elements of the input's cotangent, so T slices of one tensor (the
+    /// time steps of a sequence, the gates of an LSTM) cost O(T · slice) in the backward pass
+    /// rather than O(T · whole). (When the backward pass is recorded, the differentiable
+    /// zero-padding adjoint is used instead.)
+    case slice(offset: Int, strides: [Int])
 }
 
 /// One recorded operation: how the cotangent of its output becomes cotangents of its inputs.
@@ -287,7 +293,35 @@ extension Tensor {
             for i in 0..<node.inputCount {
                 if let gi = inputGrads[i] { accumulate(gi, into: node.input(i), of: node, index: i, pass: pass, keepingGraph: keepingGraph) }
             }
+        case .slice(let offset, let strides):
+            guard let input = node.input0 else { return }
+            if keepingGraph {
+                accumulate(g.stridedWrite(offset: offset, strides: strides, shape: input.shape), into: input, of: node, index: 0, pass: pass, keepingGraph: true)
+            } else {
+                accumulateSlice(g, offset: offset, strides: strides, into: input, of: node, pass: pass)
+            }
         }
+    }
+
+    /// Adds the cotangent `g` of a slice into the elements it was read from in `input`'s
+    /// cotangent (made zero first if there is none, copied first if another tensor shares it).
+    @inlinable
+    static func accumulateSlice<Scalar>(_ g: Tensor<Scalar>, offset: Int, strides: [Int], into input: GradNode<Scalar>, of node: GradNode<Scalar>, pass: UInt64) {
+        if nb_anomaly_detection() != 0 { AnomalyDetection.check(g, op: node.op, phase: .backward) }
+        guard input.visitedInPass == pass, input.reachesTarget, g.count > 0 else { return }
+        if input.cotangent == nil {
+            input.cotangent = Tensor(storage: TensorStorage<Scalar>.make(repeating: 0, count: shapeCount(input.shape)), shape: input.shape)
+        } else if !isKnownUniquelyReferenced(&input.cotangent!.storage) {
+            input.cotangent = Tensor(storage: input.cotangent!.storage.copy(), shape: input.shape)
+        }
+        let target = input.cotangent!.storage
+        // region += g: read the region, add, write it back (slice-sized work).
+        let region = TensorStorage<Scalar>.make(count: g.count)
+        let shape = g.shape
+        Scalar._copyStrided(Int32(shape.count), shape, target.base + offset, strides, region.base)
+        Scalar._axpy(g.count, 1, g.storage.base, region.base)
+        Scalar._storeStrided(Int32(shape.count), shape, region.base, target.base + offset, strides)
+        withExtendedLifetime(g) {}
     }
 
     /// Calls `body` with input `i` of `node` (nil when that input is not differentiated),

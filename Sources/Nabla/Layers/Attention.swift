@@ -10,6 +10,11 @@ public func scaledDotProductAttention<Scalar: TensorScalar>(
                  && k.shape[k.rank - 2] == v.shape[v.rank - 2],
                  "scaledDotProductAttention: query \(q.shape), key \(k.shape) and value \(v.shape) do not agree")
     let d = q.shape[q.rank - 1], lq = q.shape[q.rank - 2], lk = k.shape[k.rank - 2]
+    if causal && mask == nil {
+        // Scaling, mask and softmax in one primitive.
+        let weights = Tensor.matmul(q, k, transposeB: true).causalSoftmax(scale: scale ?? 1 / Double(d).squareRoot())
+        return (Tensor.matmul(weights, v), weights)
+    }
     var scores = Tensor.matmul(q, k, transposeB: true) * Scalar(scale ?? 1 / Double(d).squareRoot())
     if let mask { scores = scores + mask.detached() }
     if causal {

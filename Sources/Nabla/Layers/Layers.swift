@@ -295,10 +295,11 @@ public final class LayerNorm<Scalar: TensorScalar>: Module<Scalar>, Layer {
     public let bias: Parameter<Scalar>?
     public let epsilon: Double
 
-    public init(shape: [Int], epsilon: Double = 1e-5, elementwiseAffine: Bool = true) {
+    /// `bias: false` keeps the learned scale without the shift (as GPT-2-style models do).
+    public init(shape: [Int], epsilon: Double = 1e-5, elementwiseAffine: Bool = true, bias: Bool = true) {
         normalizedShape = shape
         weight = elementwiseAffine ? Parameter(Tensor.ones(shape: shape)) : nil
-        bias = elementwiseAffine ? Parameter(Tensor.zeros(shape: shape)) : nil
+        self.bias = elementwiseAffine && bias ? Parameter(Tensor.zeros(shape: shape)) : nil
         self.epsilon = epsilon
         super.init()
     }
@@ -308,11 +309,12 @@ public final class LayerNorm<Scalar: TensorScalar>: Module<Scalar>, Layer {
         let k = normalizedShape.count
         require(x.rank >= k && Array(x.shape.suffix(k)) == normalizedShape,
                      "LayerNorm: input of shape \(x.shape) does not end in \(normalizedShape)")
+        if k == 1 { return Tensor.layerNorm(x, weight: weight?.value, bias: bias?.value, epsilon: epsilon) }
         let axes = Array((x.rank - k)..<x.rank)
         let centered = x - x.mean(axes: axes, keepingDimensions: true)
         let variance = (centered * centered).mean(axes: axes, keepingDimensions: true)
         let y = centered / (variance + Scalar(epsilon)).squareRoot()
-        guard let weight, let bias else { return y }
-        return y * weight.value + bias.value
+        guard let weight else { return y }
+        return bias.map { y * weight.value + $0.value } ?? y * weight.value
     }
 }

@@ -107,10 +107,15 @@ extension Tensor {
     @inlinable func stridedRead(offset: Int, strides: [Int], shape outShape: [Int]) -> Tensor {
         let out = TensorStorage<Scalar>.make(count: shapeCount(outShape))
         if out.count > 0 { Scalar._copyStrided(Int32(outShape.count), outShape, storage.base + offset, strides, out.base) }
-        let inputShape = shape
-        return Tensor.record1("slice", self, output: withExtendedLifetime(self) { Tensor(storage: out, shape: outShape) }) { g, _ in
-            g.stridedWrite(offset: offset, strides: strides, shape: inputShape)
-        }
+        let output = withExtendedLifetime(self) { Tensor(storage: out, shape: outShape) }
+        guard nb_grad_enabled() != 0, let n = node else { return output }
+        if nb_anomaly_detection() != 0 { AnomalyDetection.check(output, op: "slice", phase: .forward) }
+        // The adjoint (zero padding) is applied by the backward pass itself, into the input's
+        // cotangent in place: see Pullback.slice.
+        var result = output
+        result.node = GradNode(op: "slice", input0: n, input1: nil, inputCount: 1, shape: outShape, savedOutput: nil,
+                               pullback: .slice(offset: offset, strides: strides))
+        return result
     }
 
     /// A zero tensor of `shape` with `self` written at `offset + Σ iₖ stridesₖ`: the adjoint of

@@ -227,3 +227,20 @@ public struct ReduceLearningRateOnPlateau: Sendable {
         return learningRate
     }
 }
+
+/// nanoGPT's schedule: linear warmup `lr·(t+1)/(warmup+1)` for t < `warmup`, then a cosine from
+/// `lr` down to `minimum` at step `decaySteps`, and `minimum` after.
+public struct WarmupCosineDecay: LearningRateSchedule {
+    public var warmup: Int, decaySteps: Int, minimum: Double
+    public init(warmup: Int, decaySteps: Int, minimum: Double) {
+        require(warmup >= 0 && decaySteps > warmup && minimum >= 0,
+                "WarmupCosineDecay: warmup \(warmup) must be ≥ 0 and below the decay steps \(decaySteps), minimum \(minimum) ≥ 0")
+        (self.warmup, self.decaySteps, self.minimum) = (warmup, decaySteps, minimum)
+    }
+    public func learningRate(at t: Int, base: Double) -> Double {
+        if t < warmup { return base * Double(t + 1) / Double(warmup + 1) }
+        if t > decaySteps { return minimum }
+        let progress = Double(t - warmup) / Double(decaySteps - warmup)
+        return minimum + 0.5 * (1 + cos(Double.pi * progress)) * (base - minimum)
+    }
+}

@@ -28,6 +28,12 @@ where Self.RawSignificand: FixedWidthInteger {
                              _ beta: Self, _ c: UnsafeMutablePointer<Self>, _ ldc: Int)
     static func _softmaxCrossEntropy(_ n: Int, _ k: Int, _ z: UnsafePointer<Self>, _ targets: UnsafePointer<Int>,
                                      _ probs: UnsafeMutablePointer<Self>, _ loss: UnsafeMutablePointer<Self>)
+    static func _causalSoftmax(_ mats: Int, _ t: Int, _ s: Int, _ scale: Self, _ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>)
+    static func _softmaxBackward(_ rows: Int, _ n: Int, _ scale: Self, _ y: UnsafePointer<Self>, _ g: UnsafePointer<Self>, _ dx: UnsafeMutablePointer<Self>)
+    static func _layerNormForward(_ rows: Int, _ n: Int, _ x: UnsafePointer<Self>, _ w: UnsafePointer<Self>?, _ b: UnsafePointer<Self>?, _ eps: Double,
+                                  _ y: UnsafeMutablePointer<Self>, _ xhat: UnsafeMutablePointer<Self>, _ rstd: UnsafeMutablePointer<Self>)
+    static func _layerNormBackward(_ rows: Int, _ n: Int, _ g: UnsafePointer<Self>, _ xhat: UnsafePointer<Self>, _ rstd: UnsafePointer<Self>, _ w: UnsafePointer<Self>?,
+                                   _ dx: UnsafeMutablePointer<Self>?, _ dw: UnsafeMutablePointer<Self>?, _ db: UnsafeMutablePointer<Self>?)
     static func _linear(_ m: Int, _ n: Int, _ k: Int, _ x: UnsafePointer<Self>, _ w: UnsafePointer<Self>,
                         _ bias: UnsafePointer<Self>, _ out: UnsafeMutablePointer<Self>, _ relu: Bool)
     static func _adam(_ n: Int, _ x: UnsafeMutablePointer<Self>, _ g: UnsafePointer<Self>, _ m: UnsafeMutablePointer<Self>,
@@ -55,6 +61,20 @@ extension Float: TensorScalar {
     }
     @inline(__always) public static func _softmaxCrossEntropy(_ n: Int, _ k: Int, _ z: UnsafePointer<Float>, _ targets: UnsafePointer<Int>, _ probs: UnsafeMutablePointer<Float>, _ loss: UnsafeMutablePointer<Float>) {
         nb_softmax_xent_f32(n, k, z, targets, probs, loss)
+    }
+    @inline(__always) public static func _causalSoftmax(_ mats: Int, _ t: Int, _ s: Int, _ scale: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        nb_causal_softmax_f32(mats, t, s, scale, x, y)
+    }
+    @inline(__always) public static func _softmaxBackward(_ rows: Int, _ n: Int, _ scale: Float, _ y: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>) {
+        nb_softmax_backward_f32(rows, n, scale, y, g, dx)
+    }
+    @inline(__always) public static func _layerNormForward(_ rows: Int, _ n: Int, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>?, _ b: UnsafePointer<Float>?, _ eps: Double,
+                                                           _ y: UnsafeMutablePointer<Float>, _ xhat: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>) {
+        nb_layernorm_forward_f32(rows, n, x, w, b, eps, y, xhat, rstd)
+    }
+    @inline(__always) public static func _layerNormBackward(_ rows: Int, _ n: Int, _ g: UnsafePointer<Float>, _ xhat: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>, _ w: UnsafePointer<Float>?,
+                                                            _ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>?, _ db: UnsafeMutablePointer<Float>?) {
+        nb_layernorm_backward_f32(rows, n, g, xhat, rstd, w, dx, dw, db)
     }
     @inline(__always) public static func _linear(_ m: Int, _ n: Int, _ k: Int, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ relu: Bool) {
         nb_linear_f32(m, n, k, x, w, bias, out, relu ? 1 : 0)
@@ -85,6 +105,20 @@ extension Double: TensorScalar {
     }
     @inline(__always) public static func _softmaxCrossEntropy(_ n: Int, _ k: Int, _ z: UnsafePointer<Double>, _ targets: UnsafePointer<Int>, _ probs: UnsafeMutablePointer<Double>, _ loss: UnsafeMutablePointer<Double>) {
         nb_softmax_xent_f64(n, k, z, targets, probs, loss)
+    }
+    @inline(__always) public static func _causalSoftmax(_ mats: Int, _ t: Int, _ s: Int, _ scale: Double, _ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>) {
+        nb_causal_softmax_f64(mats, t, s, scale, x, y)
+    }
+    @inline(__always) public static func _softmaxBackward(_ rows: Int, _ n: Int, _ scale: Double, _ y: UnsafePointer<Double>, _ g: UnsafePointer<Double>, _ dx: UnsafeMutablePointer<Double>) {
+        nb_softmax_backward_f64(rows, n, scale, y, g, dx)
+    }
+    @inline(__always) public static func _layerNormForward(_ rows: Int, _ n: Int, _ x: UnsafePointer<Double>, _ w: UnsafePointer<Double>?, _ b: UnsafePointer<Double>?, _ eps: Double,
+                                                           _ y: UnsafeMutablePointer<Double>, _ xhat: UnsafeMutablePointer<Double>, _ rstd: UnsafeMutablePointer<Double>) {
+        nb_layernorm_forward_f64(rows, n, x, w, b, eps, y, xhat, rstd)
+    }
+    @inline(__always) public static func _layerNormBackward(_ rows: Int, _ n: Int, _ g: UnsafePointer<Double>, _ xhat: UnsafePointer<Double>, _ rstd: UnsafePointer<Double>, _ w: UnsafePointer<Double>?,
+                                                            _ dx: UnsafeMutablePointer<Double>?, _ dw: UnsafeMutablePointer<Double>?, _ db: UnsafeMutablePointer<Double>?) {
+        nb_layernorm_backward_f64(rows, n, g, xhat, rstd, w, dx, dw, db)
     }
     @inline(__always) public static func _linear(_ m: Int, _ n: Int, _ k: Int, _ x: UnsafePointer<Double>, _ w: UnsafePointer<Double>, _ bias: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>, _ relu: Bool) {
         nb_linear_f64(m, n, k, x, w, bias, out, relu ? 1 : 0)

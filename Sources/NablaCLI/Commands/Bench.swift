@@ -25,8 +25,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "One JSON object per line per measurement.") var json = false
 
     func validate() throws {
-        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar", "mlp", "mlp-memory", "mlp-accuracy", "hessian", "attribution", "anomaly", "reinforce"].contains(workload) else {
-            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, mlp-memory, mlp-accuracy, hessian, attribution, anomaly, reinforce")
+        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar", "mlp", "mlp-memory", "mlp-accuracy", "hessian", "attribution", "anomaly", "reinforce", "gpt", "lstm"].contains(workload) else {
+            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, mlp-memory, mlp-accuracy, hessian, attribution, anomaly, reinforce, gpt, lstm")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
@@ -80,6 +80,7 @@ struct Bench: ParsableCommand {
         case "logreg": try logreg()
         case "scalar": scalar()
         case "mlp": mlp()
+        case "gpt", "lstm": try languageModel(workload)
         case "mlp-memory": mlpMemory()
         case "mlp-accuracy": mlpAccuracy()
         case "hessian": hessianWorkload()
@@ -341,6 +342,35 @@ struct Bench: ParsableCommand {
             }
         }
         world.finalize()
+    }
+
+    /// W8 (GPT) and W9 (LSTM): one training step (forward, loss, backward, clipping, the
+    /// optimizer) on 50 batches drawn beforehand from the seeded generator and cycled; the
+    /// learning rate held at its peak.
+    func languageModel(_ name: String) throws {
+        guard let path = TextCorpus.bundledShakespearePath else { throw ValidationError("the bundled Shakespeare corpus is missing from this build") }
+        let corpus = try TextCorpus(file: path)
+        var settings = LanguageModelSettings.preset(for: try LanguageModelSpec(parsing: name))
+        (settings.minimumLearningRate, settings.warmup) = (nil, 0)
+        let trainer = try LanguageModelTrainer(settings: settings, corpus: corpus)
+        var g = RandomGenerator(seed: 1337)
+        let batches = (0..<50).map { _ in TextCorpus.batch(from: corpus.train, size: settings.batch, context: settings.context, generator: &g) }
+        let module = trainer.model.module
+        var optimizer = trainer.optimizer
+        var k = 0
+        let t = Timing.measure(minTotal: 3, maxTotal: 30) {
+            let (x, y) = batches[k % batches.count]
+            k += 1
+            module.valueWithGradient({ trainer.model.loss(x, y) }, onGradientReady: { _, _ in })
+            optimizer.step(module)
+        }
+        let tokens = Double(settings.batch * settings.context)
+        emit([("bench", .string("charlm")), ("model", .string(name)), ("fw", .string("nabla")), ("threads", .number(Double(threads))),
+              ("batch", .number(Double(settings.batch))), ("block_size", .number(Double(settings.context))),
+              ("n_params", .number(Double(module.parameterCount()))),
+              ("steps_per_s_median", .number(1 / t.medianSeconds)), ("steps_per_s_max", .number(1 / t.minSeconds)),
+              ("tokens_per_s_median", .number(tokens / t.medianSeconds)), ("median_s", .number(t.medianSeconds)), ("others_cores", .number(t.othersCores))],
+             text: "\(name) training step (batch \(settings.batch) × \(settings.context)): \(fmt(1 / t.medianSeconds, digits: 4)) steps/s, \(fmt(tokens / t.medianSeconds, digits: 4)) tokens/s (median)")
     }
 
     func mlpMemory() {
