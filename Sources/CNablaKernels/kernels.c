@@ -632,3 +632,74 @@ void nb_softmax_backward_f32(long rows, long n, float scale, const float *y, con
 void nb_softmax_backward_f64(long rows, long n, double scale, const double *y, const double *g, double *dx) {
     nb_softmax_backward_f64_base(rows, n, scale, y, g, dx);
 }
+
+// ---- LSTM cell (gates i, f, g, o) for the fused sequence primitive ----
+// Forward: z [B, 4H] pre-activations → gates (activated, in place of z's layout), c, tanh c, h.
+// Backward: from dh (total) and dc (from the next step) → dz [B, 4H] and dc for the previous step.
+#define NB_LSTM_CELL(T, S, SUF, ATTRS, EXPF, TANHF)                                                            \
+ATTRS void nb_lstm_row_forward_##S##SUF(long H, const T *restrict zr, const T *restrict cpr, T *restrict gi, T *restrict gf, \
+                                        T *restrict gg, T *restrict go, T *restrict cr, T *restrict tcr, T *restrict hr) { \
+    for (long j = 0; j < H; j++) {                                                                            \
+        T i = (T)1 / ((T)1 + EXPF(-zr[j]));                                                                   \
+        T f = (T)1 / ((T)1 + EXPF(-zr[H + j]));                                                               \
+        T g = TANHF(zr[2 * H + j]);                                                                           \
+        T o = (T)1 / ((T)1 + EXPF(-zr[3 * H + j]));                                                           \
+        gi[j] = i; gf[j] = f; gg[j] = g; go[j] = o;                                                           \
+        T cv = f * cpr[j] + i * g;                                                                            \
+        T t = TANHF(cv);                                                                                      \
+        cr[j] = cv; tcr[j] = t; hr[j] = o * t;                                                                \
+    }                                                                                                         \
+}                                                                                                             \
+ATTRS void nb_lstm_forward_##S##SUF(long B, long H, const T *z, const T *cp, T *gates, T *c, T *tc, T *h) {  \
+    for (long b = 0; b < B; b++) {                                                                            \
+        T *gr = gates + b * 4 * H;                                                                            \
+        nb_lstm_row_forward_##S##SUF(H, z + b * 4 * H, cp + b * H, gr, gr + H, gr + 2 * H, gr + 3 * H,       \
+                                     c + b * H, tc + b * H, h + b * H);                                       \
+    }                                                                                                         \
+}                                                                                                             \
+ATTRS void nb_lstm_row_backward_##S##SUF(long H, const T *restrict dhr, const T *restrict dcnr, const T *restrict gr, \
+                                         const T *restrict cpr, const T *restrict tcr, T *restrict dzi, T *restrict dzf, \
+                                         T *restrict dzg, T *restrict dzo, T *restrict dcpr) {               \
+    for (long j = 0; j < H; j++) {                                                                            \
+        T i = gr[j], f = gr[H + j], g = gr[2 * H + j], o = gr[3 * H + j], t = tcr[j];                         \
+        T dc = dcnr[j] + dhr[j] * o * ((T)1 - t * t);                                                         \
+        dzi[j] = dc * g * i * ((T)1 - i);                                                                     \
+        dzf[j] = dc * cpr[j] * f * ((T)1 - f);                                                                \
+        dzg[j] = dc * i * ((T)1 - g * g);                                                                     \
+        dzo[j] = dhr[j] * t * o * ((T)1 - o);                                                                 \
+        dcpr[j] = dc * f;                                                                                     \
+    }                                                                                                         \
+}                                                                                                             \
+ATTRS void nb_lstm_backward_##S##SUF(long B, long H, const T *dh, const T *dcn, const T *gates, const T *cp, \
+                                     const T *tc, T *dz, T *dcp) {                                            \
+    for (long b = 0; b < B; b++) {                                                                            \
+        T *d = dz + b * 4 * H;                                                                                \
+        nb_lstm_row_backward_##S##SUF(H, dh + b * H, dcn + b * H, gates + b * 4 * H, cp + b * H, tc + b * H, \
+                                      d, d + H, d + 2 * H, d + 3 * H, dcp + b * H);                           \
+    }                                                                                                         \
+}
+
+NB_LSTM_CELL(float, f32, _base, , nb_vexpf, nb_vtanhf)
+NB_LSTM_CELL(double, f64, _base, , exp, tanh)
+#if NB_X86
+NB_LSTM_CELL(float, f32, _avx2, NB_ATTR_AVX2, nb_vexpf, nb_vtanhf)
+#endif
+
+void nb_lstm_forward_f32(long B, long H, const float *z, const float *cp, float *gates, float *c, float *tc, float *h) {
+#if NB_X86
+    if (nb_cpu_has_avx2_fma()) { nb_lstm_forward_f32_avx2(B, H, z, cp, gates, c, tc, h); return; }
+#endif
+    nb_lstm_forward_f32_base(B, H, z, cp, gates, c, tc, h);
+}
+void nb_lstm_backward_f32(long B, long H, const float *dh, const float *dcn, const float *gates, const float *cp, const float *tc, float *dz, float *dcp) {
+#if NB_X86
+    if (nb_cpu_has_avx2_fma()) { nb_lstm_backward_f32_avx2(B, H, dh, dcn, gates, cp, tc, dz, dcp); return; }
+#endif
+    nb_lstm_backward_f32_base(B, H, dh, dcn, gates, cp, tc, dz, dcp);
+}
+void nb_lstm_forward_f64(long B, long H, const double *z, const double *cp, double *gates, double *c, double *tc, double *h) {
+    nb_lstm_forward_f64_base(B, H, z, cp, gates, c, tc, h);
+}
+void nb_lstm_backward_f64(long B, long H, const double *dh, const double *dcn, const double *gates, const double *cp, const double *tc, double *dz, double *dcp) {
+    nb_lstm_backward_f64_base(B, H, dh, dcn, gates, cp, tc, dz, dcp);
+}

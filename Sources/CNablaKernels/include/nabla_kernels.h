@@ -105,6 +105,10 @@ int nb_linear_panel_avx512(long M, long N, long K, const float *x, long ldx, con
    (v > 0 ? v : 0). The same bits as the bias copied into out, nb_gemm with beta = 1 and
    nb_unary(NB_RELU). */
 void nb_linear_f32(long M, long N, long K, const float *x, const float *w, const float *bias, float *out, int relu);
+void nb_lstm_forward_f32(long B, long H, const float *z, const float *cp, float *gates, float *c, float *tc, float *h);
+void nb_lstm_backward_f32(long B, long H, const float *dh, const float *dcn, const float *gates, const float *cp, const float *tc, float *dz, float *dcp);
+void nb_lstm_forward_f64(long B, long H, const double *z, const double *cp, double *gates, double *c, double *tc, double *h);
+void nb_lstm_backward_f64(long B, long H, const double *dh, const double *dcn, const double *gates, const double *cp, const double *tc, double *dz, double *dcp);
 void nb_causal_softmax_f32(long mats, long t, long s, float scale, const float *x, float *y);
 void nb_causal_softmax_f64(long mats, long t, long s, double scale, const double *x, double *y);
 void nb_softmax_backward_f32(long rows, long n, float scale, const float *y, const float *g, float *dx);

@@ -144,10 +144,23 @@ public final class LSTM<Scalar: TensorScalar>: Module<Scalar> {
         cells = (0..<layers).map { LSTMCell(inputSize: $0 == 0 ? inputSize : hiddenSize, hiddenSize: hiddenSize) }
         super.init()
     }
+    /// Each layer runs as one fused primitive (``Tensor/lstmSequence(projectedInput:weightHH:biasHH:h0:c0:)``):
+    /// the input projection of every step in one product, then the recurrence.
     public func callAsFunction(_ x: Tensor<Scalar>, state: [State]? = nil) -> (output: Tensor<Scalar>, state: [State]) {
-        unroll(x, cells: cells, initial: state,
-               zero: { c -> State in let z = Tensor<Scalar>.zeros(shape: [x.shape[0], c.hiddenSize]); return (z, z) },
-               step: { $0.step(projectedInput: $1, state: $2) }, hidden: { $0.h })
+        require(state == nil || state!.count == cells.count, "LSTM: \(state!.count) initial states for \(cells.count) layers")
+        var input = x, finals: [State] = []
+        for (l, cell) in cells.enumerated() {
+            require(input.rank == 3 && input.shape[2] == cell.inputSize && input.shape[1] > 0,
+                    "LSTM: sequence of shape \(input.shape) is not batch-first [B, T, \(cell.inputSize)] with T > 0")
+            let (b, t, h) = (input.shape[0], input.shape[1], cell.hiddenSize)
+            let zero = Tensor<Scalar>.zeros(shape: [b, h])
+            let s: State = state?[l] ?? (zero, zero)
+            let y = Tensor.lstmSequence(projectedInput: cell.inputProjection(input), weightHH: cell.weightHH.value, biasHH: cell.biasHH?.value,
+                                        h0: s.h, c0: s.c)
+            input = y.slice(axis: 1, start: 0, end: t)
+            finals.append((h: y.slice(axis: 1, start: t - 1, end: t).reshaped(to: [b, h]), c: y.slice(axis: 1, start: t, end: t + 1).reshaped(to: [b, h])))
+        }
+        return (input, finals)
     }
 }
 

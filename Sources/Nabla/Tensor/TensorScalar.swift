@@ -28,6 +28,10 @@ where Self.RawSignificand: FixedWidthInteger {
                              _ beta: Self, _ c: UnsafeMutablePointer<Self>, _ ldc: Int)
     static func _softmaxCrossEntropy(_ n: Int, _ k: Int, _ z: UnsafePointer<Self>, _ targets: UnsafePointer<Int>,
                                      _ probs: UnsafeMutablePointer<Self>, _ loss: UnsafeMutablePointer<Self>)
+    static func _lstmForward(_ b: Int, _ h: Int, _ z: UnsafePointer<Self>, _ cp: UnsafePointer<Self>, _ gates: UnsafeMutablePointer<Self>,
+                             _ c: UnsafeMutablePointer<Self>, _ tc: UnsafeMutablePointer<Self>, _ hOut: UnsafeMutablePointer<Self>)
+    static func _lstmBackward(_ b: Int, _ h: Int, _ dh: UnsafePointer<Self>, _ dcn: UnsafePointer<Self>, _ gates: UnsafePointer<Self>, _ cp: UnsafePointer<Self>,
+                              _ tc: UnsafePointer<Self>, _ dz: UnsafeMutablePointer<Self>, _ dcp: UnsafeMutablePointer<Self>)
     static func _causalSoftmax(_ mats: Int, _ t: Int, _ s: Int, _ scale: Self, _ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>)
     static func _softmaxBackward(_ rows: Int, _ n: Int, _ scale: Self, _ y: UnsafePointer<Self>, _ g: UnsafePointer<Self>, _ dx: UnsafeMutablePointer<Self>)
     static func _layerNormForward(_ rows: Int, _ n: Int, _ x: UnsafePointer<Self>, _ w: UnsafePointer<Self>?, _ b: UnsafePointer<Self>?, _ eps: Double,
@@ -61,6 +65,14 @@ extension Float: TensorScalar {
     }
     @inline(__always) public static func _softmaxCrossEntropy(_ n: Int, _ k: Int, _ z: UnsafePointer<Float>, _ targets: UnsafePointer<Int>, _ probs: UnsafeMutablePointer<Float>, _ loss: UnsafeMutablePointer<Float>) {
         nb_softmax_xent_f32(n, k, z, targets, probs, loss)
+    }
+    @inline(__always) public static func _lstmForward(_ b: Int, _ h: Int, _ z: UnsafePointer<Float>, _ cp: UnsafePointer<Float>, _ gates: UnsafeMutablePointer<Float>,
+                                                      _ c: UnsafeMutablePointer<Float>, _ tc: UnsafeMutablePointer<Float>, _ hOut: UnsafeMutablePointer<Float>) {
+        nb_lstm_forward_f32(b, h, z, cp, gates, c, tc, hOut)
+    }
+    @inline(__always) public static func _lstmBackward(_ b: Int, _ h: Int, _ dh: UnsafePointer<Float>, _ dcn: UnsafePointer<Float>, _ gates: UnsafePointer<Float>, _ cp: UnsafePointer<Float>,
+                                                       _ tc: UnsafePointer<Float>, _ dz: UnsafeMutablePointer<Float>, _ dcp: UnsafeMutablePointer<Float>) {
+        nb_lstm_backward_f32(b, h, dh, dcn, gates, cp, tc, dz, dcp)
     }
     @inline(__always) public static func _causalSoftmax(_ mats: Int, _ t: Int, _ s: Int, _ scale: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
         nb_causal_softmax_f32(mats, t, s, scale, x, y)
@@ -105,6 +117,14 @@ extension Double: TensorScalar {
     }
     @inline(__always) public static func _softmaxCrossEntropy(_ n: Int, _ k: Int, _ z: UnsafePointer<Double>, _ targets: UnsafePointer<Int>, _ probs: UnsafeMutablePointer<Double>, _ loss: UnsafeMutablePointer<Double>) {
         nb_softmax_xent_f64(n, k, z, targets, probs, loss)
+    }
+    @inline(__always) public static func _lstmForward(_ b: Int, _ h: Int, _ z: UnsafePointer<Double>, _ cp: UnsafePointer<Double>, _ gates: UnsafeMutablePointer<Double>,
+                                                      _ c: UnsafeMutablePointer<Double>, _ tc: UnsafeMutablePointer<Double>, _ hOut: UnsafeMutablePointer<Double>) {
+        nb_lstm_forward_f64(b, h, z, cp, gates, c, tc, hOut)
+    }
+    @inline(__always) public static func _lstmBackward(_ b: Int, _ h: Int, _ dh: UnsafePointer<Double>, _ dcn: UnsafePointer<Double>, _ gates: UnsafePointer<Double>, _ cp: UnsafePointer<Double>,
+                                                       _ tc: UnsafePointer<Double>, _ dz: UnsafeMutablePointer<Double>, _ dcp: UnsafeMutablePointer<Double>) {
+        nb_lstm_backward_f64(b, h, dh, dcn, gates, cp, tc, dz, dcp)
     }
     @inline(__always) public static func _causalSoftmax(_ mats: Int, _ t: Int, _ s: Int, _ scale: Double, _ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>) {
         nb_causal_softmax_f64(mats, t, s, scale, x, y)
