@@ -18,7 +18,7 @@
 #define NB_POOL_MAX_SHIFT 26
 #define NB_POOL_CLASSES ((NB_POOL_MAX_SHIFT - NB_POOL_MIN_SHIFT + 1) * 4)
 #define NB_POOL_PER_CLASS 8
-#define NB_POOL_MAX_BYTES ((size_t)64 << 20)
+#define NB_POOL_MAX_BYTES ((size_t)256 << 20)
 
 typedef struct {
     void *slots[NB_POOL_CLASSES][NB_POOL_PER_CLASS];

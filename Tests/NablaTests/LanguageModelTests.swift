@@ -76,6 +76,33 @@ import Testing
         #expect(report.passed, "\(report)")
     }
 
+    /// A batch with at least as many tokens as the vocabulary reads its first layer's inputs from
+    /// the projected embedding table; a smaller one projects its embeddings: the same logits, and
+    /// the same gradients as the plain embedding → LSTM → head composition.
+    @Test func lstmLanguageModelProjectedTableMatchesEmbeddingThenProjection() {
+        var g = RandomGenerator(seed: 4)
+        let model = LSTMLanguageModel<Double>(LSTMLanguageModelConfiguration(vocabularySize: 7, embedding: 3, hidden: 4, layers: 2), generator: &g)
+        let tokens = IndexTensor(shape: [2, 5], values: [0, 3, 6, 2, 2, 5, 1, 4, 0, 6])
+        let targets = IndexTensor(shape: [2, 5], values: [3, 6, 2, 2, 5, 1, 4, 0, 6, 1])
+        func plain() -> Tensor<Double> {
+            let (out, _) = model.lstm(model.embedding(tokens))
+            return model.head(out.reshaped(to: [10, 4])).reshaped(to: [10, 7]).softmaxCrossEntropy(targets: targets.values)
+        }
+        let lossViaTable = model.valueWithGradient { $0.loss(tokens, targets: targets) }
+        let viaTable = model.parameters.map { $0.gradient! }
+        let lossViaEmbedding = model.valueWithGradient { _ in plain() }
+        let viaEmbedding = model.parameters.map { $0.gradient! }
+        #expect(abs(lossViaTable.scalar - lossViaEmbedding.scalar) <= 1e-13)
+        #expect(viaTable.count == 11)
+        for (a, e) in zip(viaTable, viaEmbedding) { #expect(isClose(a, e, tolerance: 1e-12)) }
+        // Rows one at a time (fewer tokens than the vocabulary) take the embedding path.
+        let whole = withoutGradients { model.logits(tokens) }
+        for r in 0..<2 {
+            let row = IndexTensor(shape: [1, 5], values: Array(tokens.values[(r * 5)..<(r * 5 + 5)]))
+            #expect(isClose(withoutGradients { model.logits(row) }, whole.slice(axis: 0, start: r, end: r + 1), tolerance: 1e-12))
+        }
+    }
+
     /// The fused primitives agree with their compositions, values and gradients (and the
     /// recorded backward passes, through second derivatives in the dot-product test above).
     @Test func layerNormAndCausalSoftmaxMatchTheirCompositions() {

@@ -76,7 +76,17 @@ public final class LSTMLanguageModel<Scalar: TensorScalar>: Module<Scalar>, Lang
     /// Logits [B, T, V] and the final state, starting from `state` (nil: zeros).
     public func run(_ tokens: IndexTensor, state: [LSTM<Scalar>.State]?) -> (logits: Tensor<Scalar>, state: [LSTM<Scalar>.State]) {
         let (b, t) = (tokens.shape[0], tokens.shape[1])
-        let (out, s) = lstm(embedding(tokens), state: state)
+        let first = lstm.cells[0]
+        let projected: Tensor<Scalar>
+        if configuration.vocabularySize <= b * t {
+            // Embedding then input projection = a lookup in the projected table E W_ihᵀ + b_ih
+            // [V, 4H]: V rows multiplied instead of B·T (the same sums, in another order).
+            let table = first.inputProjection(embedding.weight.value)
+            projected = table.takeRows(tokens.values).reshaped(to: [b, t, 4 * configuration.hidden])
+        } else {
+            projected = first.inputProjection(embedding(tokens))
+        }
+        let (out, s) = lstm(projectedInput: projected, state: state)
         let logits = head(out.reshaped(to: [b * t, configuration.hidden])).reshaped(to: [b, t, configuration.vocabularySize])
         return (logits, s)
     }

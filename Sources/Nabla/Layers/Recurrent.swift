@@ -147,16 +147,24 @@ public final class LSTM<Scalar: TensorScalar>: Module<Scalar> {
     /// Each layer runs as one fused primitive (``Tensor/lstmSequence(projectedInput:weightHH:biasHH:h0:c0:)``):
     /// the input projection of every step in one product, then the recurrence.
     public func callAsFunction(_ x: Tensor<Scalar>, state: [State]? = nil) -> (output: Tensor<Scalar>, state: [State]) {
+        require(x.rank == 3 && x.shape[2] == cells[0].inputSize && x.shape[1] > 0,
+                "LSTM: sequence of shape \(x.shape) is not batch-first [B, T, \(cells[0].inputSize)] with T > 0")
+        return self(projectedInput: cells[0].inputProjection(x), state: state)
+    }
+
+    /// The same, from the first layer's input projection x W_ihᵀ + b_ih [B, T, 4H] computed by
+    /// the caller (an embedding can project its table once, ``LSTMLanguageModel``).
+    public func callAsFunction(projectedInput a: Tensor<Scalar>, state: [State]? = nil) -> (output: Tensor<Scalar>, state: [State]) {
         require(state == nil || state!.count == cells.count, "LSTM: \(state!.count) initial states for \(cells.count) layers")
-        var input = x, finals: [State] = []
+        require(a.rank == 3 && a.shape[2] == 4 * cells[0].hiddenSize && a.shape[1] > 0,
+                "LSTM: projected input of shape \(a.shape) is not batch-first [B, T, \(4 * cells[0].hiddenSize)] with T > 0")
+        var input = a, finals: [State] = []
         for (l, cell) in cells.enumerated() {
-            require(input.rank == 3 && input.shape[2] == cell.inputSize && input.shape[1] > 0,
-                    "LSTM: sequence of shape \(input.shape) is not batch-first [B, T, \(cell.inputSize)] with T > 0")
             let (b, t, h) = (input.shape[0], input.shape[1], cell.hiddenSize)
             let zero = Tensor<Scalar>.zeros(shape: [b, h])
             let s: State = state?[l] ?? (zero, zero)
-            let y = Tensor.lstmSequence(projectedInput: cell.inputProjection(input), weightHH: cell.weightHH.value, biasHH: cell.biasHH?.value,
-                                        h0: s.h, c0: s.c)
+            let y = Tensor.lstmSequence(projectedInput: l == 0 ? input : cell.inputProjection(input), weightHH: cell.weightHH.value,
+                                        biasHH: cell.biasHH?.value, h0: s.h, c0: s.c)
             input = y.slice(axis: 1, start: 0, end: t)
             finals.append((h: y.slice(axis: 1, start: t - 1, end: t).reshaped(to: [b, h]), c: y.slice(axis: 1, start: t, end: t + 1).reshaped(to: [b, h])))
         }

@@ -214,6 +214,7 @@ extension Tensor {
         require(rank == 2, "embedding: weight must be [num, dim], got \(shape)")
         let dim = shape[1]
         let pad = paddingIndex.map { $0 < 0 ? $0 + shape[0] : $0 }
+        if pad == nil { return takeRows(indices.values).reshaped(to: indices.shape + [dim]) }
         var positions = [Int](), padded = [Int]()
         positions.reserveCapacity(indices.values.count * dim)
         for v in indices.values {
@@ -227,5 +228,35 @@ extension Tensor {
         let out = take(flatIndices: positions, shape: indices.shape + [dim])
         guard pad != nil else { return out }
         return out + detached().take(flatIndices: padded, shape: indices.shape + [dim])
+    }
+
+    /// Rows `rows[0], rows[1], …` of a matrix [n, d]: [rows.count, d]. Repeated rows accumulate
+    /// gradient. The row-wise form of ``take(flatIndices:shape:)`` (a copy per row, not per element).
+    @inlinable public func takeRows(_ rows: [Int]) -> Tensor {
+        require(rank == 2, "take_rows: the table must be [n, d], got \(shape)")
+        let (n, d) = (shape[0], shape[1])
+        for r in rows where r < 0 || r >= n { require(false, "take_rows: row \(r) out of range for \(n) rows") }
+        let out = TensorStorage<Scalar>.make(count: rows.count * d)
+        withExtendedLifetime(self) {
+            for (i, r) in rows.enumerated() { (out.base + i * d).update(from: storage.base + r * d, count: d) }
+        }
+        return Tensor.record1("take_rows", self, output: Tensor(storage: out, shape: [rows.count, d])) { g, _ in
+            g.scatterAddingRows(rows, count: n)
+        }
+    }
+
+    /// A matrix [count, d] that is zero except that row i of `self` [rows.count, d] is added to
+    /// row `rows[i]`. The adjoint of ``takeRows(_:)``.
+    @inlinable public func scatterAddingRows(_ rows: [Int], count n: Int) -> Tensor {
+        require(rank == 2 && shape[0] == rows.count, "scatter_add_rows: \(rows.count) rows for a tensor of shape \(shape)")
+        let d = shape[1]
+        for r in rows where r < 0 || r >= n { require(false, "scatter_add_rows: row \(r) out of range for \(n) rows") }
+        let out = TensorStorage<Scalar>.make(repeating: 0, count: n * d)
+        withExtendedLifetime(self) {
+            for (i, r) in rows.enumerated() { Scalar._axpy(d, 1, storage.base + i * d, out.base + r * d) }
+        }
+        return Tensor.record1("scatter_add_rows", self, output: Tensor(storage: out, shape: [n, d])) { g, _ in
+            g.takeRows(rows)
+        }
     }
 }
