@@ -44,6 +44,35 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         for text in expected { #expect(err.contains(text), "\(name): '\(text)' missing from: \(err.prefix(400))") }
     }
 
+    /// `nabla lm`: files and data that cannot be used end the command with status 1 and a message
+    /// that names the problem (an empty or binary text, a prompt character outside the
+    /// vocabulary); a flag out of range is a usage error (64); temperature 0 is greedy decoding.
+    @Test func languageModelCommandsRefuseBadInputWithAMessage() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-lm-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let empty = folder.appendingPathComponent("empty.txt"), binary = folder.appendingPathComponent("binary.txt")
+        let text = folder.appendingPathComponent("text.txt"), run = folder.appendingPathComponent("run").path
+        try Data().write(to: empty)
+        try Data([0x66, 0xFF, 0xFE, 0x00, 0x80]).write(to: binary)
+        try Data(String(repeating: "to be or not to be, that is the question.\n", count: 20).utf8).write(to: text)
+        let emptyRun = try runNabla(["lm", "train", "--text", empty.path, "--iters", "1"])
+        #expect(emptyRun.status == 1 && emptyRun.err.contains("empty"), "\(emptyRun.status) \(emptyRun.err)")
+        let binaryRun = try runNabla(["lm", "train", "--text", binary.path, "--iters", "1"])
+        #expect(binaryRun.status == 1 && binaryRun.err.contains("UTF-8"), "\(binaryRun.status) \(binaryRun.err)")
+        let trained = try runNabla(["lm", "train", "--text", text.path, "--model", "gpt:1,1,8", "--context", "8", "--batch", "2",
+                                    "--iters", "2", "--eval-interval", "1", "--eval-batches", "1", "--out", run, "--json"])
+        #expect(trained.status == 0 && trained.out.contains("\"val_loss\""), "\(trained.err)")
+        let foreign = try runNabla(["lm", "sample", run, "--prompt", "toZ", "--tokens", "3"])
+        #expect(foreign.status == 1 && foreign.err.contains("\"Z\""), "\(foreign.status) \(foreign.err)")
+        let negative = try runNabla(["lm", "sample", run, "--temperature", "-1"])
+        #expect(negative.status == 64 && negative.err.contains("--temperature"), "\(negative.status) \(negative.err)")
+        let greedy = try runNabla(["lm", "sample", run, "--temperature", "0", "--tokens", "5", "--prompt", "to"])
+        #expect(greedy.status == 0 && greedy.out.hasPrefix("to"), "\(greedy.status) \(greedy.err)")
+        let again = try runNabla(["lm", "sample", run, "--temperature", "0", "--tokens", "5", "--prompt", "to", "--seed", "9"])
+        #expect(again.out == greedy.out, "greedy decoding depends on the seed")
+    }
+
     /// A short fault-injection run (scripts/kill-test does 30): SIGKILL during training, then
     /// --resume reaches the uninterrupted run's weights bit for bit.
     @Test func killedTrainingResumesToTheSameWeights() throws {

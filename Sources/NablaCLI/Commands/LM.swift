@@ -13,10 +13,10 @@ struct LanguageModelRunCard: Codable {
 
     static func read(_ folder: String) throws -> LanguageModelRunCard {
         guard let data = FileManager.default.contents(atPath: file(folder, fileName)) else {
-            throw ValidationError("\(folder): no \(fileName); give the folder of a `nabla lm train` run")
+            throw RunFailure(message: "\(folder): no \(fileName); give the folder of a `nabla lm train` run")
         }
         do { return try JSONDecoder().decode(LanguageModelRunCard.self, from: data) } catch {
-            throw ValidationError("\(folder)/\(fileName) cannot be read: \(error)")
+            throw RunFailure(message: "\(folder)/\(fileName) cannot be read: \(error)")
         }
     }
 }
@@ -115,7 +115,7 @@ struct LM: ParsableCommand {
                 let path = text ?? TextCorpus.bundledShakespearePath ?? ""
                 card = LanguageModelRunCard(settings: s, tokenizer: try CharacterTokenizer(characters: ["\n"]), text: path)
                 if let out, FileManager.default.fileExists(atPath: file(out, LanguageModelRunCard.fileName)) {
-                    throw ValidationError("--out \(out) already holds a run; continue it with --resume \(out), or choose another folder")
+                    throw RunFailure(message: "--out \(out) already holds a run; continue it with --resume \(out), or choose another folder")
                 }
                 folder = out ?? defaultFolder(s)
             }
@@ -123,14 +123,14 @@ struct LM: ParsableCommand {
             do {
                 corpus = try TextCorpus(file: card.text, tokenizer: resume == nil ? nil : card.tokenizer)
                 try corpus.check(context: card.settings.context)
-            } catch let e as TextError { throw ValidationError(e.message) }
+            } catch let e as TextError { throw RunFailure(message: e.message) }
             card.tokenizer = corpus.tokenizer
             let trainer: LanguageModelTrainer
-            do { trainer = try LanguageModelTrainer(settings: card.settings, corpus: corpus) } catch let e as TextError { throw ValidationError(e.message) }
+            do { trainer = try LanguageModelTrainer(settings: card.settings, corpus: corpus) } catch let e as TextError { throw RunFailure(message: e.message) }
             let checkpointPath = file(folder, "checkpoint.safetensors")
             if resume != nil, FileManager.default.fileExists(atPath: checkpointPath) {
                 do { try trainer.resume(from: SafeTensors.read(checkpointPath), path: checkpointPath) } catch {
-                    throw ValidationError("cannot resume from \(folder): \(error)")
+                    throw RunFailure(message: "cannot resume from \(folder): \(error)")
                 }
             }
             do {
@@ -138,7 +138,7 @@ struct LM: ParsableCommand {
                 let e = JSONEncoder()
                 e.outputFormatting = [.prettyPrinted, .sortedKeys]
                 try writeAtomically(e.encode(card), to: file(folder, LanguageModelRunCard.fileName))
-            } catch { throw ValidationError("cannot write the run folder \(folder): \(error)") }
+            } catch { throw RunFailure(message: "cannot write the run folder \(folder): \(error)") }
             let s = card.settings
             let show = !quiet && !json
             if show {
@@ -182,7 +182,7 @@ struct LM: ParsableCommand {
                     }
                     let loss = trainer.step()
                     guard loss.isFinite else {
-                        throw ValidationError("the training loss became \(loss) at iteration \(trainer.iteration); lower --lr")
+                        throw RunFailure(message: "the training loss became \(loss) at iteration \(trainer.iteration); lower --lr")
                     }
                     recent.append(loss)
                     if recent.count > 20 { recent.removeFirst() }
@@ -200,8 +200,8 @@ struct LM: ParsableCommand {
                     }
                 }
                 if trainer.history.last?.iteration != trainer.iteration { try evaluate() }
-            } catch let e as ExitCode { throw e } catch let e as ValidationError { throw e } catch {
-                throw ValidationError("cannot write the run folder \(folder): \(error)")
+            } catch let e as ExitCode { throw e } catch let e as RunFailure { throw e } catch {
+                throw RunFailure(message: "cannot write the run folder \(folder): \(error)")
             }
 
             // 3. Results: the model, the loss curve, a sample, the summary.
@@ -217,7 +217,7 @@ struct LM: ParsableCommand {
                 let ids = try trainer.model.generate(prompt: try corpus.tokenizer.encode("\n"), count: 200, options: SamplingOptions(temperature: 1, topK: nil, seed: 0))
                 sample = corpus.tokenizer.decode(ids)
                 try writeAtomically(sample, to: file(folder, "sample.txt"))
-            } catch { throw ValidationError("cannot write the results to \(folder): \(error)") }
+            } catch { throw RunFailure(message: "cannot write the results to \(folder): \(error)") }
             let summary = OrderedJSON([("model", .string(s.model.description)), ("parameters", .number(Double(trainer.model.module.parameterCount()))),
                                        ("iters", .number(Double(trainer.iteration))), ("train_loss", .number(last.trainLoss)), ("val_loss", .number(last.validationLoss)),
                                        ("val_bits_per_char", .number(last.validationLoss / Foundation.log(2))), ("seconds", .number(trainer.trainingSeconds)),
@@ -274,11 +274,11 @@ struct LM: ParsableCommand {
                     try model.module.load(SafeTensors.Archive(tensors: a.tensors.filter { $0.key.hasPrefix("model.") }
                         .reduce(into: [:]) { $0[String($1.key.dropFirst(6))] = $1.value }), path: checkpoint)
                 } else {
-                    throw ValidationError("\(folder) has no model.safetensors or checkpoint yet")
+                    throw RunFailure(message: "\(folder) has no model.safetensors or checkpoint yet")
                 }
-            } catch let e as ValidationError { throw e } catch { throw ValidationError("cannot load the model of \(folder): \(error)") }
+            } catch let e as RunFailure { throw e } catch { throw RunFailure(message: "cannot load the model of \(folder): \(error)") }
             let ids: [Int]
-            do { ids = try card.tokenizer.encode(prompt) } catch let e as TextError { throw ValidationError("--prompt: \(e.message)") }
+            do { ids = try card.tokenizer.encode(prompt) } catch let e as TextError { throw RunFailure(message: "--prompt: \(e.message)") }
             let options = SamplingOptions(temperature: temperature, topK: topK == 0 ? nil : topK, seed: seed, useCache: !noCache)
             if !json { print(prompt, terminator: ""); fflush(stdout) }
             let start = Date()
@@ -287,7 +287,7 @@ struct LM: ParsableCommand {
                 out = try model.generate(prompt: ids, count: tokens, options: options) { t in
                     if !json { print(card.tokenizer.characters[t], terminator: ""); fflush(stdout) }
                 }
-            } catch let e as TextError { throw ValidationError(e.message) }
+            } catch let e as TextError { throw RunFailure(message: e.message) }
             let seconds = Date().timeIntervalSince(start)
             if json {
                 print(OrderedJSON([("prompt", .string(prompt)), ("text", .string(card.tokenizer.decode(out))), ("tokens", .number(Double(out.count))),
