@@ -70,6 +70,8 @@ let primitiveCases: [PrimitiveCase] = [
     .init(name: "variance", inputs: { [randn([3, 5], seed: 60)] }, f: { $0[0].variance(axes: [1], correction: 1) }),
     .init(name: "conv2d (stride, padding, dilation, groups)", inputs: { [randn([2, 4, 6, 5], seed: 61), randn([6, 2, 3, 2], seed: 62), randn([6], seed: 63)] },
           f: { $0[0].conv2d(weight: $0[1], bias: $0[2], stride: [2, 1], padding: [1, 1], dilation: [1, 2], groups: 2) }),
+    .init(name: "conv2d (ungrouped primitive: stride, padding, dilation)", inputs: { [randn([2, 3, 6, 5], seed: 61), randn([4, 3, 3, 2], seed: 62), randn([4], seed: 63)] },
+          f: { $0[0].conv2d(weight: $0[1], bias: $0[2], stride: [2, 1], padding: [1, 2], dilation: [1, 2]) }),
     .init(name: "conv1d", inputs: { [randn([2, 3, 9], seed: 64), randn([4, 3, 3], seed: 65)] }, f: { $0[0].conv1d(weight: $0[1], stride: 2, padding: 1) }),
     .init(name: "max pool", inputs: { [randn([1, 2, 5, 5], seed: 66)] }, f: { $0[0].maxPool2d(kernelSize: [3, 3], stride: [2, 2], padding: [1, 1]) }, smooth: false),
     .init(name: "avg pool", inputs: { [randn([1, 2, 5, 5], seed: 67)] }, f: { $0[0].avgPool2d(kernelSize: [3, 3], stride: [2, 2], padding: [1, 1], countIncludingPadding: false) }),

@@ -73,6 +73,24 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         #expect(again.out == greedy.out, "greedy decoding depends on the seed")
     }
 
+    /// `nabla train --data mnist --data-dir DIR --model cnn:…`: a convolutional network trained
+    /// from the command line on the four IDX files (slices here), tested on the t10k file; a
+    /// spec whose poolings do not fit the image, and a folder without the files, end with
+    /// status 1 and a message naming the flag or the files.
+    @Test func convolutionalNetworkTrainsOnAnImageSetByName() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-cnn-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let run = try runNabla(["train", "--data", "mnist", "--data-dir", fixture("mnist-slice"), "--model", "cnn:4/16+bn", "--epochs", "2",
+                                "--batch", "32", "--out", folder.appendingPathComponent("run").path, "--json", "--quiet"])
+        #expect(run.status == 0, "\(run.err)")
+        #expect(run.out.contains("\"test_samples\":100") && run.out.contains("\"model\":\"cnn:4/16+bn\""), "\(run.out)")
+        let deep = try runNabla(["train", "--data", "mnist", "--data-dir", fixture("mnist-slice"), "--model", "cnn:2,2,2,2,2", "--out", folder.appendingPathComponent("deep").path])
+        #expect(deep.status == 1 && deep.err.contains("--model cnn:2,2,2,2,2") && deep.err.contains("below 1 × 1"), "\(deep.err)")
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("deep/model.safetensors").path))
+        let missing = try runNabla(["train", "--data", "fashion-mnist", "--data-dir", fixture("fashion-slice"), "--model", "cnn"])
+        #expect(missing.status == 1 && missing.err.contains("train-images-idx3-ubyte"), "\(missing.err)")
+    }
+
     /// A short fault-injection run (scripts/kill-test does 30): SIGKILL during training, then
     /// --resume reaches the uninterrupted run's weights bit for bit.
     @Test func killedTrainingResumesToTheSameWeights() throws {

@@ -140,6 +140,16 @@ int nb_set_instruction_level(int level);
 int nb_raw_sgemm(long M, long N, long K, const float *A, const float *B, float *C);
 int nb_raw_dgemm(long M, long N, long K, const double *A, const double *B, double *C);
 
+/* The geometry of sliding windows over [C, H, W] images: kernel, stride, padding, dilation and
+   the output size. */
+typedef struct { long c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow; } nb_window;
+void nb_im2col_f32(const nb_window *g, const float *x, float *cols);
+void nb_im2col_f64(const nb_window *g, const double *x, double *cols);
+void nb_col2im_f32(const nb_window *g, const float *cols, float *dx);
+void nb_col2im_f64(const nb_window *g, const double *cols, double *dx);
+void nb_maxpool2d_f32(const nb_window *g, long planes, const float *x, float *y, long *arg);
+void nb_maxpool2d_f64(const nb_window *g, long planes, const double *x, double *y, long *arg);
+
 /* Tensor buffers (64-byte aligned), reused through a per-thread cache by size class; free with
    the size they were allocated with. */
 void *nb_buffer_alloc(size_t bytes);

@@ -324,3 +324,16 @@ extension Module: CustomStringConvertible {
         return lines.joined(separator: "\n")
     }
 }
+
+extension Sequential {
+    /// The network's outputs for the rows of `x`, computed `rows` at a time and joined: the values
+    /// of `self(x)` (to the rounding of products of other shapes) for layers that treat rows
+    /// independently, as in evaluation mode, without the activations of every row at once —
+    /// gigabytes for a convolutional network over a whole data set.
+    public func outputs(_ x: Tensor<Scalar>, rows chunk: Int = 512) -> Tensor<Scalar> {
+        require(chunk >= 1, "Sequential.outputs: rows must be at least 1, got \(chunk)")
+        let n = x.shape.first ?? 0
+        guard n > chunk else { return self(x) }
+        return Tensor.concatenate(stride(from: 0, to: n, by: chunk).map { self(x.slice(axis: 0, start: $0, end: Swift.min($0 + chunk, n))) }, axis: 0)
+    }
+}

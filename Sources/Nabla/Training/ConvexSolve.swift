@@ -11,7 +11,7 @@ public struct ConvexSolution: Sendable {
 
 extension ModelSpec {
     /// Whether the model is one linear layer on a convex loss (linear, logistic, svm).
-    public var isConvex: Bool { kind != .mlp }
+    public var isConvex: Bool { kind == .linear || kind == .logistic || kind == .svm }
 
     /// Solves the model's problem on features `x` [n, d]:
     /// - `linear`: least squares with the penalty λ/2 ‖W‖² on the mean squared error, in
@@ -57,7 +57,7 @@ extension ModelSpec {
             var offsets = weight.shape[0] == 1 ? [0] + bias : bias
             while rows.count < classes { rows.append([Double](repeating: 0, count: d)); offsets.append(-1e30) }
             return ConvexSolution(weight: Tensor(shape: [classes, d], scalars: rows.flatMap { $0 }), bias: offsets, method: method)
-        case .mlp:
+        case .mlp, .cnn:
             usageFailure("ModelSpec.solve: an MLP is not convex")
         }
     }

@@ -73,6 +73,8 @@ public struct TrainConfiguration: RunSettingsFile, Sendable, Equatable {
     public var freeze: [String]?
     /// Fine-tuning: the learning rate of the last layer (the head), if not the others'.
     public var headLearningRate: Double?
+    /// The folder of a named image set's files (`--data mnist --data-dir DIR`; nil: the default).
+    public var dataDir: String?
 
     public init(data: String, target: String? = nil, categorical: [String], task: Task? = nil, model: String, activation: String, dropout: Double, batch: String, optimizer: String, learningRate: Double? = nil, momentum: Double, weightDecay: Double, schedule: String, clip: Double? = nil, epochs: Int, patience: Int? = nil, minDelta: Double, tolerance: Double? = nil, l1: Double, l2: Double, seed: UInt64, test: Double, validation: Double, scale: String, solve: Bool? = nil) {
         self.data = data
@@ -115,10 +117,13 @@ extension TrainConfiguration {
             throw RunSettingsError("--test and --validation must be fractions with test > 0 and test + validation < 1 (got \(c.test) and \(c.validation))")
         }
         guard let spec = ModelSpec(parsing: c.model, activation: c.activation, dropout: c.dropout) else {
-            throw RunSettingsError("--model '\(c.model)' is not one of linear, logistic, svm, mlp or mlp:H1,H2 (positive sizes); --activation must be relu, tanh, sigmoid or gelu, --dropout in [0, 1)")
+            throw RunSettingsError("--model '\(c.model)' is not one of linear, logistic, svm, mlp, mlp:H1,H2, cnn or cnn:C1,C2/H1[+bn] (positive sizes); --activation must be relu, tanh, sigmoid or gelu, --dropout in [0, 1)")
         }
         if let widest = spec.hidden.max(), widest > 100_000 {
             throw RunSettingsError("--model \(c.model): a hidden layer of \(widest) units is more than this tool trains (at most 100000)")
+        }
+        if let widest = spec.channels?.max(), widest > 4096 {
+            throw RunSettingsError("--model \(c.model): a convolution of \(widest) channels is more than this tool trains (at most 4096)")
         }
         guard c.batch == "full" || (Int(c.batch) ?? 0) > 0 else { throw RunSettingsError("--batch must be full, 1 or a positive batch size, got '\(c.batch)'") }
         guard c.epochs >= 1, c.epochs <= 10_000_000 else { throw RunSettingsError("--epochs must be between 1 and 10000000, got \(c.epochs)") }

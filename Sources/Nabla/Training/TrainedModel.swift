@@ -21,7 +21,7 @@ public struct TrainedModel {
     public func scaled(_ x: Tensor<Double>) -> Tensor<Float> { Tensor<Float>(converting: card.scaler.transform(x)) }
 
     /// The network's outputs (scores, or standardized values for regression) for raw features.
-    public func outputs(_ x: Tensor<Double>) -> Tensor<Float> { withoutGradients { network(scaled(x)) } }
+    public func outputs(_ x: Tensor<Double>) -> Tensor<Float> { withoutGradients { network.outputs(scaled(x)) } }
 
     /// The class index of each row's target cell (classification), or nil when the table has no
     /// target column; a class the model does not know is an error naming the row.

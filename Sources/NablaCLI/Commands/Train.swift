@@ -29,11 +29,12 @@ struct Train: ParsableCommand {
           nabla train --resume runs/mlp-64-digits-20260101-120000
         """)
 
-    @Option(help: "Bundled data set name, a CSV file, or an MNIST-style IDX images file (…-images-idx3-ubyte[.gz], labels beside it).") var data: String = "digits"
+    @Option(help: "Bundled data set name, mnist or fashion-mnist (the four IDX files in --data-dir), a CSV file, or an MNIST-style IDX images file (…-images-idx3-ubyte[.gz], labels beside it).") var data: String = "digits"
+    @Option(help: "--data mnist|fashion-mnist: the folder holding train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, plain or .gz (default: $NABLA_DATA_DIR/NAME, else data/NAME).") var dataDir: String?
     @Option(help: "Target column of a CSV file (default: the last column).") var target: String?
     @Option(help: "CSV columns to one-hot encode, comma-separated (text columns are encoded anyway).") var categorical: String?
     @Option(help: "classification or regression (default: inferred from the target column).") var task: String?
-    @Option(help: "linear, logistic, svm, or mlp:H1,H2,... (hidden layer sizes).") var model: String = "mlp:64"
+    @Option(help: "linear, logistic, svm, mlp:H1,H2,... (hidden layer sizes), or cnn:C1,C2,.../H1,... (3×3 convolution channels, each followed by 2×2 max pooling / dense sizes; +bn adds batch norm; cnn alone is cnn:32,64/256+bn) for square one-channel images.") var model: String = "mlp:64"
     @Option(help: "Activation of the MLP's hidden layers: relu, tanh, sigmoid, gelu.") var activation: String = "relu"
     @Option(help: "Dropout probability after each hidden layer.") var dropout: Double = 0
     @Option(help: "Samples per step: full (batch gradient descent), 1 (stochastic), or N (mini-batch).") var batch: String = "32"
@@ -52,7 +53,7 @@ struct Train: ParsableCommand {
     @Option(help: "Seed of the split, the initial weights, the batch order and dropout.") var seed: UInt64 = 0
     @Option(help: "Fraction of the data held out for the test.") var test: Double = 0.2
     @Option(help: "Fraction of the data held out for validation (early stopping, curves).") var validation: Double = 0.1
-    @Option(help: "Feature scaling fitted on the training rows: standard, minmax, none.") var scale: String = "standard"
+    @Option(help: "Feature scaling fitted on the training rows: standard, minmax, none (default: standard; none for images, whose pixels are scaled to [0, 1]).") var scale: String?
     @Option(help: "Run folder (default: runs/MODEL-DATA-TIME).") var out: String?
     @Option(help: "Continue the run in this folder from its last checkpoint.") var resume: String?
     @Option(help: "Least seconds between checkpoints (0: every epoch); the last epoch's is always written at the end and on Ctrl-C.") var checkpointEvery: Double = 10
@@ -79,10 +80,11 @@ struct Train: ParsableCommand {
                            model: model, activation: activation, dropout: dropout, batch: batch, optimizer: optimizer ?? "adam", learningRate: learningRate,
                            momentum: momentum, weightDecay: weightDecay, schedule: schedule, clip: clip, epochs: epochs ?? 60,
                            patience: patience, minDelta: minDelta, tolerance: tolerance, l1: l1, l2: l2, seed: seed, test: test,
-                           validation: validation, scale: scale,
+                           validation: validation, scale: scale ?? (ImageSet(rawValue: data) != nil || data.contains("idx3-ubyte") ? "none" : "standard"),
                            solve: (ModelSpec(parsing: model)?.isConvex ?? false) && optimizer == nil && learningRate == nil && l1 == 0 && pca == nil)
         let frozen = freeze.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         (c.pca, c.initFrom, c.freeze, c.headLearningRate) = (pca, initFrom, frozen?.isEmpty == true ? nil : frozen, headLr)
+        c.dataDir = dataDir
         return c
     }
 
@@ -179,6 +181,8 @@ struct Train: ParsableCommand {
             prepared = try PreparedData(config, scaler: sourceCard?.scaler, scalerFeatures: sourceCard?.features)
             guard var s = ModelSpec(parsing: config.model, activation: config.activation, dropout: config.dropout) else { throw RunFailure(message: "bad model '\(config.model)'") }
             s.pca = config.pca
+            if s.kind == .cnn && config.pca != nil { throw RunFailure(message: "--pca projects the pixels; a cnn reads them as an image (leave out one of the two)") }
+            if let problem = s.problem(inputs: prepared.featureNames.count) { throw RunFailure(message: problem) }
             guard s.supports(prepared.task) else {
                 throw RunFailure(message: "the \(s.kind.rawValue) model does not do \(prepared.task.rawValue) (the target '\(prepared.targetName)' of \(config.data) is \(prepared.task == .regression ? "real-valued" : "a class label")); use \(prepared.task == .regression ? "linear or mlp" : "logistic, svm or mlp")")
             }
@@ -430,7 +434,7 @@ struct Train: ParsableCommand {
         for (k, v) in testMetrics.sorted(by: { $0.key < $1.key }) { summary.append(("test_\(k)", .number(v))) }
         var confusion: [[Int]]?
         if prepared.task == .classification {
-            let predicted = withoutGradients { network(prepared.test.x) }.argmax(axis: 1)
+            let predicted = withoutGradients { network.outputs(prepared.test.x) }.argmax(axis: 1)
             confusion = Metrics.confusionMatrix(predicted: predicted, actual: prepared.test.labels!.values, classes: prepared.classNames.count)
             summary.append(("confusion_matrix", .array(confusion!.map { .array($0.map { .number(Double($0)) }) })))
             summary.append(("classes", .array(prepared.classNames.map { .string($0) })))
@@ -544,7 +548,13 @@ struct PreparedData {
     /// `scaler` (fitted on `scalerFeatures`): use it instead of fitting one, when the features are the same.
     init(_ c: TrainConfiguration, scaler given: FeatureScaler? = nil, scalerFeatures: [String]? = nil) throws {
         let dataset: Dataset
-        if let bundled = Dataset.Bundled(rawValue: c.data) ?? Dataset.Bundled.allCases.first(where: { "\($0)" == c.data }) {
+        var testSet: Dataset? = nil
+        if let images = ImageSet(rawValue: c.data) {
+            // The official training images for training and validation, t10k for the test.
+            let (train, test) = try images.load(from: images.folder(c.dataDir))
+            dataset = train
+            testSet = test
+        } else if let bundled = Dataset.Bundled(rawValue: c.data) ?? Dataset.Bundled.allCases.first(where: { "\($0)" == c.data }) {
             dataset = try Dataset.bundled(bundled, target: c.target, task: c.task)
         } else {
             var isFolder: ObjCBool = false
@@ -567,7 +577,12 @@ struct PreparedData {
         if dataset.task == .classification && dataset.classCount < 2 {
             throw RunFailure(message: "\(c.data): the target '\(dataset.targetName)' has only one class")
         }
-        let parts = dataset.splitIndices(fractions: [c.test, c.validation, 1 - c.test - c.validation], seed: c.seed)
+        var parts = dataset.splitIndices(fractions: [c.test, c.validation, 1 - c.test - c.validation], seed: c.seed)
+        if testSet != nil {
+            // A separate test file: the training file splits into validation and training only.
+            let v = dataset.splitIndices(fractions: [c.validation, 1 - c.validation], seed: c.seed)
+            parts = [Array(0..<testSet!.count), v[0], v[1]]
+        }
         guard !parts[0].isEmpty, !parts[2].isEmpty, c.validation == 0 || !parts[1].isEmpty else {
             var reason = "\(c.data): \(dataset.count) samples are too few for the test and validation fractions"
             if dataset.task == .classification {
@@ -605,7 +620,7 @@ struct PreparedData {
         trainTargets = dataset.task == .regression ? trainSet.targets.map { ($0 - mean) / scale } : nil
         train = make(trainSet)
         validation = c.validation > 0 ? make(dataset.subset(parts[1])) : nil
-        test = make(dataset.subset(parts[0]))
+        test = make(testSet ?? dataset.subset(parts[0]))
         task = dataset.task
         featureNames = dataset.featureNames
         classNames = dataset.classNames
@@ -616,7 +631,7 @@ struct PreparedData {
     /// Loss and accuracy (classification) or R² and MSE (regression) of the model on a split.
     func evaluate(_ model: Sequential<Float>, spec: ModelSpec, on s: Split) -> [String: Double] {
         withoutGradients {
-            let out = model(s.x)
+            let out = model.outputs(s.x)
             let loss = Double(spec.loss(out, classes: s.labels, values: s.values).scalar)
             if let labels = s.labels {
                 return ["loss": loss, "accuracy": Metrics.accuracy(predicted: out.argmax(axis: 1), actual: labels.values)]

@@ -1,0 +1,81 @@
+// Windows of images for convolution and pooling: im2col (an image's C×KH×KW windows as the rows
+// of a [C·KH·KW, OH·OW] matrix, zeros where a window reaches into the padding), its adjoint
+// col2im (adding the rows back onto the image), and max pooling with the position of each
+// window's winner. One image (or one plane) at a time; the caller loops over the batch.
+#include "nabla_kernels.h"
+
+#define NB_WINDOWS(T, S)                                                                                   \
+void nb_im2col_##S(const nb_window *g, const T *x, T *cols) {                                             \
+    const long L = g->oh * g->ow;                                                                         \
+    for (long c = 0; c < g->c; c++)                                                                       \
+        for (long ky = 0; ky < g->kh; ky++)                                                               \
+            for (long kx = 0; kx < g->kw; kx++) {                                                         \
+                T *row = cols + ((c * g->kh + ky) * g->kw + kx) * L;                                      \
+                for (long oy = 0; oy < g->oh; oy++) {                                                     \
+                    long iy = oy * g->sh - g->ph + ky * g->dh;                                            \
+                    T *r = row + oy * g->ow;                                                              \
+                    if (iy < 0 || iy >= g->h) { for (long ox = 0; ox < g->ow; ox++) r[ox] = 0; continue; }\
+                    const T *xr = x + (c * g->h + iy) * g->w;                                             \
+                    long x0 = kx * g->dw - g->pw;                                                         \
+                    if (g->sw == 1 && x0 >= 0 && x0 + g->ow <= g->w) {                                    \
+                        for (long ox = 0; ox < g->ow; ox++) r[ox] = xr[x0 + ox];                          \
+                    } else {                                                                              \
+                        for (long ox = 0; ox < g->ow; ox++) {                                             \
+                            long ix = ox * g->sw + x0;                                                    \
+                            r[ox] = ix >= 0 && ix < g->w ? xr[ix] : (T)0;                                 \
+                        }                                                                                 \
+                    }                                                                                     \
+                }                                                                                         \
+            }                                                                                             \
+}                                                                                                         \
+void nb_col2im_##S(const nb_window *g, const T *cols, T *dx) {                                            \
+    const long L = g->oh * g->ow;                                                                         \
+    for (long c = 0; c < g->c; c++)                                                                       \
+        for (long ky = 0; ky < g->kh; ky++)                                                               \
+            for (long kx = 0; kx < g->kw; kx++) {                                                         \
+                const T *row = cols + ((c * g->kh + ky) * g->kw + kx) * L;                                \
+                for (long oy = 0; oy < g->oh; oy++) {                                                     \
+                    long iy = oy * g->sh - g->ph + ky * g->dh;                                            \
+                    if (iy < 0 || iy >= g->h) continue;                                                   \
+                    const T *r = row + oy * g->ow;                                                        \
+                    T *dr = dx + (c * g->h + iy) * g->w;                                                  \
+                    long x0 = kx * g->dw - g->pw;                                                         \
+                    if (g->sw == 1 && x0 >= 0 && x0 + g->ow <= g->w) {                                    \
+                        for (long ox = 0; ox < g->ow; ox++) dr[x0 + ox] += r[ox];                         \
+                    } else {                                                                              \
+                        for (long ox = 0; ox < g->ow; ox++) {                                             \
+                            long ix = ox * g->sw + x0;                                                    \
+                            if (ix >= 0 && ix < g->w) dr[ix] += r[ox];                                    \
+                        }                                                                                 \
+                    }                                                                                     \
+                }                                                                                         \
+            }                                                                                             \
+}                                                                                                         \
+/* Max over each window of `planes` planes (g->c is ignored); arg[i] = the winner's flat index */          \
+/* in the whole input, or -1 when the window lies in the padding. The first of equal values wins, */      \
+/* and a NaN wins only where it comes first. */                                                           \
+void nb_maxpool2d_##S(const nb_window *g, long planes, const T *x, T *y, long *arg) {                      \
+    for (long p = 0; p < planes; p++) {                                                                   \
+        const T *xp = x + p * g->h * g->w;                                                                \
+        for (long oy = 0; oy < g->oh; oy++)                                                               \
+            for (long ox = 0; ox < g->ow; ox++) {                                                         \
+                long best = -1;                                                                           \
+                for (long ky = 0; ky < g->kh; ky++) {                                                     \
+                    long iy = oy * g->sh - g->ph + ky * g->dh;                                            \
+                    if (iy < 0 || iy >= g->h) continue;                                                   \
+                    for (long kx = 0; kx < g->kw; kx++) {                                                 \
+                        long ix = ox * g->sw - g->pw + kx * g->dw;                                        \
+                        if (ix < 0 || ix >= g->w) continue;                                               \
+                        long j = iy * g->w + ix;                                                          \
+                        if (best < 0 || xp[j] > xp[best]) best = j;                                       \
+                    }                                                                                     \
+                }                                                                                         \
+                long o = (p * g->oh + oy) * g->ow + ox;                                                   \
+                y[o] = best < 0 ? (T)0 : xp[best];                                                        \
+                arg[o] = best < 0 ? -1 : p * g->h * g->w + best;                                          \
+            }                                                                                             \
+    }                                                                                                     \
+}
+
+NB_WINDOWS(float, f32)
+NB_WINDOWS(double, f64)

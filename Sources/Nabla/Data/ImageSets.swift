@@ -1,0 +1,78 @@
+import Foundation
+
+/// The image data sets known by name (`nabla train --data mnist`): MNIST's four IDX files
+/// (plain or gzip'd) in one folder — the official training images for training and validation,
+/// the t10k images as the test set. Pixels are scaled to [0, 1], one row of H·W features per
+/// image (a `cnn` model reshapes it to [N, 1, H, W]).
+public enum ImageSet: String, CaseIterable, Sendable {
+    case mnist
+    case fashionMNIST = "fashion-mnist"
+
+    /// The environment variable naming a folder with one subfolder per data set
+    /// (`$NABLA_DATA_DIR/mnist`, `$NABLA_DATA_DIR/fashion-mnist`), the default of `--data-dir`.
+    public static let environmentVariable = "NABLA_DATA_DIR"
+
+    /// The four files, without `.gz`.
+    public static let fileNames = (trainImages: "train-images-idx3-ubyte", trainLabels: "train-labels-idx1-ubyte",
+                                   testImages: "t10k-images-idx3-ubyte", testLabels: "t10k-labels-idx1-ubyte")
+
+    public var classNames: [String] {
+        switch self {
+        case .mnist: return (0..<10).map(String.init)
+        case .fashionMNIST: return ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+        }
+    }
+
+    /// Where the files come from (for the message when they are missing).
+    public var source: String {
+        switch self {
+        case .mnist: return "MNIST (Y. LeCun, C. Cortes, C. J. C. Burges), e.g. from a mirror of yann.lecun.com/exdb/mnist"
+        case .fashionMNIST: return "Fashion-MNIST (Zalando, MIT licence), github.com/zalando-research/fashion-mnist"
+        }
+    }
+
+    /// The folder to read: `given`, else `$NABLA_DATA_DIR/<name>`, else `data/<name>` under the
+    /// current directory.
+    public func folder(_ given: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let given { return given }
+        if let root = environment[ImageSet.environmentVariable], !root.isEmpty { return (root as NSString).appendingPathComponent(rawValue) }
+        return ("data" as NSString).appendingPathComponent(rawValue)
+    }
+
+    /// The path of `name` in `folder`, plain or `.gz`; nil when neither exists.
+    static func locate(_ name: String, in folder: String) -> String? {
+        for candidate in [name, name + ".gz"] {
+            let path = (folder as NSString).appendingPathComponent(candidate)
+            if FileManager.default.fileExists(atPath: path) { return path }
+        }
+        return nil
+    }
+
+    /// The training and test sets from `folder`. A missing file is an error that names it and
+    /// says where the files go; a file that is not IDX, is truncated, or whose images and labels
+    /// disagree is an error that names the file.
+    public func load(from folder: String, trainLimit: Int? = nil) throws -> (train: Dataset, test: Dataset) {
+        let n = ImageSet.fileNames
+        var paths: [String] = []
+        var missing: [String] = []
+        for name in [n.trainImages, n.trainLabels, n.testImages, n.testLabels] {
+            if let p = ImageSet.locate(name, in: folder) { paths.append(p) } else { missing.append(name) }
+        }
+        guard missing.isEmpty else {
+            throw DataFileError(path: folder, message: "\(rawValue): missing \(missing.joined(separator: ", ")) (plain or .gz). Put the four files of "
+                + "\(source) — \([n.trainImages, n.trainLabels, n.testImages, n.testLabels].joined(separator: ", ")) — in one folder and name it with "
+                + "--data-dir DIR, or set \(ImageSet.environmentVariable) to a folder holding \(rawValue)/")
+        }
+        var train = try Dataset.readIDX(images: paths[0], labels: paths[1], limit: trainLimit)
+        var test = try Dataset.readIDX(images: paths[2], labels: paths[3])
+        for part in [train, test] where part.classCount > classNames.count {
+            throw DataFileError(path: folder, message: "\(rawValue): a label of \(part.classCount - 1) is outside the \(classNames.count) classes")
+        }
+        guard train.featureCount == test.featureCount else {
+            throw DataFileError(path: paths[2], message: "test images of \(test.featureCount) pixels, training images of \(train.featureCount)")
+        }
+        train.classNames = classNames
+        test.classNames = classNames
+        return (train, test)
+    }
+}
