@@ -1,12 +1,13 @@
 // Windows of images for convolution and pooling: im2col (an image's C×KH×KW windows as the rows
-// of a [C·KH·KW, OH·OW] matrix, zeros where a window reaches into the padding), its adjoint
-// col2im (adding the rows back onto the image), and max pooling with the position of each
-// window's winner. One image (or one plane) at a time; the caller loops over the batch.
+// of a [C·KH·KW, OH·OW] block of a matrix whose rows are `ld` apart — a batch's images side by
+// side in one [C·KH·KW, N·OH·OW] matrix — zeros where a window reaches into the padding), its
+// adjoint col2im (adding the rows back onto the image), and max pooling with the position of
+// each window's winner. One image (or one plane) at a time; the caller loops over the batch.
 #include "nabla_kernels.h"
 
 #define NB_WINDOWS(T, S)                                                                                   \
-void nb_im2col_##S(const nb_window *g, const T *x, T *cols) {                                             \
-    const long L = g->oh * g->ow;                                                                         \
+void nb_im2col_##S(const nb_window *g, long ld, const T *x, T *cols) {                                    \
+    const long L = ld;                                                                                    \
     for (long c = 0; c < g->c; c++)                                                                       \
         for (long ky = 0; ky < g->kh; ky++)                                                               \
             for (long kx = 0; kx < g->kw; kx++) {                                                         \
@@ -17,8 +18,12 @@ void nb_im2col_##S(const nb_window *g, const T *x, T *cols) {                   
                     if (iy < 0 || iy >= g->h) { for (long ox = 0; ox < g->ow; ox++) r[ox] = 0; continue; }\
                     const T *xr = x + (c * g->h + iy) * g->w;                                             \
                     long x0 = kx * g->dw - g->pw;                                                         \
-                    if (g->sw == 1 && x0 >= 0 && x0 + g->ow <= g->w) {                                    \
-                        for (long ox = 0; ox < g->ow; ox++) r[ox] = xr[x0 + ox];                          \
+                    if (g->sw == 1) {  /* zeros left of the image, a copy, zeros right of it */          \
+                        long lo = x0 < 0 ? -x0 : 0, hi = g->w - x0 < g->ow ? g->w - x0 : g->ow;            \
+                        if (hi < lo) hi = lo;                                                             \
+                        for (long ox = 0; ox < lo; ox++) r[ox] = 0;                                       \
+                        for (long ox = lo; ox < hi; ox++) r[ox] = xr[x0 + ox];                            \
+                        for (long ox = hi; ox < g->ow; ox++) r[ox] = 0;                                   \
                     } else {                                                                              \
                         for (long ox = 0; ox < g->ow; ox++) {                                             \
                             long ix = ox * g->sw + x0;                                                    \
@@ -28,8 +33,8 @@ void nb_im2col_##S(const nb_window *g, const T *x, T *cols) {                   
                 }                                                                                         \
             }                                                                                             \
 }                                                                                                         \
-void nb_col2im_##S(const nb_window *g, const T *cols, T *dx) {                                            \
-    const long L = g->oh * g->ow;                                                                         \
+void nb_col2im_##S(const nb_window *g, long ld, const T *cols, T *dx) {                                   \
+    const long L = ld;                                                                                    \
     for (long c = 0; c < g->c; c++)                                                                       \
         for (long ky = 0; ky < g->kh; ky++)                                                               \
             for (long kx = 0; kx < g->kw; kx++) {                                                         \
@@ -40,8 +45,9 @@ void nb_col2im_##S(const nb_window *g, const T *cols, T *dx) {                  
                     const T *r = row + oy * g->ow;                                                        \
                     T *dr = dx + (c * g->h + iy) * g->w;                                                  \
                     long x0 = kx * g->dw - g->pw;                                                         \
-                    if (g->sw == 1 && x0 >= 0 && x0 + g->ow <= g->w) {                                    \
-                        for (long ox = 0; ox < g->ow; ox++) dr[x0 + ox] += r[ox];                         \
+                    if (g->sw == 1) {                                                                     \
+                        long lo = x0 < 0 ? -x0 : 0, hi = g->w - x0 < g->ow ? g->w - x0 : g->ow;            \
+                        for (long ox = lo; ox < hi; ox++) dr[x0 + ox] += r[ox];                           \
                     } else {                                                                              \
                         for (long ox = 0; ox < g->ow; ox++) {                                             \
                             long ix = ox * g->sw + x0;                                                    \
@@ -55,6 +61,25 @@ void nb_col2im_##S(const nb_window *g, const T *cols, T *dx) {                  
 /* in the whole input, or -1 when the window lies in the padding. The first of equal values wins, */      \
 /* and a NaN wins only where it comes first. */                                                           \
 void nb_maxpool2d_##S(const nb_window *g, long planes, const T *x, T *y, long *arg) {                      \
+    if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0                  \
+        && g->dh == 1 && g->dw == 1) {                                                                    \
+        /* 2×2, stride 2: the four candidates of each window in the order of the general loop */          \
+        for (long p = 0; p < planes; p++) {                                                               \
+            const T *xp = x + p * g->h * g->w;                                                            \
+            for (long oy = 0; oy < g->oh; oy++) {                                                         \
+                const T *r0 = xp + 2 * oy * g->w, *r1 = r0 + g->w;                                        \
+                long o = (p * g->oh + oy) * g->ow, base = p * g->h * g->w + 2 * oy * g->w;                \
+                for (long ox = 0; ox < g->ow; ox++) {                                                     \
+                    long j = 2 * ox, best = j; T v = r0[j];                                               \
+                    if (r0[j + 1] > v) { v = r0[j + 1]; best = j + 1; }                                   \
+                    if (r1[j] > v) { v = r1[j]; best = g->w + j; }                                        \
+                    if (r1[j + 1] > v) { v = r1[j + 1]; best = g->w + j + 1; }                            \
+                    y[o + ox] = v; arg[o + ox] = base + best;                                             \
+                }                                                                                         \
+            }                                                                                             \
+        }                                                                                                 \
+        return;                                                                                           \
+    }                                                                                                     \
     for (long p = 0; p < planes; p++) {                                                                   \
         const T *xp = x + p * g->h * g->w;                                                                \
         for (long oy = 0; oy < g->oh; oy++)                                                               \

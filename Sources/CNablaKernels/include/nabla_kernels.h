@@ -143,10 +143,10 @@ int nb_raw_dgemm(long M, long N, long K, const double *A, const double *B, doubl
 /* The geometry of sliding windows over [C, H, W] images: kernel, stride, padding, dilation and
    the output size. */
 typedef struct { long c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow; } nb_window;
-void nb_im2col_f32(const nb_window *g, const float *x, float *cols);
-void nb_im2col_f64(const nb_window *g, const double *x, double *cols);
-void nb_col2im_f32(const nb_window *g, const float *cols, float *dx);
-void nb_col2im_f64(const nb_window *g, const double *cols, double *dx);
+void nb_im2col_f32(const nb_window *g, long ld, const float *x, float *cols);
+void nb_im2col_f64(const nb_window *g, long ld, const double *x, double *cols);
+void nb_col2im_f32(const nb_window *g, long ld, const float *cols, float *dx);
+void nb_col2im_f64(const nb_window *g, long ld, const double *cols, double *dx);
 void nb_maxpool2d_f32(const nb_window *g, long planes, const float *x, float *y, long *arg);
 void nb_maxpool2d_f64(const nb_window *g, long planes, const double *x, double *y, long *arg);
 

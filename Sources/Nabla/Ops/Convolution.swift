@@ -79,20 +79,24 @@ extension Tensor {
     }
 
     /// The ungrouped convolution primitive (see ``conv2d(weight:bias:stride:padding:dilation:groups:)``).
+    /// The batch's windows sit side by side in one [C·KH·KW, N·L] matrix (L = OH·OW), so that
+    /// each pass is one large product: Y' = W · cols [C_out, N·L], dW = g' · colsᵀ, dcols = Wᵀ · g',
+    /// with g' the cotangent as [C_out, N·L].
     @inlinable static func convolution(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: nb_window) -> Tensor {
         let (n, cout) = (x.shape[0], weight.shape[0])
-        let ckk = g.c * g.kh * g.kw, l = g.oh * g.ow, plane = g.c * g.h * g.w
+        let ckk = g.c * g.kh * g.kw, l = g.oh * g.ow, plane = g.c * g.h * g.w, nl = n * l
         var geometry = g
-        let cols = TensorStorage<Scalar>.make(count: n * ckk * l)
+        let cols = TensorStorage<Scalar>.make(count: ckk * nl)
+        let wide = TensorStorage<Scalar>.make(count: cout * nl)     // [C_out, N·L]
         let out = TensorStorage<Scalar>.make(count: n * cout * l)
         withExtendedLifetime((x, weight, bias)) {
+            for b in 0..<n { Scalar._im2col(&geometry, nl, x.storage.base + b * plane, cols.base + b * l) }
+            if let bias {
+                for o in 0..<cout { Scalar._fill(nl, bias.storage.base[o], wide.base + o * nl) }
+            }
+            Scalar._gemm(false, false, cout, nl, ckk, 1, weight.storage.base, ckk, cols.base, nl, bias == nil ? 0 : 1, wide.base, nl)
             for b in 0..<n {
-                Scalar._im2col(&geometry, x.storage.base + b * plane, cols.base + b * ckk * l)
-                let ob = out.base + b * cout * l
-                if let bias {
-                    for o in 0..<cout { (ob + o * l).update(repeating: bias.storage.base[o], count: l) }
-                }
-                Scalar._gemm(false, false, cout, l, ckk, 1, weight.storage.base, ckk, cols.base + b * ckk * l, l, bias == nil ? 0 : 1, ob, l)
+                for o in 0..<cout { (out.base + (b * cout + o) * l).update(from: wide.base + o * nl + b * l, count: l) }
             }
         }
         let y = Tensor(storage: out, shape: [n, cout, g.oh, g.ow])
@@ -103,27 +107,28 @@ extension Tensor {
         return record("conv2d", inputs: inputs, output: y, savingOutput: false) { grad, _ in
             if nb_grad_enabled() != 0 {
                 // Recorded: the composite convolution's pullback, by differentiable operations.
-                let stride = [g.sh, g.sw], padding = [g.ph, g.pw], dilation = [g.dh, g.dw]
-                return Tensor.convolutionCotangents(x, weight: weight, hasBias: bias != nil, stride: stride, padding: padding, dilation: dilation, cotangent: grad)
+                return Tensor.convolutionCotangents(x, weight: weight, hasBias: bias != nil, stride: [g.sh, g.sw], padding: [g.ph, g.pw],
+                                                    dilation: [g.dh, g.dw], cotangent: grad)
             }
             var geometry = g
-            let dW = TensorStorage<Scalar>.make(repeating: 0, count: cout * ckk)
-            let dX = x.node == nil ? nil : TensorStorage<Scalar>.make(repeating: 0, count: n * plane)
-            let dCols = dX == nil ? nil : TensorStorage<Scalar>.make(count: ckk * l)
+            let gWide = TensorStorage<Scalar>.make(count: cout * nl)
+            var dW: TensorStorage<Scalar>? = nil, dX: TensorStorage<Scalar>? = nil
             withExtendedLifetime((grad, weight)) {
                 for b in 0..<n {
-                    let gb = grad.storage.base + b * cout * l
-                    if weight.node != nil {
-                        Scalar._gemm(false, true, cout, ckk, l, 1, gb, l, cols.base + b * ckk * l, l, 1, dW.base, ckk)
-                    }
-                    if let dX, let dCols {
-                        Scalar._gemm(true, false, ckk, l, cout, 1, weight.storage.base, ckk, gb, l, 0, dCols.base, l)
-                        Scalar._col2im(&geometry, dCols.base, dX.base + b * plane)
-                    }
+                    for o in 0..<cout { (gWide.base + o * nl + b * l).update(from: grad.storage.base + (b * cout + o) * l, count: l) }
+                }
+                if weight.node != nil {
+                    dW = TensorStorage<Scalar>.make(count: cout * ckk)
+                    Scalar._gemm(false, true, cout, ckk, nl, 1, gWide.base, nl, cols.base, nl, 0, dW!.base, ckk)
+                }
+                if x.node != nil {
+                    let dCols = TensorStorage<Scalar>.make(count: ckk * nl)
+                    Scalar._gemm(true, false, ckk, nl, cout, 1, weight.storage.base, ckk, gWide.base, nl, 0, dCols.base, nl)
+                    dX = TensorStorage<Scalar>.make(repeating: 0, count: n * plane)
+                    for b in 0..<n { Scalar._col2im(&geometry, nl, dCols.base + b * l, dX!.base + b * plane) }
                 }
             }
-            var grads: [Tensor?] = [dX.map { Tensor(storage: $0, shape: xShape) },
-                                    weight.node == nil ? nil : Tensor(storage: dW, shape: weight.shape)]
+            var grads: [Tensor?] = [dX.map { Tensor(storage: $0, shape: xShape) }, dW.map { Tensor(storage: $0, shape: weight.shape) }]
             if let bias { grads.append(bias.node == nil ? nil : grad.sum(axes: [0, 2, 3])) }
             return grads
         }

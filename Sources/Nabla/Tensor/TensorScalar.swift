@@ -33,8 +33,8 @@ where Self.RawSignificand: FixedWidthInteger {
     static func _lstmBackward(_ b: Int, _ h: Int, _ dh: UnsafePointer<Self>, _ dcn: UnsafePointer<Self>, _ gates: UnsafePointer<Self>, _ cp: UnsafePointer<Self>,
                               _ tc: UnsafePointer<Self>, _ dz: UnsafeMutablePointer<Self>, _ dcp: UnsafeMutablePointer<Self>)
     static func _causalSoftmax(_ mats: Int, _ t: Int, _ s: Int, _ scale: Self, _ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>)
-    static func _im2col(_ g: UnsafePointer<nb_window>, _ x: UnsafePointer<Self>, _ cols: UnsafeMutablePointer<Self>)
-    static func _col2im(_ g: UnsafePointer<nb_window>, _ cols: UnsafePointer<Self>, _ dx: UnsafeMutablePointer<Self>)
+    static func _im2col(_ g: UnsafePointer<nb_window>, _ ld: Int, _ x: UnsafePointer<Self>, _ cols: UnsafeMutablePointer<Self>)
+    static func _col2im(_ g: UnsafePointer<nb_window>, _ ld: Int, _ cols: UnsafePointer<Self>, _ dx: UnsafeMutablePointer<Self>)
     static func _maxPool2d(_ g: UnsafePointer<nb_window>, _ planes: Int, _ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>, _ arg: UnsafeMutablePointer<Int>)
     static func _softmaxBackward(_ rows: Int, _ n: Int, _ scale: Self, _ y: UnsafePointer<Self>, _ g: UnsafePointer<Self>, _ dx: UnsafeMutablePointer<Self>)
     static func _layerNormForward(_ rows: Int, _ n: Int, _ x: UnsafePointer<Self>, _ w: UnsafePointer<Self>?, _ b: UnsafePointer<Self>?, _ eps: Double,
@@ -69,8 +69,8 @@ extension Float: TensorScalar {
     @inline(__always) public static func _softmaxCrossEntropy(_ n: Int, _ k: Int, _ z: UnsafePointer<Float>, _ targets: UnsafePointer<Int>, _ probs: UnsafeMutablePointer<Float>, _ loss: UnsafeMutablePointer<Float>) {
         nb_softmax_xent_f32(n, k, z, targets, probs, loss)
     }
-    @inline(__always) public static func _im2col(_ g: UnsafePointer<nb_window>, _ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>) { nb_im2col_f32(g, x, cols) }
-    @inline(__always) public static func _col2im(_ g: UnsafePointer<nb_window>, _ cols: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>) { nb_col2im_f32(g, cols, dx) }
+    @inline(__always) public static func _im2col(_ g: UnsafePointer<nb_window>, _ ld: Int, _ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>) { nb_im2col_f32(g, ld, x, cols) }
+    @inline(__always) public static func _col2im(_ g: UnsafePointer<nb_window>, _ ld: Int, _ cols: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>) { nb_col2im_f32(g, ld, cols, dx) }
     @inline(__always) public static func _maxPool2d(_ g: UnsafePointer<nb_window>, _ planes: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ arg: UnsafeMutablePointer<Int>) { nb_maxpool2d_f32(g, planes, x, y, arg) }
     @inline(__always) public static func _lstmForward(_ b: Int, _ h: Int, _ z: UnsafePointer<Float>, _ cp: UnsafePointer<Float>, _ gates: UnsafeMutablePointer<Float>,
                                                       _ c: UnsafeMutablePointer<Float>, _ tc: UnsafeMutablePointer<Float>, _ hOut: UnsafeMutablePointer<Float>) {
@@ -124,8 +124,8 @@ extension Double: TensorScalar {
     @inline(__always) public static func _softmaxCrossEntropy(_ n: Int, _ k: Int, _ z: UnsafePointer<Double>, _ targets: UnsafePointer<Int>, _ probs: UnsafeMutablePointer<Double>, _ loss: UnsafeMutablePointer<Double>) {
         nb_softmax_xent_f64(n, k, z, targets, probs, loss)
     }
-    @inline(__always) public static func _im2col(_ g: UnsafePointer<nb_window>, _ x: UnsafePointer<Double>, _ cols: UnsafeMutablePointer<Double>) { nb_im2col_f64(g, x, cols) }
-    @inline(__always) public static func _col2im(_ g: UnsafePointer<nb_window>, _ cols: UnsafePointer<Double>, _ dx: UnsafeMutablePointer<Double>) { nb_col2im_f64(g, cols, dx) }
+    @inline(__always) public static func _im2col(_ g: UnsafePointer<nb_window>, _ ld: Int, _ x: UnsafePointer<Double>, _ cols: UnsafeMutablePointer<Double>) { nb_im2col_f64(g, ld, x, cols) }
+    @inline(__always) public static func _col2im(_ g: UnsafePointer<nb_window>, _ ld: Int, _ cols: UnsafePointer<Double>, _ dx: UnsafeMutablePointer<Double>) { nb_col2im_f64(g, ld, cols, dx) }
     @inline(__always) public static func _maxPool2d(_ g: UnsafePointer<nb_window>, _ planes: Int, _ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, _ arg: UnsafeMutablePointer<Int>) { nb_maxpool2d_f64(g, planes, x, y, arg) }
     @inline(__always) public static func _lstmForward(_ b: Int, _ h: Int, _ z: UnsafePointer<Double>, _ cp: UnsafePointer<Double>, _ gates: UnsafeMutablePointer<Double>,
                                                       _ c: UnsafeMutablePointer<Double>, _ tc: UnsafeMutablePointer<Double>, _ hOut: UnsafeMutablePointer<Double>) {
