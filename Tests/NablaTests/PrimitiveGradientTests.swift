@@ -72,6 +72,8 @@ let primitiveCases: [PrimitiveCase] = [
           f: { $0[0].conv2d(weight: $0[1], bias: $0[2], stride: [2, 1], padding: [1, 1], dilation: [1, 2], groups: 2) }),
     .init(name: "conv2d (ungrouped primitive: stride, padding, dilation)", inputs: { [randn([2, 3, 6, 5], seed: 61), randn([4, 3, 3, 2], seed: 62), randn([4], seed: 63)] },
           f: { $0[0].conv2d(weight: $0[1], bias: $0[2], stride: [2, 1], padding: [1, 2], dilation: [1, 2]) }),
+    .init(name: "batch norm (fused, batch statistics)", inputs: { [randn([3, 2, 2, 3], seed: 69), randn([2], seed: 70), randn([2], seed: 71)] },
+          f: { Tensor.batchNorm($0[0], weight: $0[1], bias: $0[2]).output }),
     .init(name: "conv1d", inputs: { [randn([2, 3, 9], seed: 64), randn([4, 3, 3], seed: 65)] }, f: { $0[0].conv1d(weight: $0[1], stride: 2, padding: 1) }),
     .init(name: "max pool", inputs: { [randn([1, 2, 5, 5], seed: 66)] }, f: { $0[0].maxPool2d(kernelSize: [3, 3], stride: [2, 2], padding: [1, 1]) }, smooth: false),
     .init(name: "avg pool", inputs: { [randn([1, 2, 5, 5], seed: 67)] }, f: { $0[0].avgPool2d(kernelSize: [3, 3], stride: [2, 2], padding: [1, 1], countIncludingPadding: false) }),

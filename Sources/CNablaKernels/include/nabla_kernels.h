@@ -140,6 +140,12 @@ int nb_set_instruction_level(int level);
 int nb_raw_sgemm(long M, long N, long K, const float *A, const float *B, float *C);
 int nb_raw_dgemm(long M, long N, long K, const double *A, const double *B, double *C);
 
+/* Batch normalization over axis 1 of [N, C, HW] with the batch's statistics (norm.c). */
+void nb_batchnorm_forward_f32(long N, long C, long HW, const float *x, const float *w, const float *b, double eps, float *y, float *xhat, float *mean, float *var, float *rstd);
+void nb_batchnorm_forward_f64(long N, long C, long HW, const double *x, const double *w, const double *b, double eps, double *y, double *xhat, double *mean, double *var, double *rstd);
+void nb_batchnorm_backward_f32(long N, long C, long HW, const float *g, const float *xhat, const float *rstd, const float *w, float *dx, float *dw, float *db);
+void nb_batchnorm_backward_f64(long N, long C, long HW, const double *g, const double *xhat, const double *rstd, const double *w, double *dx, double *dw, double *db);
+
 /* The geometry of sliding windows over [C, H, W] images: kernel, stride, padding, dilation and
    the output size. */
 typedef struct { long c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow; } nb_window;

@@ -262,23 +262,21 @@ public final class BatchNorm<Scalar: TensorScalar>: Module<Scalar>, Layer {
     public func callAsFunction(_ x: Tensor<Scalar>) -> Tensor<Scalar> {
         let c = runningMean.value.count
         require(x.rank >= 2 && x.shape[1] == c, "BatchNorm: input of shape \(x.shape) does not have \(c) features on axis 1")
-        let axes = [0] + Array(2..<x.rank)
         var channelShape = [Int](repeating: 1, count: x.rank)
         channelShape[1] = c
         let y: Tensor<Scalar>
         if isTraining {
             let n = x.count / c
             require(n > 1, "BatchNorm: training needs more than one value per channel, got input \(x.shape)")
-            let mean = x.mean(axes: axes, keepingDimensions: true)
-            let centered = x - mean
-            let variance = (centered * centered).mean(axes: axes, keepingDimensions: true)
-            y = centered / (variance + Scalar(epsilon)).squareRoot()
+            // One primitive for the normalization and the affine map, with the batch's statistics.
+            let (out, mean, variance) = Tensor.batchNorm(x, weight: weight?.value, bias: bias?.value, epsilon: epsilon)
             withoutGradients {
                 batchesTracked.value = batchesTracked.value + 1
                 let m = Scalar(momentum ?? 1 / Double(batchesTracked.value.scalar))
-                runningMean.value = runningMean.value * (1 - m) + mean.detached().reshaped(to: [c]) * m
-                runningVariance.value = runningVariance.value * (1 - m) + variance.detached().reshaped(to: [c]) * (m * Scalar(n) / Scalar(n - 1))
+                runningMean.value = runningMean.value * (1 - m) + mean * m
+                runningVariance.value = runningVariance.value * (1 - m) + variance * (m * Scalar(n) / Scalar(n - 1))
             }
+            return out
         } else {
             y = (x - runningMean.value.reshaped(to: channelShape)) / (runningVariance.value.reshaped(to: channelShape) + Scalar(epsilon)).squareRoot()
         }

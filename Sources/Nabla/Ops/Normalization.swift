@@ -50,6 +50,61 @@ extension Tensor {
         }
     }
 
+    /// Batch normalization with the batch's statistics over every axis but 1 of x [N, C, ...]:
+    /// (x − mean_c) / √(var_c + ε) · weight_c + bias_c (biased variance; weight and bias optional,
+    /// [C]). One primitive; returns the output and each channel's mean and biased variance
+    /// (constants, for running statistics). The backward pass keeps x̂ and 1/√(var + ε); when it
+    /// is itself recorded (higher-order derivatives) it is written with differentiable operations.
+    @inlinable public static func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Double = 1e-5)
+        -> (output: Tensor, mean: Tensor, variance: Tensor) {
+        require(x.rank >= 2 && x.shape[0] * (x.count / Swift.max(x.shape[0] * x.shape[1], 1)) > 1,
+                "batchNorm: input of shape \(x.shape) needs more than one value per channel on axis 1")
+        let (n, c) = (x.shape[0], x.shape[1]), hw = x.count / (x.shape[0] * x.shape[1])
+        require((weight?.shape ?? [c]) == [c] && (bias?.shape ?? [c]) == [c],
+                "batchNorm: weight \(weight?.shape.description ?? "none") and bias \(bias?.shape.description ?? "none") must be [\(c)] for input \(x.shape)")
+        let y = TensorStorage<Scalar>.make(count: x.count), xhat = TensorStorage<Scalar>.make(count: x.count)
+        let mean = TensorStorage<Scalar>.make(count: c), variance = TensorStorage<Scalar>.make(count: c), rstd = TensorStorage<Scalar>.make(count: c)
+        withExtendedLifetime((x, weight, bias)) {
+            Scalar._batchNormForward(n, c, hw, x.storage.base, weight?.storage.base, bias?.storage.base, epsilon, y.base, xhat.base, mean.base, variance.base, rstd.base)
+        }
+        let stats = (mean: Tensor(storage: mean, shape: [c]), variance: Tensor(storage: variance, shape: [c]))
+        let output = Tensor(storage: y, shape: x.shape)
+        guard nb_grad_enabled() != 0, x.node != nil || weight?.node != nil || bias?.node != nil else { return (output, stats.mean, stats.variance) }
+        var inputs = [x]
+        if let weight { inputs.append(weight) }
+        if let bias { inputs.append(bias) }
+        let shape = x.shape
+        var channelShape = [Int](repeating: 1, count: x.rank)
+        channelShape[1] = c
+        let axes = [0] + Array(2..<x.rank)
+        let recorded = record("batch_norm", inputs: inputs, output: output, savingOutput: false) { g, _ in
+            var grads: [Tensor?]
+            if nb_grad_enabled() != 0 {
+                // Recorded: the same formulas with differentiable operations of x.
+                let centered = x - x.mean(axes: axes, keepingDimensions: true)
+                let r = 1 / ((centered * centered).mean(axes: axes, keepingDimensions: true) + Scalar(epsilon)).squareRoot()
+                let h = centered * r
+                let k = weight.map { r * $0.reshaped(to: channelShape) } ?? r
+                let dx = k * (g - g.mean(axes: axes, keepingDimensions: true) - h * (g * h).mean(axes: axes, keepingDimensions: true))
+                grads = [dx]
+                if weight != nil { grads.append((g * h).sum(axes: axes)) }
+                if bias != nil { grads.append(g.sum(axes: axes)) }
+            } else {
+                let dx = x.node == nil ? nil : TensorStorage<Scalar>.make(count: x.count)
+                let dw = weight?.node == nil ? nil : TensorStorage<Scalar>.make(count: c)
+                let db = bias?.node == nil ? nil : TensorStorage<Scalar>.make(count: c)
+                withExtendedLifetime((g, weight)) {
+                    Scalar._batchNormBackward(n, c, hw, g.storage.base, xhat.base, rstd.base, weight?.storage.base, dx?.base, dw?.base, db?.base)
+                }
+                grads = [dx.map { Tensor(storage: $0, shape: shape) }]
+                if weight != nil { grads.append(dw.map { Tensor(storage: $0, shape: [c]) }) }
+                if bias != nil { grads.append(db.map { Tensor(storage: $0, shape: [c]) }) }
+            }
+            return grads
+        }
+        return (recorded, stats.mean, stats.variance)
+    }
+
     /// softmax(scale · x) over the last axis of each [T, S] matrix of x [..., T, S], with key j
     /// hidden from query i when j > i (causal attention): one primitive, forward and backward
     /// one pass each (the scaling, the mask and the softmax of attention scores together).

@@ -33,6 +33,10 @@ where Self.RawSignificand: FixedWidthInteger {
     static func _lstmBackward(_ b: Int, _ h: Int, _ dh: UnsafePointer<Self>, _ dcn: UnsafePointer<Self>, _ gates: UnsafePointer<Self>, _ cp: UnsafePointer<Self>,
                               _ tc: UnsafePointer<Self>, _ dz: UnsafeMutablePointer<Self>, _ dcp: UnsafeMutablePointer<Self>)
     static func _causalSoftmax(_ mats: Int, _ t: Int, _ s: Int, _ scale: Self, _ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>)
+    static func _batchNormForward(_ n: Int, _ c: Int, _ hw: Int, _ x: UnsafePointer<Self>, _ w: UnsafePointer<Self>?, _ b: UnsafePointer<Self>?, _ eps: Double,
+                                  _ y: UnsafeMutablePointer<Self>, _ xhat: UnsafeMutablePointer<Self>, _ mean: UnsafeMutablePointer<Self>, _ variance: UnsafeMutablePointer<Self>, _ rstd: UnsafeMutablePointer<Self>)
+    static func _batchNormBackward(_ n: Int, _ c: Int, _ hw: Int, _ g: UnsafePointer<Self>, _ xhat: UnsafePointer<Self>, _ rstd: UnsafePointer<Self>, _ w: UnsafePointer<Self>?,
+                                   _ dx: UnsafeMutablePointer<Self>?, _ dw: UnsafeMutablePointer<Self>?, _ db: UnsafeMutablePointer<Self>?)
     static func _im2col(_ g: UnsafePointer<nb_window>, _ ld: Int, _ x: UnsafePointer<Self>, _ cols: UnsafeMutablePointer<Self>)
     static func _col2im(_ g: UnsafePointer<nb_window>, _ ld: Int, _ cols: UnsafePointer<Self>, _ dx: UnsafeMutablePointer<Self>)
     static func _maxPool2d(_ g: UnsafePointer<nb_window>, _ planes: Int, _ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>, _ arg: UnsafeMutablePointer<Int>)
@@ -68,6 +72,14 @@ extension Float: TensorScalar {
     }
     @inline(__always) public static func _softmaxCrossEntropy(_ n: Int, _ k: Int, _ z: UnsafePointer<Float>, _ targets: UnsafePointer<Int>, _ probs: UnsafeMutablePointer<Float>, _ loss: UnsafeMutablePointer<Float>) {
         nb_softmax_xent_f32(n, k, z, targets, probs, loss)
+    }
+    @inline(__always) public static func _batchNormForward(_ n: Int, _ c: Int, _ hw: Int, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>?, _ b: UnsafePointer<Float>?, _ eps: Double,
+                                                           _ y: UnsafeMutablePointer<Float>, _ xhat: UnsafeMutablePointer<Float>, _ mean: UnsafeMutablePointer<Float>, _ variance: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>) {
+        nb_batchnorm_forward_f32(n, c, hw, x, w, b, eps, y, xhat, mean, variance, rstd)
+    }
+    @inline(__always) public static func _batchNormBackward(_ n: Int, _ c: Int, _ hw: Int, _ g: UnsafePointer<Float>, _ xhat: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>, _ w: UnsafePointer<Float>?,
+                                                            _ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>?, _ db: UnsafeMutablePointer<Float>?) {
+        nb_batchnorm_backward_f32(n, c, hw, g, xhat, rstd, w, dx, dw, db)
     }
     @inline(__always) public static func _im2col(_ g: UnsafePointer<nb_window>, _ ld: Int, _ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>) { nb_im2col_f32(g, ld, x, cols) }
     @inline(__always) public static func _col2im(_ g: UnsafePointer<nb_window>, _ ld: Int, _ cols: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>) { nb_col2im_f32(g, ld, cols, dx) }
@@ -123,6 +135,14 @@ extension Double: TensorScalar {
     }
     @inline(__always) public static func _softmaxCrossEntropy(_ n: Int, _ k: Int, _ z: UnsafePointer<Double>, _ targets: UnsafePointer<Int>, _ probs: UnsafeMutablePointer<Double>, _ loss: UnsafeMutablePointer<Double>) {
         nb_softmax_xent_f64(n, k, z, targets, probs, loss)
+    }
+    @inline(__always) public static func _batchNormForward(_ n: Int, _ c: Int, _ hw: Int, _ x: UnsafePointer<Double>, _ w: UnsafePointer<Double>?, _ b: UnsafePointer<Double>?, _ eps: Double,
+                                                           _ y: UnsafeMutablePointer<Double>, _ xhat: UnsafeMutablePointer<Double>, _ mean: UnsafeMutablePointer<Double>, _ variance: UnsafeMutablePointer<Double>, _ rstd: UnsafeMutablePointer<Double>) {
+        nb_batchnorm_forward_f64(n, c, hw, x, w, b, eps, y, xhat, mean, variance, rstd)
+    }
+    @inline(__always) public static func _batchNormBackward(_ n: Int, _ c: Int, _ hw: Int, _ g: UnsafePointer<Double>, _ xhat: UnsafePointer<Double>, _ rstd: UnsafePointer<Double>, _ w: UnsafePointer<Double>?,
+                                                            _ dx: UnsafeMutablePointer<Double>?, _ dw: UnsafeMutablePointer<Double>?, _ db: UnsafeMutablePointer<Double>?) {
+        nb_batchnorm_backward_f64(n, c, hw, g, xhat, rstd, w, dx, dw, db)
     }
     @inline(__always) public static func _im2col(_ g: UnsafePointer<nb_window>, _ ld: Int, _ x: UnsafePointer<Double>, _ cols: UnsafeMutablePointer<Double>) { nb_im2col_f64(g, ld, x, cols) }
     @inline(__always) public static func _col2im(_ g: UnsafePointer<nb_window>, _ ld: Int, _ cols: UnsafePointer<Double>, _ dx: UnsafeMutablePointer<Double>) { nb_col2im_f64(g, ld, cols, dx) }
