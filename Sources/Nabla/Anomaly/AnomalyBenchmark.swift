@@ -33,11 +33,10 @@ public struct AnomalyBenchmark {
     /// `mnist` and `fashion` are folders holding the IDX files (plain or gzip'd) under their usual names.
     public static func mnistVersusFashion(mnist: String, fashion: String, train: Int = 10_000, test: Int = 2_000) throws -> AnomalyBenchmark {
         func find(_ folder: String, _ stem: String) throws -> String {
-            for name in [stem, stem + ".gz"] {
-                let p = (folder as NSString).appendingPathComponent(name)
-                if FileManager.default.fileExists(atPath: p) { return p }
+            guard let path = ImageSet.locate(stem, in: folder) else {
+                throw DataFileError(path: (folder as NSString).appendingPathComponent(stem), message: "not found (plain or .gz)")
             }
-            throw DataFileError(path: (folder as NSString).appendingPathComponent(stem), message: "not found (plain or .gz)")
+            return path
         }
         let trainSet = try Dataset.readIDX(images: try find(mnist, "train-images-idx3-ubyte"), labels: try find(mnist, "train-labels-idx1-ubyte"), limit: train)
         let normal = try Dataset.readIDX(images: try find(mnist, "t10k-images-idx3-ubyte"), labels: try find(mnist, "t10k-labels-idx1-ubyte"), limit: test)

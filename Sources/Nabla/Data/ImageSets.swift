@@ -12,9 +12,8 @@ public enum ImageSet: String, CaseIterable, Sendable {
     /// (`$NABLA_DATA_DIR/mnist`, `$NABLA_DATA_DIR/fashion-mnist`), the default of `--data-dir`.
     public static let environmentVariable = "NABLA_DATA_DIR"
 
-    /// The four files, without `.gz`.
-    public static let fileNames = (trainImages: "train-images-idx3-ubyte", trainLabels: "train-labels-idx1-ubyte",
-                                   testImages: "t10k-images-idx3-ubyte", testLabels: "t10k-labels-idx1-ubyte")
+    /// The four files, without `.gz`: training images and labels, test images and labels.
+    public static let fileNames = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 
     public var classNames: [String] {
         switch self {
@@ -52,17 +51,14 @@ public enum ImageSet: String, CaseIterable, Sendable {
     /// says where the files go; a file that is not IDX, is truncated, or whose images and labels
     /// disagree is an error that names the file.
     public func load(from folder: String, trainLimit: Int? = nil) throws -> (train: Dataset, test: Dataset) {
-        let n = ImageSet.fileNames
-        var paths: [String] = []
-        var missing: [String] = []
-        for name in [n.trainImages, n.trainLabels, n.testImages, n.testLabels] {
-            if let p = ImageSet.locate(name, in: folder) { paths.append(p) } else { missing.append(name) }
-        }
+        let found = ImageSet.fileNames.map { ImageSet.locate($0, in: folder) }
+        let missing = zip(ImageSet.fileNames, found).filter { $0.1 == nil }.map(\.0)
         guard missing.isEmpty else {
             throw DataFileError(path: folder, message: "\(rawValue): missing \(missing.joined(separator: ", ")) (plain or .gz). Put the four files of "
-                + "\(source) — \([n.trainImages, n.trainLabels, n.testImages, n.testLabels].joined(separator: ", ")) — in one folder and name it with "
+                + "\(source) — \(ImageSet.fileNames.joined(separator: ", ")) — in one folder and name it with "
                 + "--data-dir DIR, or set \(ImageSet.environmentVariable) to a folder holding \(rawValue)/")
         }
+        let paths = found.map { $0! }
         var train = try Dataset.readIDX(images: paths[0], labels: paths[1], limit: trainLimit)
         var test = try Dataset.readIDX(images: paths[2], labels: paths[3])
         for part in [train, test] where part.classCount > classNames.count {

@@ -262,9 +262,6 @@ public final class BatchNorm<Scalar: TensorScalar>: Module<Scalar>, Layer {
     public func callAsFunction(_ x: Tensor<Scalar>) -> Tensor<Scalar> {
         let c = runningMean.value.count
         require(x.rank >= 2 && x.shape[1] == c, "BatchNorm: input of shape \(x.shape) does not have \(c) features on axis 1")
-        var channelShape = [Int](repeating: 1, count: x.rank)
-        channelShape[1] = c
-        let y: Tensor<Scalar>
         if isTraining {
             let n = x.count / c
             require(n > 1, "BatchNorm: training needs more than one value per channel, got input \(x.shape)")
@@ -277,9 +274,10 @@ public final class BatchNorm<Scalar: TensorScalar>: Module<Scalar>, Layer {
                 runningVariance.value = runningVariance.value * (1 - m) + variance * (m * Scalar(n) / Scalar(n - 1))
             }
             return out
-        } else {
-            y = (x - runningMean.value.reshaped(to: channelShape)) / (runningVariance.value.reshaped(to: channelShape) + Scalar(epsilon)).squareRoot()
         }
+        var channelShape = [Int](repeating: 1, count: x.rank)
+        channelShape[1] = c
+        let y = (x - runningMean.value.reshaped(to: channelShape)) / (runningVariance.value.reshaped(to: channelShape) + Scalar(epsilon)).squareRoot()
         guard let weight, let bias else { return y }
         return y * weight.value.reshaped(to: channelShape) + bias.value.reshaped(to: channelShape)
     }

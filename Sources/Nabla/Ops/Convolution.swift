@@ -10,18 +10,8 @@ import CNablaKernels
 extension Tensor {
     /// Flat positions of the [N, C, OH, OW, KH, KW] windows of an [N, C, H, W] input.
     @inlinable static func windowPositions(_ shape: [Int], kernel: [Int], stride: [Int], padding: [Int], dilation: [Int]) -> (positions: [Int], oh: Int, ow: Int) {
-        require(kernel.count == 2 && stride.count == 2 && padding.count == 2 && dilation.count == 2,
-                "convolution/pooling: kernel \(kernel), stride \(stride), padding \(padding) and dilation \(dilation) must each have 2 values")
-        require(kernel.allSatisfy { $0 > 0 } && stride.allSatisfy { $0 > 0 } && dilation.allSatisfy { $0 > 0 } && padding.allSatisfy { $0 >= 0 },
-                "convolution/pooling: kernel \(kernel), stride \(stride) and dilation \(dilation) must be positive and padding \(padding) non-negative")
-        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
-        // The extent the window needs; compared before dividing (integer division truncates
-        // towards zero, which would turn a window larger than the input into one output).
-        let spanH = h + 2 * padding[0] - dilation[0] * (kernel[0] - 1) - 1
-        let spanW = w + 2 * padding[1] - dilation[1] * (kernel[1] - 1) - 1
-        require(spanH >= 0 && spanW >= 0,
-                "convolution/pooling: kernel \(kernel) with padding \(padding) and dilation \(dilation) is larger than the input \(shape)")
-        let oh = spanH / stride[0] + 1, ow = spanW / stride[1] + 1
+        let g = windowGeometry(shape, kernel: kernel, stride: stride, padding: padding, dilation: dilation)
+        let (n, c, h, w, oh, ow) = (shape[0], shape[1], shape[2], shape[3], g.oh, g.ow)
         var positions = [Int](repeating: -1, count: n * c * oh * ow * kernel[0] * kernel[1])
         var p = 0
         for b in 0..<n {
@@ -44,7 +34,9 @@ extension Tensor {
         return (positions, oh, ow)
     }
 
-    /// The output size of windows over an [N, C, H, W] input (checked as ``windowPositions``).
+    /// The geometry of windows over an [N, C, H, W] input, checked: every value in range and a
+    /// window that fits the padded input (compared before dividing: integer division truncates
+    /// towards zero, which would turn a window larger than the input into one output).
     @inlinable static func windowGeometry(_ shape: [Int], kernel: [Int], stride: [Int], padding: [Int], dilation: [Int]) -> nb_window {
         require(kernel.count == 2 && stride.count == 2 && padding.count == 2 && dilation.count == 2,
                 "convolution/pooling: kernel \(kernel), stride \(stride), padding \(padding) and dilation \(dilation) must each have 2 values")

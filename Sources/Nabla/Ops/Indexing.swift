@@ -199,6 +199,11 @@ extension Tensor {
         var outShape = shape
         outShape[a] = indices.count
         for v in indices { require(v >= -shape[a] && v < shape[a], "index_select: index \(v) out of range for axis \(a) of the input \(shape)") }
+        if a == 0 {
+            // Whole rows (mini-batches, subsets): a copy per row, not per element.
+            let width = shape.dropFirst().reduce(1, *)
+            return reshaped(to: [shape[0], width]).takeRows(indices.map { $0 < 0 ? $0 + shape[0] : $0 }).reshaped(to: outShape)
+        }
         let positions = flatPositions(outShape: outShape) { i in
             var src = i
             let v = indices[i[a]]
@@ -235,7 +240,7 @@ extension Tensor {
     @inlinable public func takeRows(_ rows: [Int]) -> Tensor {
         require(rank == 2, "take_rows: the table must be [n, d], got \(shape)")
         let (n, d) = (shape[0], shape[1])
-        for r in rows where r < 0 || r >= n { require(false, "take_rows: row \(r) out of range for \(n) rows") }
+        if let bad = rows.first(where: { $0 < 0 || $0 >= n }) { usageFailure("take_rows: row \(bad) out of range for \(n) rows") }
         let out = TensorStorage<Scalar>.make(count: rows.count * d)
         withExtendedLifetime(self) {
             for (i, r) in rows.enumerated() { (out.base + i * d).update(from: storage.base + r * d, count: d) }
@@ -250,7 +255,7 @@ extension Tensor {
     @inlinable public func scatterAddingRows(_ rows: [Int], count n: Int) -> Tensor {
         require(rank == 2 && shape[0] == rows.count, "scatter_add_rows: \(rows.count) rows for a tensor of shape \(shape)")
         let d = shape[1]
-        for r in rows where r < 0 || r >= n { require(false, "scatter_add_rows: row \(r) out of range for \(n) rows") }
+        if let bad = rows.first(where: { $0 < 0 || $0 >= n }) { usageFailure("scatter_add_rows: row \(bad) out of range for \(n) rows") }
         let out = TensorStorage<Scalar>.make(repeating: 0, count: n * d)
         withExtendedLifetime(self) {
             for (i, r) in rows.enumerated() { Scalar._axpy(d, 1, storage.base + i * d, out.base + r * d) }

@@ -57,9 +57,9 @@ extension Tensor {
     /// is itself recorded (higher-order derivatives) it is written with differentiable operations.
     @inlinable public static func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Double = 1e-5)
         -> (output: Tensor, mean: Tensor, variance: Tensor) {
-        require(x.rank >= 2 && x.shape[0] * (x.count / Swift.max(x.shape[0] * x.shape[1], 1)) > 1,
-                "batchNorm: input of shape \(x.shape) needs more than one value per channel on axis 1")
-        let (n, c) = (x.shape[0], x.shape[1]), hw = x.count / (x.shape[0] * x.shape[1])
+        require(x.rank >= 2, "batchNorm: input of shape \(x.shape) has no channel axis 1")
+        let (n, c) = (x.shape[0], x.shape[1]), hw = x.shape.dropFirst(2).reduce(1, *)
+        require(n * hw > 1, "batchNorm: input of shape \(x.shape) needs more than one value per channel on axis 1")
         require((weight?.shape ?? [c]) == [c] && (bias?.shape ?? [c]) == [c],
                 "batchNorm: weight \(weight?.shape.description ?? "none") and bias \(bias?.shape.description ?? "none") must be [\(c)] for input \(x.shape)")
         let y = TensorStorage<Scalar>.make(count: x.count), xhat = TensorStorage<Scalar>.make(count: x.count)

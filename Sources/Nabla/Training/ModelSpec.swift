@@ -113,12 +113,7 @@ public struct ModelSpec: Sendable, Codable, Equatable, CustomStringConvertible {
         for h in (kind == .mlp ? hidden : []) {
             layers.append(Linear(inputSize: width, outputSize: h,
                                  weightInitializer: activation == "relu" ? .kaimingUniform(nonlinearity: .relu) : .xavierUniform()))
-            switch activation {
-            case "tanh": layers.append(Activation(.tanh))
-            case "sigmoid": layers.append(Activation(.sigmoid))
-            case "gelu": layers.append(Activation(.gelu))
-            default: layers.append(Activation(.relu))
-            }
+            layers.append(activationLayer())
             if dropout > 0 { layers.append(Dropout(probability: dropout)) }
             width = h
         }
@@ -147,7 +142,7 @@ public struct ModelSpec: Sendable, Codable, Equatable, CustomStringConvertible {
         for out in channels ?? [] {
             layers.append(Conv2d<Scalar>(inputChannels: c, outputChannels: out, kernelSize: [3, 3], padding: [1, 1]))
             if batchNorm == true { layers.append(BatchNorm<Scalar>(featureCount: out)) }
-            layers.append(activationLayer() as any Layer<Scalar>)
+            layers.append(activationLayer())
             layers.append(MaxPool2d<Scalar>(kernelSize: [2, 2]))
             (c, h, w) = (out, h / 2, w / 2)
         }

@@ -577,11 +577,13 @@ struct PreparedData {
         if dataset.task == .classification && dataset.classCount < 2 {
             throw RunFailure(message: "\(c.data): the target '\(dataset.targetName)' has only one class")
         }
-        var parts = dataset.splitIndices(fractions: [c.test, c.validation, 1 - c.test - c.validation], seed: c.seed)
-        if testSet != nil {
+        let parts: [[Int]]
+        if let testSet {
             // A separate test file: the training file splits into validation and training only.
             let v = dataset.splitIndices(fractions: [c.validation, 1 - c.validation], seed: c.seed)
-            parts = [Array(0..<testSet!.count), v[0], v[1]]
+            parts = [Array(0..<testSet.count), v[0], v[1]]
+        } else {
+            parts = dataset.splitIndices(fractions: [c.test, c.validation, 1 - c.test - c.validation], seed: c.seed)
         }
         guard !parts[0].isEmpty, !parts[2].isEmpty, c.validation == 0 || !parts[1].isEmpty else {
             var reason = "\(c.data): \(dataset.count) samples are too few for the test and validation fractions"
