@@ -42,3 +42,24 @@ void nb_exp_nonpositive_f64(long n, double *x) {
 #endif
     for (long i = 0; i < n; i++) x[i] = exp(x[i]);
 }
+
+// Binary cross-entropy from logits x against targets y, summed over n elements (in double):
+// Σ max(x, 0) − x y + log1p(exp(−|x|)), which is −(y log σ(x) + (1 − y) log(1 − σ(x))) without
+// overflow; d = σ(x) − y, the derivative, is written in the same pass (one exp per element serves
+// both). NaN in x or y gives a NaN sum and NaN derivatives.
+#define NB_BCE_LOGITS(T, EXP, LOG1P, FABS)                                                  \
+    double total = 0;                                                                       \
+    for (long i0 = 0; i0 < n; i0 += 256) {                                                  \
+        long i1 = i0 + 256 < n ? i0 + 256 : n;                                              \
+        T block = 0;                                                                        \
+        for (long i = i0; i < i1; i++) {                                                    \
+            T v = x[i], t = y[i], e = EXP(-FABS(v));                                        \
+            block += (v > 0 ? v : (T)0) - v * t + LOG1P(e);                                 \
+            d[i] = (v >= 0 ? (T)1 / ((T)1 + e) : e / ((T)1 + e)) - t;                       \
+        }                                                                                   \
+        total += (double)block;                                                             \
+    }                                                                                       \
+    return total;
+
+double nb_bce_logits_f32(long n, const float *x, const float *y, float *d) { NB_BCE_LOGITS(float, expf, log1pf, fabsf) }
+double nb_bce_logits_f64(long n, const double *x, const double *y, double *d) { NB_BCE_LOGITS(double, exp, log1p, fabs) }

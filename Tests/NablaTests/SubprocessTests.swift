@@ -91,6 +91,41 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         #expect(missing.status == 1 && missing.err.contains("train-images-idx3-ubyte"), "\(missing.err)")
     }
 
+    /// `nabla train --model vae:…` on the MNIST slice: the summary has the test loss per image,
+    /// the folder the pictures (valid PNG: samples, reconstructions, and the manifold of a 2-D
+    /// latent space); `--resume` with more epochs continues; `nabla sample` draws a grid; a latent
+    /// size of 0 and a --class of an unconditional model end with status 1 and the flag named.
+    @Test func variationalAutoencoderTrainsAndSamplesFromTheCommandLine() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-vae-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let run = folder.appendingPathComponent("run").path
+        let first = try runNabla(["train", "--data", "mnist", "--data-dir", fixture("mnist-slice"), "--model", "vae:32,2", "--epochs", "1",
+                                  "--batch", "64", "--out", run, "--json"])
+        #expect(first.status == 0, "\(first.err)")
+        #expect(first.out.contains("\"test_loss\":") && first.out.contains("\"model\":\"vae:32,2\"") && first.out.contains("\"epochs\":1"), "\(first.out)")
+        for name in ["samples.png", "reconstructions.png", "manifold.png"] {
+            let bytes = try #require(FileManager.default.contents(atPath: run + "/" + name), "no \(name)")
+            let image = try PNGTests().decode([UInt8](bytes))
+            #expect(image.channels == 1 && image.width > 28, "\(name): \(image.width)×\(image.height)")
+        }
+        let more = try runNabla(["train", "--resume", run, "--epochs", "2", "--json"])
+        #expect(more.status == 0 && more.out.contains("\"epochs\":2"), "\(more.err)")
+        let metrics = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(metrics.count == 2 && metrics[1].contains("\"epoch\":2") && metrics[1].contains("test_loss"), "\(metrics)")
+        let grid = folder.appendingPathComponent("grid.png").path
+        let sample = try runNabla(["sample", run, "--count", "6", "--columns", "3", "--out", grid])
+        #expect(sample.status == 0, "\(sample.err)")
+        let image = try PNGTests().decode([UInt8](try #require(FileManager.default.contents(atPath: grid))))
+        #expect(image.width == 3 * 28 + 4 * 2 && image.height == 2 * 28 + 3 * 2)
+        let zero = try runNabla(["train", "--data", "mnist", "--data-dir", fixture("mnist-slice"), "--model", "vae:400,0", "--out", folder.appendingPathComponent("zero").path])
+        #expect(zero.status == 1 && zero.err.contains("--model vae:400,0") && zero.err.contains("latent size"), "\(zero.err)")
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("zero").path))
+        let unconditional = try runNabla(["sample", run, "--class", "3"])
+        #expect(unconditional.status == 1 && unconditional.err.contains("--class"), "\(unconditional.err)")
+        let noRun = try runNabla(["sample", folder.path])
+        #expect(noRun.status == 1 && noRun.err.contains("generative.json"), "\(noRun.err)")
+    }
+
     /// A short fault-injection run (scripts/kill-test does 30): SIGKILL during training, then
     /// --resume reaches the uninterrupted run's weights bit for bit.
     @Test func killedTrainingResumesToTheSameWeights() throws {

@@ -81,6 +81,8 @@ void nb_lbfgs_direction_f64(long n, long count, long start, const double *S, con
                             double hdiag, const double *g, double *q, double *alpha);
 /* exp(x) in place for x <= 0 (vectorized; within about one ulp; 0 below -708). */
 void nb_exp_nonpositive_f64(long n, double *x);
+double nb_bce_logits_f32(long n, const float *x, const float *y, float *d);
+double nb_bce_logits_f64(long n, const double *x, const double *y, double *d);
 /* Row-wise softmax cross-entropy of logits z [n, k] against class indices: probabilities and per-row losses. */
 void nb_softmax_xent_f64(long n, long k, const double *z, const long *targets, double *probs, double *loss);
 void nb_softmax_xent_f32(long n, long k, const float *z, const long *targets, float *probs, float *loss);

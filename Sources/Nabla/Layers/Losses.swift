@@ -131,10 +131,31 @@ public func logSigmoid<Scalar>(_ x: Tensor<Scalar>) -> Tensor<Scalar> {
 public func binaryCrossEntropy<Scalar>(logits x: Tensor<Scalar>, targets y: Tensor<Scalar>, weight: Tensor<Scalar>? = nil,
                                        positiveWeight: Tensor<Scalar>? = nil, reduction: Reduction = .mean) -> Tensor<Scalar> {
     checkSameShape("binaryCrossEntropy(logits:)", x, y)
+    if weight == nil && positiveWeight == nil && (reduction == .sum || reduction == .mean) && !(isRecordingGradients && y.node != nil) {
+        let total = x.binaryCrossEntropyLogitsSum(targets: y)   // the fused kernel
+        return reduction == .sum ? total : total / Scalar(Swift.max(x.count, 1))
+    }
     let positive = positiveWeight.map { y * $0.detached() } ?? y
     var l = -(positive * logSigmoid(x) + (1 - y) * logSigmoid(-x))
     if let weight { l = l * weight.detached() }
     return reduction.apply(l)
+}
+
+extension Tensor {
+    /// Σ −(y log σ(x) + (1 − y) log(1 − σ(x))) over every element, for logits x (self) and
+    /// constant targets y: one pass forward (the sum in double precision, computed as
+    /// max(x, 0) − x y + log(1 + e^−|x|)) that also keeps σ(x) − y, so the backward pass is one
+    /// multiply. A recorded backward pass (higher order) uses differentiable ops instead.
+    @usableFromInline func binaryCrossEntropyLogitsSum(targets y: Tensor) -> Tensor {
+        let n = count
+        let d = TensorStorage<Scalar>.make(count: n)
+        let total = Scalar._binaryCrossEntropyLogits(n, storage.base, y.storage.base, d.base)
+        let x = self, shape = self.shape
+        return Tensor.record1("binary_cross_entropy_logits_sum", self, output: Tensor(Scalar(total))) { g, _ in
+            if isRecordingGradients { return (x.sigmoid() - y) * g }
+            return Tensor(storage: d, shape: shape) * g.scalar
+        }
+    }
 }
 
 /// The hinge loss of scores against labels ±1: max(0, 1 − y s) (`squared`: its square).

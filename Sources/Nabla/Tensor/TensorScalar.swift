@@ -47,6 +47,7 @@ where Self.RawSignificand: FixedWidthInteger {
                                    _ dx: UnsafeMutablePointer<Self>?, _ dw: UnsafeMutablePointer<Self>?, _ db: UnsafeMutablePointer<Self>?)
     static func _linear(_ m: Int, _ n: Int, _ k: Int, _ x: UnsafePointer<Self>, _ w: UnsafePointer<Self>,
                         _ bias: UnsafePointer<Self>, _ out: UnsafeMutablePointer<Self>, _ relu: Bool)
+    static func _binaryCrossEntropyLogits(_ n: Int, _ x: UnsafePointer<Self>, _ y: UnsafePointer<Self>, _ d: UnsafeMutablePointer<Self>) -> Double
     static func _adam(_ n: Int, _ x: UnsafeMutablePointer<Self>, _ g: UnsafePointer<Self>, _ m: UnsafeMutablePointer<Self>,
                       _ v: UnsafeMutablePointer<Self>, _ c: [Self])
 }
@@ -109,6 +110,7 @@ extension Float: TensorScalar {
     @inline(__always) public static func _linear(_ m: Int, _ n: Int, _ k: Int, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ relu: Bool) {
         nb_linear_f32(m, n, k, x, w, bias, out, relu ? 1 : 0)
     }
+    @inline(__always) public static func _binaryCrossEntropyLogits(_ n: Int, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>) -> Double { nb_bce_logits_f32(n, x, y, d) }
     @inline(__always) public static func _adam(_ n: Int, _ x: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>, _ c: [Float]) {
         nb_adam_f32(n, x, g, m, v, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7])
     }
@@ -172,6 +174,7 @@ extension Double: TensorScalar {
     @inline(__always) public static func _linear(_ m: Int, _ n: Int, _ k: Int, _ x: UnsafePointer<Double>, _ w: UnsafePointer<Double>, _ bias: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>, _ relu: Bool) {
         nb_linear_f64(m, n, k, x, w, bias, out, relu ? 1 : 0)
     }
+    @inline(__always) public static func _binaryCrossEntropyLogits(_ n: Int, _ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>, _ d: UnsafeMutablePointer<Double>) -> Double { nb_bce_logits_f64(n, x, y, d) }
     @inline(__always) public static func _adam(_ n: Int, _ x: UnsafeMutablePointer<Double>, _ g: UnsafePointer<Double>, _ m: UnsafeMutablePointer<Double>, _ v: UnsafeMutablePointer<Double>, _ c: [Double]) {
         nb_adam_f64(n, x, g, m, v, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7])
     }

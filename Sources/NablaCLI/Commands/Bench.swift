@@ -10,13 +10,13 @@ struct Bench: ParsableCommand {
         abstract: "Run a benchmark workload (benchmarks are not tests).",
         discussion: "Workloads: gemm (matrix product against the raw BLAS call), overhead (per-op cost of tiny ops), rosenbrock (minimization with L-BFGS, BFGS, CG, Newton-CG and trust region at n = 2, 100, 1000), elementwise (throughput of element-wise ops and reductions by size, to place the threading threshold), logreg (L2 logistic regression, C = 1, on digits and breast_cancer with the reference split, standardized; objective, accuracy, fit time), scalar (the gradient of x² + y² + xy at (1, 3) per second, and the y = m·x + b fit by gradient descent), mlp (training steps per second of a 784-256-128-10 ReLU MLP with Adam at batch 1, 32, 128, 1024), mlp-memory (peak resident memory of one epoch at batch 128), mlp-accuracy (5 epochs at batch 128), hessian (full Hessian of Rosenbrock at n = 10, 100, 1000 and Hessian-vector products at n = 10⁴, 10⁶).")
 
-    @Argument(help: "Workload: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, cnn (W7, --data-dir for Fashion-MNIST), mlp-memory, mlp-accuracy or hessian.") var workload: String
+    @Argument(help: "Workload: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, cnn (W7, --data-dir for Fashion-MNIST), vae (W10, --data-dir for MNIST), mlp-memory, mlp-accuracy or hessian.") var workload: String
     @Option(help: "Threads for BLAS and Nabla's kernels.") var threads: Int = 1
     @Option(help: "gemm: comma-separated sizes (rosenbrock, hessian: dimensions, for the Hessians and the Hessian-vector products alike; mlp: batch sizes).") var sizes: String = Bench.gemmSizes
     @Option(help: "mlp: one batch size (the same as --sizes B).") var batch: Int?
     @Option(help: "gemm: float32, float64 or both.") var dtype: String = "both"
     @Option(help: "anomaly: the folder of the MNIST IDX files.") var mnist: String?
-    @Option(help: "cnn: the folder of the Fashion-MNIST IDX files (default: $NABLA_DATA_DIR/fashion-mnist, else data/fashion-mnist).") var dataDir: String?
+    @Option(help: "cnn, vae: the folder of the Fashion-MNIST (cnn) or MNIST (vae) IDX files (default: $NABLA_DATA_DIR/fashion-mnist or mnist, else data/NAME).") var dataDir: String?
     @Option(help: "anomaly: the folder of the Fashion-MNIST IDX files.") var fashion: String?
     @Option(help: "anomaly: the seed of the detectors' weights and batches.") var seed: UInt64 = 0
     @Option(help: "reinforce: the seeds of REINFORCE (comma-separated).") var seeds: String = "0,1,2,3,4"
@@ -26,8 +26,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "One JSON object per line per measurement.") var json = false
 
     func validate() throws {
-        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar", "mlp", "cnn", "mlp-memory", "mlp-accuracy", "hessian", "attribution", "anomaly", "reinforce", "gpt", "lstm"].contains(workload) else {
-            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, cnn, mlp-memory, mlp-accuracy, hessian, attribution, anomaly, reinforce, gpt, lstm")
+        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar", "mlp", "cnn", "vae", "mlp-memory", "mlp-accuracy", "hessian", "attribution", "anomaly", "reinforce", "gpt", "lstm"].contains(workload) else {
+            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, cnn, vae, mlp-memory, mlp-accuracy, hessian, attribution, anomaly, reinforce, gpt, lstm")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
@@ -82,6 +82,7 @@ struct Bench: ParsableCommand {
         case "scalar": scalar()
         case "mlp": mlp()
         case "cnn": try cnn()
+        case "vae": try vae()
         case "gpt", "lstm": try languageModel(workload)
         case "mlp-memory": mlpMemory()
         case "mlp-accuracy": mlpAccuracy()
@@ -300,6 +301,32 @@ struct Bench: ParsableCommand {
                   ("others_cores", .number(t.othersCores))],
                  text: "cnn step batch \(pad("\(b)", 4)) \(fmt(1 / t.medianSeconds, digits: 4)) steps/s (median)")
         }
+    }
+
+    /// W10: training steps of PyTorch's example VAE (784 → 400 → 2 × 20, 20 → 400 → 784; −ELBO
+    /// with Bernoulli pixels; Adam 1e-3) at batch 128, batches cycling in file order through the
+    /// first 8192 MNIST training images; ε drawn every step.
+    func vae() throws {
+        let folder = ImageSet.mnist.folder(dataDir)
+        let (train, _) = try ImageSet.mnist.load(from: folder, trainLimit: 8192)
+        let x = Tensor<Float>(converting: train.features)
+        let b = batch ?? 128
+        let model = GlobalRandom.withSeed(1) { VariationalAutoencoder<Float>(inputs: 784, hidden: [400], latent: 20) }
+        var optimizer = Optimizer<Float>(rule: Adam(), learningRate: 1e-3)
+        var noise = RandomGenerator(seed: 1)
+        let batches = (0..<(train.count / b)).map { k in x.slice(axis: 0, start: k * b, end: (k + 1) * b) }
+        var k = 0
+        let t = Timing.measure(minTotal: 2, maxTotal: 20) {
+            let xb = batches[k % batches.count]
+            model.valueWithGradient { $0.loss(xb, using: &noise).total }
+            optimizer.step(model)
+            k += 1
+        }
+        emit([("bench", .string("vae")), ("fw", .string("nabla")), ("batch", .number(Double(b))), ("threads", .number(Double(threads))),
+              ("steps_per_s_median", .number(1 / t.medianSeconds)), ("steps_per_s_max", .number(1 / t.minSeconds)),
+              ("samples_per_s_median", .number(Double(b) / t.medianSeconds)), ("median_s", .number(t.medianSeconds)),
+              ("others_cores", .number(t.othersCores))],
+             text: "vae step batch \(pad("\(b)", 4)) \(fmt(1 / t.medianSeconds, digits: 4)) steps/s (median)")
     }
 
     func mlp() {

@@ -34,10 +34,10 @@ struct Train: ParsableCommand {
     @Option(help: "Target column of a CSV file (default: the last column).") var target: String?
     @Option(help: "CSV columns to one-hot encode, comma-separated (text columns are encoded anyway).") var categorical: String?
     @Option(help: "classification or regression (default: inferred from the target column).") var task: String?
-    @Option(help: "linear, logistic, svm, mlp:H1,H2,... (hidden layer sizes), or cnn:C1,C2,.../H1,... (3×3 convolution channels, each followed by 2×2 max pooling / dense sizes; +bn adds batch norm; cnn alone is cnn:32,64/256+bn) for square one-channel images.") var model: String = "mlp:64"
+    @Option(help: "linear, logistic, svm, mlp:H1,H2,... (hidden layer sizes), or cnn:C1,C2,.../H1,... (3×3 convolution channels, each followed by 2×2 max pooling / dense sizes; +bn adds batch norm; cnn alone is cnn:32,64/256+bn) for square one-channel images; generative models of images: vae:H1,...,LATENT (+gaussian for a Gaussian pixel likelihood; vae alone is vae:400,20), gan:LATENT, cgan:LATENT (class-conditional).") var model: String = "mlp:64"
     @Option(help: "Activation of the MLP's hidden layers: relu, tanh, sigmoid, gelu.") var activation: String = "relu"
     @Option(help: "Dropout probability after each hidden layer.") var dropout: Double = 0
-    @Option(help: "Samples per step: full (batch gradient descent), 1 (stochastic), or N (mini-batch).") var batch: String = "32"
+    @Option(help: "Samples per step: full (batch gradient descent), 1 (stochastic), or N (mini-batch) (default 32; vae 128, gan and cgan 64).") var batch: String?
     @Option(help: "sgd, momentum, nesterov, adam, adamw, adamax, nadam, radam, rmsprop, adagrad, adadelta (default: adam; linear, logistic and svm are solved exactly unless --optimizer or --lr is given).") var optimizer: String?
     @Option(name: .customLong("lr"), help: "Learning rate (default: 1e-3 for the Adam family and RMSprop, 1 for Adadelta, 0.01 otherwise).") var learningRate: Double?
     @Option(help: "Momentum of momentum and nesterov.") var momentum: Double = 0.9
@@ -77,7 +77,7 @@ struct Train: ParsableCommand {
         var c = TrainConfiguration(data: data, target: target,
                            categorical: categorical.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? [],
                            task: try task.map { t in guard let v = Task(rawValue: t) else { throw ValidationError("--task must be classification or regression") }; return v },
-                           model: model, activation: activation, dropout: dropout, batch: batch, optimizer: optimizer ?? "adam", learningRate: learningRate,
+                           model: model, activation: activation, dropout: dropout, batch: batch ?? "32", optimizer: optimizer ?? "adam", learningRate: learningRate,
                            momentum: momentum, weightDecay: weightDecay, schedule: schedule, clip: clip, epochs: epochs ?? 60,
                            patience: patience, minDelta: minDelta, tolerance: tolerance, l1: l1, l2: l2, seed: seed, test: test,
                            validation: validation, scale: scale ?? (ImageSet(rawValue: data) != nil || data.contains("idx3-ubyte") ? "none" : "standard"),
@@ -95,12 +95,17 @@ struct Train: ParsableCommand {
         guard accumulate >= 1 else { throw ValidationError("--accumulate must be at least 1") }
         guard (threads ?? 1) >= 1, (threads ?? 1) <= 1024 else { throw ValidationError("--threads must be between 1 and 1024") }
         if distributed && (stream != nil || findLr) { throw ValidationError("--distributed trains a data set; it does not go with --\(stream != nil ? "stream" : "find-lr")") }
+        if isGenerative { return try checkGenerativeFlags() }
         do { try configurationFromFlags().check() } catch let e as RunSettingsError { throw ValidationError(e.message) }
     }
 
 
     func run() throws {
         if let stream { return try runStream(stream) }
+        if isGenerative {
+            if let threads { ComputeBackend.threads = threads }
+            return try trainGenerative()
+        }
         let world: Communicator
         do { world = distributed ? try Communicator.world() : .single } catch { throw ValidationError("--distributed: \(error)") }
         if let threads { ComputeBackend.threads = threads } else if world.size > 1 { ComputeBackend.threads = world.threadsPerProcess }

@@ -19,7 +19,7 @@ extension Train {
             guard spec.supports(classNames == nil ? .regression : .classification) else {
                 throw RunSettingsError("the \(spec.kind.rawValue) model does not do \(classNames == nil ? "regression (give --classes for classification)" : "classification")")
             }
-            let batchSize = Int(batch) ?? 32
+            let batchSize = Int(batch ?? "32") ?? 32
             let learner = StreamingLearner(spec: spec, features: features, target: targetName, classes: classNames,
                                            learningRate: learningRate ?? 1e-3, batchSize: batchSize, seed: seed)
             let folder = out ?? "runs/stream-\(Int(Date().timeIntervalSince1970))"
