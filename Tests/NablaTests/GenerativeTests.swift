@@ -28,8 +28,23 @@ import Testing
         // Second order: d²/dx² Σ = σ(x)(1 − σ(x)) on the diagonal.
         let hvp = gradient(at: x) { v in (gradient(at: v) { binaryCrossEntropy(logits: $0, targets: y, reduction: .sum) } * Tensor(repeating: 1, shape: [2, 4])).sum() }
         #expect(isClose(hvp.scalars, sigma.map { $0 * (1 - $0) }, tolerance: 1e-12))
-        let nan = binaryCrossEntropy(logits: Tensor<Float>(shape: [2], scalars: [.nan, 1]), targets: Tensor<Float>(shape: [2], scalars: [0, 1]), reduction: .sum)
-        #expect(nan.scalar.isNaN)
+        // Single precision (vectorized where the machine has AVX2): 1003 logits from −100 to 100
+        // against the double-precision formula, to float's rounding; NaN in any lane.
+        let xs = (0..<1003).map { -100 + 200 * Double($0) / 1002 }, ts = (0..<1003).map { Double($0 % 11) / 10 }
+        let fx = Tensor<Float>(shape: [1003], scalars: xs.map(Float.init)), ft = Tensor<Float>(shape: [1003], scalars: ts.map(Float.init))
+        let (fv, fg) = valueWithGradient(at: fx) { binaryCrossEntropy(logits: $0, targets: ft, reduction: .sum) }
+        let exact = zip(fx.scalars.map(Double.init), ft.scalars.map(Double.init)).map(reference).reduce(0, +)
+        #expect(Swift.abs(Double(fv.scalar) - exact) <= 1e-6 * exact, "\(fv.scalar) vs \(exact)")
+        for (i, g) in fg.scalars.enumerated() {
+            let v = Double(fx.scalars[i]), e = 1 / (1 + exp(-v)) - Double(ft.scalars[i])
+            #expect(Swift.abs(Double(g) - e) <= 1e-6, "logit \(v): \(g) vs \(e)")
+        }
+        for k in [0, 5, 9] {
+            var s = [Float](repeating: 0.5, count: 10)
+            s[k] = .nan
+            let (v, g) = valueWithGradient(at: Tensor<Float>(shape: [10], scalars: s)) { binaryCrossEntropy(logits: $0, targets: Tensor(repeating: 1, shape: [10]), reduction: .sum) }
+            #expect(v.scalar.isNaN && g.scalars[k].isNaN && g.scalars.enumerated().allSatisfy { $0.offset == k || !$0.element.isNaN })
+        }
     }
 
     /// −ELBO of a small VAE with Bernoulli pixels, recomputed by hand from its layers with the same
@@ -97,9 +112,19 @@ import Testing
         #expect(isClose(normalQuantile(0.975), 1.959963984540054, tolerance: 1e-13))
     }
 
-    func slice() throws -> (ImageRows, ImageRows) {
-        let (train, test) = try ImageSet.mnist.load(from: fixture("mnist-slice"))
-        return (ImageRows(train), ImageRows(test))
+    func slice() throws -> (ImageRows, ImageRows) { try ImageSet.mnist.loadRows(from: fixture("mnist-slice")) }
+
+    /// The single-precision loader gives the data set loader's pixels (to rounding: float32
+    /// division by 255 against double) and labels, and its errors for missing files.
+    @Test func imageRowsLoadTheSamePixelsAndLabels() throws {
+        let (train, test) = try slice()
+        let (dTrain, dTest) = try ImageSet.mnist.load(from: fixture("mnist-slice"))
+        #expect(train.count == 300 && test.count == 100 && train.labels == dTrain.targets.map { Int($0) } && test.labels == dTest.targets.map { Int($0) })
+        #expect(zip(train.pixels.scalars, dTrain.features.scalars).allSatisfy { Swift.abs(Double($0) - $1) <= 1e-7 })
+        #expect(train.pixels.scalars.contains(1) && train.pixels.scalars.allSatisfy { $0 >= 0 && $0 <= 1 })
+        do { _ = try ImageSet.fashionMNIST.loadRows(from: fixture("fashion-slice")); Issue.record("loaded without training files") } catch let e as DataFileError {
+            #expect(e.message.contains("train-images-idx3-ubyte") && e.message.contains("train-labels-idx1-ubyte"))
+        }
     }
 
     /// A VAE learns the 300-image slice (−ELBO per image falls), its pictures have the expected
@@ -173,5 +198,49 @@ import Testing
         }
         #expect(asked == Array(repeating: 2, count: 10) && agreement.samples == 20)
         #expect(agreement.perClass == (0..<10).map { $0 == 3 ? 1 : 0 } && isClose(agreement.overall, 0.1))
+    }
+
+    /// Augmentation moves each image by at most `shift` pixels with zeros coming in, mirrors it
+    /// with `flip`, and depends on the seed, epoch and row only (not on the batch it sits in).
+    @Test func augmentationShiftsAndFlipsDeterministically() throws {
+        let (h, w) = (4, 5)
+        let images = Tensor<Float>(shape: [3, h * w], scalars: (0..<(3 * h * w)).map { Float($0 + 1) })
+        let rows = [7, 2, 9]
+        let shift = ImageAugmentation(shift: 1)
+        let out = shift.apply(images, indices: rows, height: h, width: w, seed: 5, epoch: 0).scalars
+        for i in 0..<3 {
+            let src = Array(images.scalars[(i * h * w)..<((i + 1) * h * w)]), got = Array(out[(i * h * w)..<((i + 1) * h * w)])
+            // Some (dy, dx) in [−1, 1]² explains the image exactly.
+            let explained = (-1...1).contains { dy in (-1...1).contains { dx in
+                (0..<h).allSatisfy { y in (0..<w).allSatisfy { x in
+                    let (sy, sx) = (y - dy, x - dx)
+                    return got[y * w + x] == (sy >= 0 && sy < h && sx >= 0 && sx < w ? src[sy * w + sx] : 0)
+                } }
+            } }
+            #expect(explained, "image \(i): \(got)")
+        }
+        // The same rows in another order or batch: the same images.
+        let reordered = shift.apply(Tensor(shape: [1, h * w], scalars: Array(images.scalars[(2 * h * w)...])), indices: [9], height: h, width: w, seed: 5, epoch: 0)
+        #expect(reordered.scalars == Array(out[(2 * h * w)...]))
+        // Another epoch draws again (over many rows, some move differently).
+        let many = Tensor<Float>(shape: [40, h * w], scalars: (0..<(40 * h * w)).map { Float($0 % 13 + 1) })
+        let e0 = shift.apply(many, indices: Array(0..<40), height: h, width: w, seed: 5, epoch: 0)
+        let e1 = shift.apply(many, indices: Array(0..<40), height: h, width: w, seed: 5, epoch: 1)
+        #expect(e0.scalars != e1.scalars)
+        // Flipping only: every image is itself or its mirror, both occur.
+        let flips = ImageAugmentation(flip: true).apply(many, indices: Array(0..<40), height: h, width: w, seed: 1, epoch: 0).scalars
+        var mirrored = 0
+        for i in 0..<40 {
+            let src = Array(many.scalars[(i * h * w)..<((i + 1) * h * w)]), got = Array(flips[(i * h * w)..<((i + 1) * h * w)])
+            let mirror = (0..<(h * w)).map { k in src[(k / w) * w + (w - 1 - k % w)] }
+            #expect(got == src || got == mirror)
+            if got == mirror && got != src { mirrored += 1 }
+        }
+        #expect(mirrored > 5 && mirrored < 35, "\(mirrored) of 40 mirrored")
+        #expect(try ImageAugmentation(parsing: "shift:2,flip") == ImageAugmentation(shift: 2, flip: true))
+        #expect(try ImageAugmentation(parsing: "flip").description == "flip")
+        for bad in ["shift:0", "rotate", "", "shift:99"] {
+            #expect(throws: RunSettingsError.self) { try ImageAugmentation(parsing: bad) }
+        }
     }
 }

@@ -15,7 +15,7 @@ func nablaExecutable() -> URL? {
 }
 
 /// Runs `nabla` with `arguments`; (status, standard output, standard error).
-func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws -> (status: Int32, out: String, err: String) {
+func runNabla(_ arguments: [String], killAfter seconds: Double? = nil, killWhen condition: (() -> Bool)? = nil) throws -> (status: Int32, out: String, err: String) {
     let executable = try #require(nablaExecutable(), "the nabla executable was not built beside the tests")
     let process = Process()
     process.executableURL = executable
@@ -26,6 +26,11 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
     try process.run()
     if let seconds {
         Thread.sleep(forTimeInterval: seconds)
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+    if let condition {
+        // Polled while the process runs (its output is small enough for the pipes' buffers).
+        while process.isRunning && !condition() { Thread.sleep(forTimeInterval: 0.002) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
     let outData = out.fileHandleForReading.readDataToEndOfFile(), errData = err.fileHandleForReading.readDataToEndOfFile()
@@ -81,12 +86,19 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-cnn-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
         let run = try runNabla(["train", "--data", "mnist", "--data-dir", fixture("mnist-slice"), "--model", "cnn:4/16+bn", "--epochs", "2",
-                                "--batch", "32", "--out", folder.appendingPathComponent("run").path, "--json", "--quiet"])
+                                "--batch", "32", "--augment", "shift:2,flip", "--out", folder.appendingPathComponent("run").path, "--json", "--quiet"])
         #expect(run.status == 0, "\(run.err)")
         #expect(run.out.contains("\"test_samples\":100") && run.out.contains("\"model\":\"cnn:4/16+bn\""), "\(run.out)")
+        // `nabla predict` on the test images: one line per image, the accuracy from the labels beside them.
+        let predicted = try runNabla(["predict", folder.appendingPathComponent("run").path, "--data", fixture("mnist-slice") + "/t10k-images-idx3-ubyte.gz"])
+        #expect(predicted.status == 0 && predicted.out.split(separator: "\n").count == 101 && predicted.err.contains("accuracy") && predicted.err.contains("100 images"), "\(predicted.err)")
         let deep = try runNabla(["train", "--data", "mnist", "--data-dir", fixture("mnist-slice"), "--model", "cnn:2,2,2,2,2", "--out", folder.appendingPathComponent("deep").path])
         #expect(deep.status == 1 && deep.err.contains("--model cnn:2,2,2,2,2") && deep.err.contains("below 1 × 1"), "\(deep.err)")
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("deep/model.safetensors").path))
+        let notImages = try runNabla(["train", "--data", "digits", "--augment", "flip", "--out", folder.appendingPathComponent("digits").path])
+        #expect(notImages.status == 1 && notImages.err.contains("--augment"), "\(notImages.err)")
+        let badAugment = try runNabla(["train", "--data", "mnist", "--augment", "rotate"])
+        #expect(badAugment.status == 64 && badAugment.err.contains("--augment rotate"), "\(badAugment.err)")
         let missing = try runNabla(["train", "--data", "fashion-mnist", "--data-dir", fixture("fashion-slice"), "--model", "cnn"])
         #expect(missing.status == 1 && missing.err.contains("train-images-idx3-ubyte"), "\(missing.err)")
     }
@@ -137,12 +149,17 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil) throws ->
         let first = try runNabla(["train"] + settings + ["--out", reference])
         let duration = Date().timeIntervalSince(started)
         #expect(first.status == 0, "\(first.err)")
-        // Kills at fractions of the uninterrupted run's duration; at least one must land during
-        // training (a checkpoint written, the model not yet), or the test would prove nothing.
+        // Kills as soon as the first checkpoint is written, and at fractions of the uninterrupted
+        // run's duration; at least one must land during training (a checkpoint written, the
+        // model not yet), or the test would prove nothing.
         var killedDuringTraining = 0
-        for (i, fraction) in [0.4, 0.6, 0.8].enumerated() {
+        for (i, fraction) in [0.0, 0.5, 0.8].enumerated() {
             let run = folder.appendingPathComponent("run\(i)").path
-            _ = try runNabla(["train"] + settings + ["--out", run], killAfter: duration * fraction)
+            if fraction == 0 {
+                _ = try runNabla(["train"] + settings + ["--out", run], killWhen: { FileManager.default.fileExists(atPath: run + "/checkpoint.safetensors") })
+            } else {
+                _ = try runNabla(["train"] + settings + ["--out", run], killAfter: duration * fraction)
+            }
             if FileManager.default.fileExists(atPath: run + "/checkpoint.safetensors") && !FileManager.default.fileExists(atPath: run + "/model.safetensors") {
                 killedDuringTraining += 1
             }

@@ -47,10 +47,9 @@ public enum ImageSet: String, CaseIterable, Sendable {
         return nil
     }
 
-    /// The training and test sets from `folder`. A missing file is an error that names it and
-    /// says where the files go; a file that is not IDX, is truncated, or whose images and labels
-    /// disagree is an error that names the file.
-    public func load(from folder: String, trainLimit: Int? = nil) throws -> (train: Dataset, test: Dataset) {
+    /// The four files' paths in `folder`; a missing file is an error that names it and says
+    /// where the files go.
+    func paths(in folder: String) throws -> [String] {
         let found = ImageSet.fileNames.map { ImageSet.locate($0, in: folder) }
         let missing = zip(ImageSet.fileNames, found).filter { $0.1 == nil }.map(\.0)
         guard missing.isEmpty else {
@@ -58,17 +57,56 @@ public enum ImageSet: String, CaseIterable, Sendable {
                 + "\(source) — \(ImageSet.fileNames.joined(separator: ", ")) — in one folder and name it with "
                 + "--data-dir DIR, or set \(ImageSet.environmentVariable) to a folder holding \(rawValue)/")
         }
-        let paths = found.map { $0! }
+        return found.map { $0! }
+    }
+
+    /// The training and test sets from `folder`. A missing file is an error that names it and
+    /// says where the files go; a file that is not IDX, is truncated, or whose images and labels
+    /// disagree is an error that names the file.
+    public func load(from folder: String, trainLimit: Int? = nil) throws -> (train: Dataset, test: Dataset) {
+        let paths = try paths(in: folder)
         var train = try Dataset.readIDX(images: paths[0], labels: paths[1], limit: trainLimit)
         var test = try Dataset.readIDX(images: paths[2], labels: paths[3])
-        for part in [train, test] where part.classCount > classNames.count {
-            throw DataFileError(path: folder, message: "\(rawValue): a label of \(part.classCount - 1) is outside the \(classNames.count) classes")
-        }
-        guard train.featureCount == test.featureCount else {
-            throw DataFileError(path: paths[2], message: "test images of \(test.featureCount) pixels, training images of \(train.featureCount)")
-        }
+        try check(train: (train.featureCount, train.classCount), test: (test.featureCount, test.classCount), folder: folder, testPath: paths[2])
         train.classNames = classNames
         test.classNames = classNames
         return (train, test)
+    }
+
+    /// ``load(from:trainLimit:)`` as single-precision rows, without a double-precision copy of
+    /// the pixels (a third of the memory at the peak): what the image models train on.
+    public func loadRows(from folder: String, trainLimit: Int? = nil) throws -> (train: ImageRows, test: ImageRows) {
+        let paths = try paths(in: folder)
+        let train = try IDX.readLabelled(images: paths[0], labels: paths[1], limit: trainLimit)
+        let trainRows = ImageRows(pixels: Tensor(shape: [train.count, train.pixels], scalars: train.floats()), labels: train.labels.map { Int($0) })
+        let test = try IDX.readLabelled(images: paths[2], labels: paths[3], limit: nil)
+        try check(train: (train.pixels, train.classCount), test: (test.pixels, test.classCount), folder: folder, testPath: paths[2])
+        return (trainRows, ImageRows(pixels: Tensor(shape: [test.count, test.pixels], scalars: test.floats()), labels: test.labels.map { Int($0) }))
+    }
+
+    func check(train: (pixels: Int, classes: Int), test: (pixels: Int, classes: Int), folder: String, testPath: String) throws {
+        for part in [train, test] where part.classes > classNames.count {
+            throw DataFileError(path: folder, message: "\(rawValue): a label of \(part.classes - 1) is outside the \(classNames.count) classes")
+        }
+        guard train.pixels == test.pixels else {
+            throw DataFileError(path: testPath, message: "test images of \(test.pixels) pixels, training images of \(train.pixels)")
+        }
+    }
+}
+
+/// Images as rows of pixels in [0, 1] (single precision) with their class labels.
+public struct ImageRows: Sendable {
+    public var pixels: Tensor<Float>
+    public var labels: [Int]
+    public var count: Int { pixels.shape[0] }
+
+    public init(pixels: Tensor<Float>, labels: [Int]) {
+        require(pixels.rank == 2 && labels.count == pixels.shape[0], "ImageRows: pixels \(pixels.shape) and \(labels.count) labels do not agree")
+        (self.pixels, self.labels) = (pixels, labels)
+    }
+
+    /// A data set's features (pixels already in [0, 1]) and class indices.
+    public init(_ d: Dataset) {
+        self.init(pixels: Tensor<Float>(converting: d.features), labels: d.targets.map { Int($0) })
     }
 }

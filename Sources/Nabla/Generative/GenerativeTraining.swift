@@ -101,23 +101,6 @@ public struct GenerativeSettings: Sendable, Codable, Equatable {
     }
 }
 
-/// Images for a generative model: rows of pixels in [0, 1] and their class labels.
-public struct ImageRows: Sendable {
-    public var pixels: Tensor<Float>
-    public var labels: [Int]
-    public var count: Int { pixels.shape[0] }
-
-    public init(pixels: Tensor<Float>, labels: [Int]) {
-        require(pixels.rank == 2 && labels.count == pixels.shape[0], "ImageRows: pixels \(pixels.shape) and \(labels.count) labels do not agree")
-        (self.pixels, self.labels) = (pixels, labels)
-    }
-
-    /// A data set's features (pixels already in [0, 1]) and class indices.
-    public init(_ d: Dataset) {
-        self.init(pixels: Tensor<Float>(converting: d.features), labels: d.targets.map { Int($0) })
-    }
-}
-
 /// One epoch of a generative run. VAE: `trainLoss` and `testLoss` are −ELBO per image (the
 /// example's "Average loss" and "Test set loss"). GAN: `trainLoss` is the generator's mean loss,
 /// `discriminatorLoss` the discriminator's, `testLoss` nil.

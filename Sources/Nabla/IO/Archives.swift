@@ -141,9 +141,11 @@ public enum IDX {
         guard let needed = StoredTensor.byteCount(shape: shape, elementSize: size) else { throw fail("shape \(shape) is too large (its size overflows)") }
         guard b.count - start >= needed else { throw fail("truncated: \(shape) elements need \(needed) bytes, the file has \(b.count - start)") }
         let count = needed / size
-        var data = Array(b[start..<(start + count * size)])
-        if size > 1 { for i in 0..<count { data[(i * size)..<((i + 1) * size)].reverse() } }   // big-endian → little-endian
-        return StoredTensor(dtype: dtype, shape: shape, bytes: data)
+        // The elements in place (no second copy of a large file).
+        b.removeSubrange(0..<start)
+        b.removeSubrange((count * size)...)
+        if size > 1 { for i in 0..<count { b[(i * size)..<((i + 1) * size)].reverse() } }   // big-endian → little-endian
+        return StoredTensor(dtype: dtype, shape: shape, bytes: b)
     }
 }
 
@@ -157,10 +159,24 @@ extension IDX {
     }
 }
 
-extension Dataset {
-    /// MNIST-style IDX files (plain or gzip'd): images [n, rows, cols] as features scaled to [0, 1],
-    /// labels [n] as classes. `limit` keeps the first rows only.
-    public static func readIDX(images: String, labels: String, limit: Int? = nil) throws -> Dataset {
+extension IDX {
+    /// MNIST-style images and labels, read and checked: the images' first axis and the labels
+    /// agree, the labels are class numbers, `limit` keeps the first rows only.
+    struct LabelledImages {
+        var images: StoredTensor
+        var count: Int
+        var pixels: Int
+        var labels: [Double]
+        var classCount: Int
+
+        /// Pixel row-major values, U8 scaled to [0, 1] (as float32 division by 255 gives them).
+        func floats() -> [Float] {
+            if images.dtype == .U8 { return images.bytes.prefix(count * pixels).map { Float($0) / 255 } }
+            return images.doubles.prefix(count * pixels).map { Float($0) }
+        }
+    }
+
+    static func readLabelled(images: String, labels: String, limit: Int?) throws -> LabelledImages {
         let x = try IDX.read(images), y = try IDX.read(labels)
         guard x.shape.count >= 2, y.shape.count == 1, x.shape[0] == y.shape[0] else {
             throw DataFileError(path: images, message: "images \(x.shape) and labels \(y.shape) (\(labels)) do not agree")
@@ -168,7 +184,7 @@ extension Dataset {
         let n = Swift.min(Swift.max(limit ?? x.shape[0], 0), x.shape[0])
         // (With no images the other dimensions are unchecked by the size test: multiply safely.)
         guard let d = StoredTensor.byteCount(shape: Array(x.shape.dropFirst()), elementSize: 1), n > 0, d > 0 else { throw DataFileError(path: images, message: "images \(x.shape) hold no samples or no pixels") }
-        let pixels = x.doubles, classes = Array(y.doubles.prefix(n))
+        let classes = Array(y.doubles.prefix(n))
         // Labels are class indices: whole numbers from 0, and (as the classes are listed one by one)
         // fewer than 65,536 of them.
         if let bad = classes.firstIndex(where: { !($0 >= 0 && $0 < 65_536 && $0 == $0.rounded()) }) {
@@ -180,9 +196,31 @@ extension Dataset {
         guard classCount <= Swift.max(1000, n) else {
             throw DataFileError(path: labels, message: "the largest label, \(classCount - 1), implies \(classCount) classes for \(n) images")
         }
+        return LabelledImages(images: x, count: n, pixels: d, labels: classes, classCount: classCount)
+    }
+}
+
+extension IDX {
+    /// An MNIST-style images file (plain or gzip'd) without labels: rows of pixels [n, rows·cols]
+    /// scaled to [0, 1] (unsigned bytes divided by 255).
+    public static func images(_ path: String) throws -> Tensor<Double> {
+        let x = try IDX.read(path)
+        guard x.shape.count >= 2, x.shape[0] > 0, let d = StoredTensor.byteCount(shape: Array(x.shape.dropFirst()), elementSize: 1), d > 0 else {
+            throw DataFileError(path: path, message: "images \(x.shape) hold no samples or no pixels")
+        }
         let scale = x.dtype == .U8 ? 1.0 / 255 : 1
-        return Dataset(features: Tensor(shape: [n, d], scalars: pixels.prefix(n * d).map { $0 * scale }),
-                       targets: classes, featureNames: (0..<d).map { "pixel_\($0)" }, task: .classification,
-                       classNames: (0..<classCount).map(String.init))
+        return Tensor(shape: [x.shape[0], d], scalars: x.doubles.map { $0 * scale })
+    }
+}
+
+extension Dataset {
+    /// MNIST-style IDX files (plain or gzip'd): images [n, rows, cols] as features scaled to [0, 1],
+    /// labels [n] as classes. `limit` keeps the first rows only.
+    public static func readIDX(images: String, labels: String, limit: Int? = nil) throws -> Dataset {
+        let r = try IDX.readLabelled(images: images, labels: labels, limit: limit)
+        let scale = r.images.dtype == .U8 ? 1.0 / 255 : 1
+        return Dataset(features: Tensor(shape: [r.count, r.pixels], scalars: r.images.doubles.prefix(r.count * r.pixels).map { $0 * scale }),
+                       targets: r.labels, featureNames: (0..<r.pixels).map { "pixel_\($0)" }, task: .classification,
+                       classNames: (0..<r.classCount).map(String.init))
     }
 }

@@ -75,6 +75,8 @@ public struct TrainConfiguration: RunSettingsFile, Sendable, Equatable {
     public var headLearningRate: Double?
     /// The folder of a named image set's files (`--data mnist --data-dir DIR`; nil: the default).
     public var dataDir: String?
+    /// Image data: seeded augmentation of the training images (`shift:N`, `flip`, `shift:N,flip`).
+    public var augment: String?
 
     public init(data: String, target: String? = nil, categorical: [String], task: Task? = nil, model: String, activation: String, dropout: Double, batch: String, optimizer: String, learningRate: Double? = nil, momentum: Double, weightDecay: Double, schedule: String, clip: Double? = nil, epochs: Int, patience: Int? = nil, minDelta: Double, tolerance: Double? = nil, l1: Double, l2: Double, seed: UInt64, test: Double, validation: Double, scale: String, solve: Bool? = nil) {
         self.data = data
@@ -112,6 +114,7 @@ extension TrainConfiguration {
     /// Every setting of a run, from flags or from a saved config.json, checked before anything
     /// is built: a value out of range ends here with the flag named, never in a crash later.
     public func check() throws {
+        if let a = augment { _ = try ImageAugmentation(parsing: a) }
         let c = self
         guard c.test > 0, c.validation >= 0, c.test + c.validation < 1 else {
             throw RunSettingsError("--test and --validation must be fractions with test > 0 and test + validation < 1 (got \(c.test) and \(c.validation))")
@@ -180,9 +183,14 @@ extension ModelCard {
     public func check() throws {
         func fail(_ m: String) -> RunSettingsError { RunSettingsError(m) }
         guard !features.isEmpty, features.count <= 10_000_000 else { throw fail("'features' must list between 1 and 10000000 names, it has \(features.count)") }
-        guard spec.hidden.allSatisfy({ $0 >= 1 && $0 <= 100_000 }), spec.kind == .mlp || spec.hidden.isEmpty else {
+        guard spec.hidden.allSatisfy({ $0 >= 1 && $0 <= 100_000 }), spec.kind == .mlp || spec.kind == .cnn || spec.hidden.isEmpty else {
             throw fail("'spec.hidden' sizes must be between 1 and 100000, got \(spec.hidden)")
         }
+        guard (spec.channels ?? []).allSatisfy({ $0 >= 1 && $0 <= 4096 }), spec.kind == .cnn || spec.channels == nil,
+              spec.kind != .cnn || !(spec.channels ?? []).isEmpty else {
+            throw fail("'spec.channels' must be 1 to 4096 per convolution, for a cnn only, got \(spec.channels ?? [])")
+        }
+        if let p = spec.problem(inputs: features.count) { throw fail(p) }
         guard ["relu", "tanh", "sigmoid", "gelu"].contains(spec.activation) else { throw fail("'spec.activation' '\(spec.activation)' is unknown") }
         guard spec.dropout >= 0, spec.dropout < 1 else { throw fail("'spec.dropout' \(spec.dropout) is not in [0, 1)") }
         switch task {

@@ -18,6 +18,7 @@ struct Bench: ParsableCommand {
     @Option(help: "anomaly: the folder of the MNIST IDX files.") var mnist: String?
     @Option(help: "cnn, vae: the folder of the Fashion-MNIST (cnn) or MNIST (vae) IDX files (default: $NABLA_DATA_DIR/fashion-mnist or mnist, else data/NAME).") var dataDir: String?
     @Option(help: "anomaly: the folder of the Fashion-MNIST IDX files.") var fashion: String?
+    @Option(help: "cnn-accuracy: a folder written by the peers' `cnn.py --export-init DIR` (PyTorch's initial weights and the two epochs' permutations) to train from instead of Nabla's own.") var initial: String?
     @Option(help: "anomaly: the seed of the detectors' weights and batches.") var seed: UInt64 = 0
     @Option(help: "reinforce: the seeds of REINFORCE (comma-separated).") var seeds: String = "0,1,2,3,4"
     @Option(help: "reinforce: the seeds of PPO (comma-separated).") var ppoSeeds: String = "0,1,2"
@@ -26,8 +27,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "One JSON object per line per measurement.") var json = false
 
     func validate() throws {
-        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar", "mlp", "cnn", "vae", "mlp-memory", "mlp-accuracy", "hessian", "attribution", "anomaly", "reinforce", "gpt", "lstm"].contains(workload) else {
-            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, cnn, vae, mlp-memory, mlp-accuracy, hessian, attribution, anomaly, reinforce, gpt, lstm")
+        guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar", "mlp", "cnn", "cnn-memory", "cnn-accuracy", "vae", "mlp-memory", "mlp-accuracy", "hessian", "attribution", "anomaly", "reinforce", "gpt", "lstm"].contains(workload) else {
+            throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, cnn, cnn-memory, cnn-accuracy, vae, mlp-memory, mlp-accuracy, hessian, attribution, anomaly, reinforce, gpt, lstm")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
@@ -83,6 +84,8 @@ struct Bench: ParsableCommand {
         case "mlp": mlp()
         case "cnn": try cnn()
         case "vae": try vae()
+        case "cnn-memory": try cnnMemory()
+        case "cnn-accuracy": try cnnAccuracy()
         case "gpt", "lstm": try languageModel(workload)
         case "mlp-memory": mlpMemory()
         case "mlp-accuracy": mlpAccuracy()
@@ -308,13 +311,12 @@ struct Bench: ParsableCommand {
     /// first 8192 MNIST training images; ε drawn every step.
     func vae() throws {
         let folder = ImageSet.mnist.folder(dataDir)
-        let (train, _) = try ImageSet.mnist.load(from: folder, trainLimit: 8192)
-        let x = Tensor<Float>(converting: train.features)
+        let x = try ImageSet.mnist.loadRows(from: folder, trainLimit: 8192).train.pixels
         let b = batch ?? 128
         let model = GlobalRandom.withSeed(1) { VariationalAutoencoder<Float>(inputs: 784, hidden: [400], latent: 20) }
         var optimizer = Optimizer<Float>(rule: Adam(), learningRate: 1e-3)
         var noise = RandomGenerator(seed: 1)
-        let batches = (0..<(train.count / b)).map { k in x.slice(axis: 0, start: k * b, end: (k + 1) * b) }
+        let batches = (0..<(x.shape[0] / b)).map { k in x.slice(axis: 0, start: k * b, end: (k + 1) * b) }
         var k = 0
         let t = Timing.measure(minTotal: 2, maxTotal: 20) {
             let xb = batches[k % batches.count]
@@ -327,6 +329,77 @@ struct Bench: ParsableCommand {
               ("samples_per_s_median", .number(Double(b) / t.medianSeconds)), ("median_s", .number(t.medianSeconds)),
               ("others_cores", .number(t.othersCores))],
              text: "vae step batch \(pad("\(b)", 4)) \(fmt(1 / t.medianSeconds, digits: 4)) steps/s (median)")
+    }
+
+    /// W7's network for one epoch over the 60000 Fashion-MNIST training images at batch 128, in
+    /// file order: the peak resident memory of the process (data, model, optimizer, buffers).
+    func cnnMemory() throws {
+        let (train, _) = try ImageSet.fashionMNIST.loadRows(from: ImageSet.fashionMNIST.folder(dataDir))
+        let model: Sequential<Float> = GlobalRandom.withSeed(0) { ModelSpec(parsing: "cnn:32,64/128")!.build(inputs: 784, outputs: 10) }
+        var optimizer = Optimizer<Float>(rule: Adam(), learningRate: 1e-3)
+        let started = Date()
+        for start in stride(from: 0, to: train.count, by: 128) {
+            let end = Swift.min(start + 128, train.count)
+            let xb = train.pixels.slice(axis: 0, start: start, end: end), yb = Array(train.labels[start..<end])
+            model.valueWithGradient { $0(xb).softmaxCrossEntropy(targets: yb) }
+            optimizer.step(model)
+        }
+        let wall = Date().timeIntervalSince(started)
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let mib = Double(usage.ru_maxrss) / 1024
+        emit([("bench", .string("cnn")), ("fw", .string("nabla")), ("what", .string("peak_rss_1epoch_b128")), ("batch", .number(128)),
+              ("ru_maxrss_mib", .number(mib)), ("epoch_wall_s", .number(wall))],
+             text: "cnn one epoch (\(train.count) images) at batch 128: peak resident memory \(fmt(mib, digits: 4)) MiB, \(fmt(wall, digits: 3)) s")
+    }
+
+    /// W7's quality run: two epochs over the 60000 Fashion-MNIST training images at batch 64
+    /// (the last batch 32), then the test accuracy and mean loss on the 10000 test images after
+    /// each epoch. With --initial DIR, PyTorch's initial weights and permutations as the peers'
+    /// cnn.py exports them (the same start and batches as `cnn.py --mode acc`); otherwise Nabla's
+    /// seed-0 initialization and permutations.
+    func cnnAccuracy() throws {
+        let (train, test) = try ImageSet.fashionMNIST.loadRows(from: ImageSet.fashionMNIST.folder(dataDir))
+        let model: Sequential<Float> = GlobalRandom.withSeed(0) { ModelSpec(parsing: "cnn:32,64/128")!.build(inputs: 784, outputs: 10) }
+        var permutations: [[Int]] = []
+        if let initial {
+            let names = ["conv1_w", "conv1_b", "conv2_w", "conv2_b", "fc1_w", "fc1_b", "fc2_w", "fc2_b"]
+            for (p, name) in zip(model.parameters, names) {
+                let t: Tensor<Float> = try NPY.read((initial as NSString).appendingPathComponent(name + ".npy")).tensor()
+                guard t.shape == p.shape else { throw RunFailure(message: "--initial \(initial): \(name).npy has shape \(t.shape), the model's parameter \(p.shape)") }
+                p.value = t
+            }
+            for e in 1...2 {
+                let perm = try NPY.read((initial as NSString).appendingPathComponent("perm_epoch\(e).npy")).doubles.map { Int($0) }
+                guard perm.count == train.count, Set(perm).count == perm.count, perm.allSatisfy({ $0 >= 0 && $0 < train.count }) else {
+                    throw RunFailure(message: "--initial \(initial): perm_epoch\(e).npy is not a permutation of the \(train.count) training images")
+                }
+                permutations.append(perm)
+            }
+        } else {
+            var g = RandomGenerator(seed: 0)
+            permutations = [g.permutation(train.count), g.permutation(train.count)]
+        }
+        var optimizer = Optimizer<Float>(rule: Adam(), learningRate: 1e-3)
+        var seconds = 0.0
+        for (e, perm) in permutations.enumerated() {
+            let started = Date()
+            model.train()
+            for start in stride(from: 0, to: perm.count, by: 64) {
+                let rows = Array(perm[start..<Swift.min(start + 64, perm.count)])
+                let xb = train.pixels.takeRows(rows), yb = rows.map { train.labels[$0] }
+                model.valueWithGradient { $0(xb).softmaxCrossEntropy(targets: yb) }
+                optimizer.step(model)
+            }
+            seconds += Date().timeIntervalSince(started)
+            model.eval()
+            let logits = withoutGradients { model.outputs(test.pixels) }
+            let loss = Double(withoutGradients { logits.softmaxCrossEntropy(targets: test.labels) }.scalar)
+            let accuracy = Metrics.accuracy(predicted: logits.argmax(axis: 1), actual: test.labels)
+            emit([("bench", .string("cnn")), ("fw", .string("nabla")), ("what", .string("acc")), ("init", .string(initial == nil ? "nabla" : "pytorch")),
+                  ("epochs", .number(Double(e + 1))), ("test_accuracy", .number(accuracy)), ("test_loss", .number(loss)), ("seconds", .number(seconds))],
+                 text: "cnn epoch \(e + 1): test accuracy \(fmt(accuracy, digits: 4)), test loss \(fmt(loss, digits: 4)), \(fmt(seconds, digits: 3)) s")
+        }
     }
 
     func mlp() {

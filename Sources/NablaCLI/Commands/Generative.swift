@@ -57,11 +57,11 @@ extension Train {
         let set = ImageSet(rawValue: card.data)!
         let trainer: GenerativeTrainer
         do {
-            let (train, test) = try set.load(from: set.folder(card.dataDirectory))
-            let side = Int(Double(train.featureCount).squareRoot())
-            guard side * side == train.featureCount else { throw GenerativeError("\(card.data): images of \(train.featureCount) pixels are not square") }
+            let (train, test) = try set.loadRows(from: set.folder(card.dataDirectory))
+            let pixels = train.pixels.shape[1], side = Int(Double(pixels).squareRoot())
+            guard side * side == pixels else { throw GenerativeError("\(card.data): images of \(pixels) pixels are not square") }
             (card.settings.height, card.settings.width) = (side, side)
-            trainer = try GenerativeTrainer(settings: card.settings, train: ImageRows(train), test: ImageRows(test))
+            trainer = try GenerativeTrainer(settings: card.settings, train: train, test: test)
         } catch let e as GenerativeError { throw RunFailure(message: e.message) } catch { throw RunFailure(message: "\(error)") }
         let checkpointPath = file(folder, "checkpoint.safetensors")
         if resume != nil, FileManager.default.fileExists(atPath: checkpointPath) {

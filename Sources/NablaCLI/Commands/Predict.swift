@@ -5,23 +5,40 @@ import Nabla
 /// `nabla predict RUN --data FILE.csv`: applies a trained model to new rows.
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Apply the model of a `nabla train` run to a CSV file.",
+        abstract: "Apply the model of a `nabla train` run to a CSV file or to MNIST-style images.",
         discussion: """
         The CSV needs the run's feature columns (by name, any order; extra columns are ignored). Prints a CSV \
         with the row number and the prediction (and for classification the probability of the predicted \
-        class); when the file also has the target column, the accuracy or R² follows on standard error.
+        class); when the file also has the target column, the accuracy or R² follows on standard error. \
+        An IDX images file (…-images-idx3-ubyte[.gz]) is predicted image by image; with its labels file beside \
+        it, the accuracy follows.
         """)
 
     @Argument(help: "The run folder (it holds model.safetensors and model.json).") var runFolder: String
-    @Option(help: "The CSV file to predict.") var data: String
+    @Option(help: "The CSV file to predict, or an IDX images file (…-images-idx3-ubyte[.gz]) for a model trained on images.") var data: String
     @Option(help: "Write the predictions to this file instead of standard output.") var out: String?
 
     func run() throws {
         do {
             let trained = try TrainedModel(runFolder: runFolder)
             let card = trained.card
-            let table = try CSVTable.read(data)
-            let x = try trained.features(from: table, path: data)
+            let x: Tensor<Double>
+            var table: CSVTable?
+            var imageLabels: [Int]?
+            if data.contains("idx3-ubyte") {
+                let images = try IDX.images(data)
+                guard images.shape[1] == card.features.count else {
+                    throw RunSettingsError("\(data): images of \(images.shape[1]) pixels, but the model was trained on \(card.features.count) features")
+                }
+                x = images
+                let labels = IDX.labelsPath(forImages: data)
+                if labels != data, FileManager.default.fileExists(atPath: labels) {
+                    imageLabels = try Dataset.readIDX(images: data, labels: labels).targets.map { Int($0) }
+                }
+            } else {
+                table = try CSVTable.read(data)
+                x = try trained.features(from: table!, path: data)
+            }
             let scores = trained.outputs(x)
             var lines = ["row,prediction" + (card.task == .classification ? ",probability" : "")]
             var predictedClasses: [Int] = [], predictedValues: [Double] = []
@@ -37,7 +54,10 @@ struct Predict: ParsableCommand {
             }
             let text = lines.joined(separator: "\n") + "\n"
             if let path = out { try writeAtomically(text, to: path) } else { print(text, terminator: "") }
-            if let t = table.header.firstIndex(of: card.target) {
+            if let imageLabels, card.task == .classification {
+                printError("accuracy \(fmt(Metrics.accuracy(predicted: predictedClasses, actual: imageLabels), digits: 4)) on \(imageLabels.count) images with labels (\((IDX.labelsPath(forImages: data) as NSString).lastPathComponent))")
+            }
+            if let table, let t = table.header.firstIndex(of: card.target) {
                 let cells = table.rows.map { $0[t].trimmingCharacters(in: .whitespaces) }
                 if card.task == .classification {
                     let actual = cells.map { card.classes.firstIndex(of: $0) ?? -1 }

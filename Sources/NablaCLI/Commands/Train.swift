@@ -37,12 +37,12 @@ struct Train: ParsableCommand {
     @Option(help: "linear, logistic, svm, mlp:H1,H2,... (hidden layer sizes), or cnn:C1,C2,.../H1,... (3×3 convolution channels, each followed by 2×2 max pooling / dense sizes; +bn adds batch norm; cnn alone is cnn:32,64/256+bn) for square one-channel images; generative models of images: vae:H1,...,LATENT (+gaussian for a Gaussian pixel likelihood; vae alone is vae:400,20), gan:LATENT, cgan:LATENT (class-conditional).") var model: String = "mlp:64"
     @Option(help: "Activation of the MLP's hidden layers: relu, tanh, sigmoid, gelu.") var activation: String = "relu"
     @Option(help: "Dropout probability after each hidden layer.") var dropout: Double = 0
-    @Option(help: "Samples per step: full (batch gradient descent), 1 (stochastic), or N (mini-batch) (default 32; vae 128, gan and cgan 64).") var batch: String?
+    @Option(help: "Samples per step: full (batch gradient descent), 1 (stochastic), or N (mini-batch) (default 32; cnn, gan and cgan 64; vae 128).") var batch: String?
     @Option(help: "sgd, momentum, nesterov, adam, adamw, adamax, nadam, radam, rmsprop, adagrad, adadelta (default: adam; linear, logistic and svm are solved exactly unless --optimizer or --lr is given).") var optimizer: String?
     @Option(name: .customLong("lr"), help: "Learning rate (default: 1e-3 for the Adam family and RMSprop, 1 for Adadelta, 0.01 otherwise).") var learningRate: Double?
     @Option(help: "Momentum of momentum and nesterov.") var momentum: Double = 0.9
     @Option(help: "Weight decay (decoupled for adamw).") var weightDecay: Double = 0
-    @Option(help: "Learning-rate schedule: constant, cosine, step:EPOCHS,GAMMA, exponential:GAMMA (per epoch), onecycle, warmup:STEPS.") var schedule: String = "constant"
+    @Option(help: "Learning-rate schedule: constant, cosine, step:EPOCHS,GAMMA, exponential:GAMMA (per epoch), onecycle, warmup:STEPS (default: constant; cosine for a cnn).") var schedule: String?
     @Option(help: "Clip gradients to this global L2 norm.") var clip: Double?
     @Option(help: "Most epochs (default 60; with --resume, the saved run's).") var epochs: Int?
     @Option(help: "Early stopping: epochs without improvement of the validation loss.") var patience: Int?
@@ -54,6 +54,7 @@ struct Train: ParsableCommand {
     @Option(help: "Fraction of the data held out for the test.") var test: Double = 0.2
     @Option(help: "Fraction of the data held out for validation (early stopping, curves).") var validation: Double = 0.1
     @Option(help: "Feature scaling fitted on the training rows: standard, minmax, none (default: standard; none for images, whose pixels are scaled to [0, 1]).") var scale: String?
+    @Option(help: "Images: seeded random changes to the training images each epoch: shift:N (moved up to N pixels each way), flip (mirrored left–right half the time: clothes, not digits), or shift:N,flip.") var augment: String?
     @Option(help: "Run folder (default: runs/MODEL-DATA-TIME).") var out: String?
     @Option(help: "Continue the run in this folder from its last checkpoint.") var resume: String?
     @Option(help: "Least seconds between checkpoints (0: every epoch); the last epoch's is always written at the end and on Ctrl-C.") var checkpointEvery: Double = 10
@@ -74,17 +75,20 @@ struct Train: ParsableCommand {
     @Option(help: "Threads for the kernels (default: every core; with --distributed, the cores divided among the processes on each machine).") var threads: Int?
 
     func configurationFromFlags() throws -> TrainConfiguration {
+        // A convolutional network trains at batch 64 with a cosine decay of the rate by default.
+        let cnn = ModelSpec(parsing: model)?.kind == .cnn
         var c = TrainConfiguration(data: data, target: target,
                            categorical: categorical.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? [],
                            task: try task.map { t in guard let v = Task(rawValue: t) else { throw ValidationError("--task must be classification or regression") }; return v },
-                           model: model, activation: activation, dropout: dropout, batch: batch ?? "32", optimizer: optimizer ?? "adam", learningRate: learningRate,
-                           momentum: momentum, weightDecay: weightDecay, schedule: schedule, clip: clip, epochs: epochs ?? 60,
+                           model: model, activation: activation, dropout: dropout, batch: batch ?? (cnn ? "64" : "32"), optimizer: optimizer ?? "adam", learningRate: learningRate,
+                           momentum: momentum, weightDecay: weightDecay, schedule: schedule ?? (cnn ? "cosine" : "constant"), clip: clip, epochs: epochs ?? 60,
                            patience: patience, minDelta: minDelta, tolerance: tolerance, l1: l1, l2: l2, seed: seed, test: test,
                            validation: validation, scale: scale ?? (ImageSet(rawValue: data) != nil || data.contains("idx3-ubyte") ? "none" : "standard"),
                            solve: (ModelSpec(parsing: model)?.isConvex ?? false) && optimizer == nil && learningRate == nil && l1 == 0 && pca == nil)
         let frozen = freeze.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         (c.pca, c.initFrom, c.freeze, c.headLearningRate) = (pca, initFrom, frozen?.isEmpty == true ? nil : frozen, headLr)
         c.dataDir = dataDir
+        c.augment = augment
         return c
     }
 
@@ -188,6 +192,9 @@ struct Train: ParsableCommand {
             s.pca = config.pca
             if s.kind == .cnn && config.pca != nil { throw RunFailure(message: "--pca projects the pixels; a cnn reads them as an image (leave out one of the two)") }
             if let problem = s.problem(inputs: prepared.featureNames.count) { throw RunFailure(message: problem) }
+            if config.augment != nil && (ModelSpec.imageShape(inputs: prepared.featureNames.count) == nil || ImageSet(rawValue: config.data) == nil && !config.data.contains("idx3-ubyte")) {
+                throw RunFailure(message: "--augment changes images; \(config.data) is not an image set (mnist, fashion-mnist or an IDX images file)")
+            }
             guard s.supports(prepared.task) else {
                 throw RunFailure(message: "the \(s.kind.rawValue) model does not do \(prepared.task.rawValue) (the target '\(prepared.targetName)' of \(config.data) is \(prepared.task == .regression ? "real-valued" : "a class label")); use \(prepared.task == .regression ? "linear or mlp" : "logistic, svm or mlp")")
             }
@@ -286,14 +293,23 @@ struct Train: ParsableCommand {
         options.checkpointInterval = checkpointEvery
         let weights = network.namedParameters.filter { $0.name.hasSuffix("weight") }.map(\.parameter)
         let train = prepared.train
+        // Augmentation draws from the seed, the epoch and the row, so a resumed run augments as
+        // an uninterrupted one.
+        let augmentation = try config.augment.map { try ImageAugmentation(parsing: $0) }
+        let side = ModelSpec.imageShape(inputs: prepared.featureNames.count)
+        weak var current: Trainer<Float>?
         let trainer = Trainer(model: network, optimizer: optimizer, trainingCount: train.count, options: options) { m, rows in
-            let x = train.x.indexSelect(axis: 0, indices: rows)
+            var x = train.x.indexSelect(axis: 0, indices: rows)
+            if let augmentation, let (_, h, w) = side {
+                x = augmentation.apply(x, indices: rows, height: h, width: w, seed: config.seed, epoch: current?.epoch ?? 0)
+            }
             var loss = spec.loss((m as! Sequential<Float>)(x), classes: train.labels.map { l in IndexTensor(rows.map { l.values[$0] }) },
                                  values: train.values?.indexSelect(axis: 0, indices: rows))
             if config.l2 > 0 { loss = loss + l2Penalty(weights, strength: config.l2) }
             if config.l1 > 0 { loss = loss + l1Penalty(weights, strength: config.l1) }
             return loss
         }
+        current = trainer
         let evaluationSet = prepared.validation ?? prepared.train
         trainer.validate = { m in prepared.evaluate(m as! Sequential<Float>, spec: spec, on: evaluationSet) }
         // Rank 0's checkpoint, read once and sent to every process (which need not see its disk).
