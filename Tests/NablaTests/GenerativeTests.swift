@@ -243,4 +243,46 @@ import Testing
             #expect(throws: RunSettingsError.self) { try ImageAugmentation(parsing: bad) }
         }
     }
+
+    /// Broken image files, each a clear error naming the file, from both loaders: a wrong magic
+    /// number, a count larger than the file holds, images and labels that disagree, a truncated
+    /// gzip stream.
+    @Test func brokenImageFilesAreNamed() throws {
+        let source = fixture("mnist-slice")
+        func raw(_ name: String) throws -> [UInt8] {
+            let b = [UInt8](try Data(contentsOf: URL(fileURLWithPath: source + "/" + name + ".gz")))
+            return try Gzip.decompress(b, path: name)
+        }
+        let originals = try ImageSet.fileNames.map { try raw($0) }
+        let cases: [(String, (inout [[UInt8]]) -> Void, String)] = [
+            ("magic", { $0[0][2] = 0x42 }, "train-images-idx3-ubyte"),
+            ("count", { $0[0][7] = 0xFF }, "train-images-idx3-ubyte"),            // 300 → 511 images: truncated
+            ("mismatch", { $0[3][7] = 99 }, "t10k-images-idx3-ubyte"),            // 99 test labels for 100 images
+        ]
+        for (name, damage, file) in cases {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-broken-\(name)-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: folder) }
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            var files = originals
+            damage(&files)
+            for (n, bytes) in zip(ImageSet.fileNames, files) { try Data(bytes).write(to: folder.appendingPathComponent(n)) }
+            for load in [{ _ = try ImageSet.mnist.loadRows(from: folder.path) }, { _ = try ImageSet.mnist.load(from: folder.path) }] {
+                do { try load(); Issue.record("\(name): loaded") } catch {
+                    #expect("\(error)".contains(file), "\(name): \(error)")
+                }
+            }
+        }
+        // A gzip stream cut short.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-broken-gzip-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for n in ImageSet.fileNames {
+            var b = try Data(contentsOf: URL(fileURLWithPath: source + "/" + n + ".gz"))
+            if n == ImageSet.fileNames[0] { b = b.prefix(b.count / 2) }
+            try b.write(to: folder.appendingPathComponent(n + ".gz"))
+        }
+        do { _ = try ImageSet.mnist.loadRows(from: folder.path); Issue.record("a truncated gzip stream loaded") } catch {
+            #expect("\(error)".contains("train-images-idx3-ubyte.gz"), "\(error)")
+        }
+    }
 }

@@ -92,6 +92,13 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil, killWhen 
         // `nabla predict` on the test images: one line per image, the accuracy from the labels beside them.
         let predicted = try runNabla(["predict", folder.appendingPathComponent("run").path, "--data", fixture("mnist-slice") + "/t10k-images-idx3-ubyte.gz"])
         #expect(predicted.status == 0 && predicted.out.split(separator: "\n").count == 101 && predicted.err.contains("accuracy") && predicted.err.contains("100 images"), "\(predicted.err)")
+        // `nabla explain` on the images, heat maps as an RGB PNG (input | attribution per row).
+        let heat = folder.appendingPathComponent("heat.png").path
+        let explained = try runNabla(["explain", folder.appendingPathComponent("run").path, "--data", fixture("mnist-slice") + "/t10k-images-idx3-ubyte.gz",
+                                      "--method", "saliency", "--rows", "0,1", "--plot", heat])
+        #expect(explained.status == 0, "\(explained.err)")
+        let picture = try PNGTests().decode([UInt8](try #require(FileManager.default.contents(atPath: heat), "no heat map")))
+        #expect(picture.channels == 3 && picture.width == 2 * 28 * 6 + 3 * 12 && picture.height == 2 * 28 * 6 + 3 * 12, "\(picture.width)×\(picture.height)")
         let deep = try runNabla(["train", "--data", "mnist", "--data-dir", fixture("mnist-slice"), "--model", "cnn:2,2,2,2,2", "--out", folder.appendingPathComponent("deep").path])
         #expect(deep.status == 1 && deep.err.contains("--model cnn:2,2,2,2,2") && deep.err.contains("below 1 × 1"), "\(deep.err)")
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("deep/model.safetensors").path))

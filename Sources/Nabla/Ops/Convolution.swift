@@ -59,7 +59,7 @@ extension Tensor {
     @inlinable public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: [Int] = [1, 1], padding: [Int] = [0, 0],
                        dilation: [Int] = [1, 1], groups: Int = 1) -> Tensor {
         require(rank == 4 && weight.rank == 4, "conv2d: input \(shape) and weight \(weight.shape) must be 4-D")
-        let (n, cin) = (shape[0], shape[1])
+        let cin = shape[1]
         let (cout, cg, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
         require(groups >= 1 && cin % groups == 0 && cout % groups == 0 && cg == cin / groups,
                      "conv2d: input \(shape), weight \(weight.shape) and groups \(groups) do not agree")

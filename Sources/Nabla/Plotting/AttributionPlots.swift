@@ -87,4 +87,38 @@ public struct AttributionHeatmaps {
         }
         return s + "</svg>\n"
     }
+
+    /// The same picture as an RGB PNG without text: one row per image, the input in grey
+    /// (dark is low) beside its heat map (red +, blue −, white 0), each pixel `scale` × `scale`.
+    public func png(scale: Int = 6) -> PNGImage {
+        require(scale >= 1 && scale <= 64, "AttributionHeatmaps.png: scale \(scale) is not between 1 and 64")
+        let cell = side * scale, gap = 2 * scale
+        let width = 2 * cell + 3 * gap, height = rows.count * cell + (rows.count + 1) * gap
+        var pixels = [UInt8](repeating: 255, count: width * height * 3)
+        func put(_ x: Int, _ y: Int, _ rgb: (UInt8, UInt8, UInt8)) {
+            let k = (y * width + x) * 3
+            (pixels[k], pixels[k + 1], pixels[k + 2]) = rgb
+        }
+        for (r, row) in rows.enumerated() {
+            let y0 = gap + r * (cell + gap)
+            let (lo, hi) = (row.image.filter(\.isFinite).min() ?? 0, row.image.filter(\.isFinite).max() ?? 1)
+            let top = Swift.max(row.attribution.map { Swift.abs($0) }.filter(\.isFinite).max() ?? 1, 1e-300)
+            for i in 0..<side {
+                for j in 0..<side {
+                    let v = row.image[i * side + j]
+                    let g = hi > lo && v.isFinite ? UInt8((255 * (v - lo) / (hi - lo)).rounded()) : 0
+                    let a = row.attribution[i * side + j].isFinite ? row.attribution[i * side + j] / top : 0
+                    let fade = UInt8((255 * (1 - Swift.min(1, Swift.abs(a)))).rounded())
+                    let heat: (UInt8, UInt8, UInt8) = a >= 0 ? (255, fade, fade) : (fade, fade, 255)
+                    for dy in 0..<scale {
+                        for dx in 0..<scale {
+                            put(gap + j * scale + dx, y0 + i * scale + dy, (g, g, g))
+                            put(2 * gap + cell + j * scale + dx, y0 + i * scale + dy, heat)
+                        }
+                    }
+                }
+            }
+        }
+        return PNGImage(width: width, height: height, channels: 3, pixels: pixels)
+    }
 }

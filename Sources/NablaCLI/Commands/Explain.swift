@@ -27,7 +27,7 @@ struct Explain: ParsableCommand {
     @Option(help: "Seed of SmoothGrad's noise and of the permutations.") var seed: UInt64 = 0
     @Option(help: "Features to list (most important first).") var top: Int = 15
     @Option(help: "A second method whose importances are ranked beside the first, with the Spearman rank correlation of the two.") var compare: String?
-    @Option(help: "Write a picture to this SVG file: importances, or heat maps for image data.") var plot: String?
+    @Option(help: "Write a picture to this SVG file: importances, or heat maps for image data (a .png name writes the heat maps as PNG).") var plot: String?
     @Flag(help: "Print one JSON object: importances (sorted) and the rows' attributions.") var json = false
 
     func validate() throws {
@@ -61,8 +61,9 @@ struct Explain: ParsableCommand {
                     throw RunSettingsError("\(data): \(images.featureCount) pixels, but the model was trained on \(model.card.features.count) features")
                 }
                 x = images.features
-                labels = images.targets.map { model.card.classes.firstIndex(of: String(Int($0))) ?? -1 }
-                if labels!.contains(-1) { labels = nil }
+                // IDX labels are class indices, in the order the model's classes were read.
+                let indices = images.targets.map { Int($0) }
+                labels = indices.allSatisfy { $0 < model.card.classes.count } ? indices : nil
             } else {
                 let table = try readTable(data)
                 x = try model.features(from: table, path: data)
@@ -137,9 +138,15 @@ struct Explain: ParsableCommand {
                 let svg: String
                 if isImage, let a = e.attributions {
                     let d = a.shape[1], raw = x.scalars
-                    svg = AttributionHeatmaps(title: "\(m.rawValue): \((data as NSString).lastPathComponent)", side: side, rows: wanted.prefix(6).map { r in
+                    let maps = AttributionHeatmaps(title: "\(m.rawValue): \((data as NSString).lastPathComponent)", side: side, rows: wanted.prefix(6).map { r in
                         ("row \(r): \(outputName(e.explainedOutputs[r]))", Array(raw[(r * d)..<((r + 1) * d)]), (0..<d).map { a.scalars[r * d + $0] })
-                    }).svg()
+                    })
+                    if plot.lowercased().hasSuffix(".png") {
+                        try maps.png().write(to: plot)
+                        if !json { print("heat maps written to \(plot) (input | attribution, red +, blue −)") }
+                        return
+                    }
+                    svg = maps.svg()
                 } else {
                     svg = BarChart(title: "\(m.rawValue): feature importance (\((data as NSString).lastPathComponent))",
                                    bars: ranked.prefix(top).map { (card.features[$0], e.importance.importances[$0]) },
