@@ -69,11 +69,13 @@ void nb_maxpool2d_##S(const nb_window *g, long planes, const T *x, T *y, long *a
             for (long oy = 0; oy < g->oh; oy++) {                                                         \
                 const T *r0 = xp + 2 * oy * g->w, *r1 = r0 + g->w;                                        \
                 long o = (p * g->oh + oy) * g->ow, base = p * g->h * g->w + 2 * oy * g->w;                \
+                /* selects, not branches: the winners of trained activations are unpredictable */     \
                 for (long ox = 0; ox < g->ow; ox++) {                                                     \
-                    long j = 2 * ox, best = j; T v = r0[j];                                               \
-                    if (r0[j + 1] > v) { v = r0[j + 1]; best = j + 1; }                                   \
-                    if (r1[j] > v) { v = r1[j]; best = g->w + j; }                                        \
-                    if (r1[j + 1] > v) { v = r1[j + 1]; best = g->w + j + 1; }                            \
+                    long j = 2 * ox;                                                                      \
+                    T a = r0[j], b = r0[j + 1], c = r1[j], d = r1[j + 1];                                 \
+                    int tb = b > a; T v = tb ? b : a; long best = tb ? j + 1 : j;                         \
+                    int tc = c > v; v = tc ? c : v; best = tc ? g->w + j : best;                          \
+                    int td = d > v; v = td ? d : v; best = td ? g->w + j + 1 : best;                      \
                     y[o + ox] = v; arg[o + ox] = base + best;                                             \
                 }                                                                                         \
             }                                                                                             \
