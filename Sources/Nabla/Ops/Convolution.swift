@@ -83,12 +83,17 @@ extension Tensor {
         let out = TensorStorage<Scalar>.make(count: n * cout * l)
         withExtendedLifetime((x, weight, bias)) {
             for b in 0..<n { Scalar._im2col(&geometry, nl, x.storage.base + b * plane, cols.base + b * l) }
-            if let bias {
-                for o in 0..<cout { Scalar._fill(nl, bias.storage.base[o], wide.base + o * nl) }
-            }
-            Scalar._gemm(false, false, cout, nl, ckk, 1, weight.storage.base, ckk, cols.base, nl, bias == nil ? 0 : 1, wide.base, nl)
+            Scalar._gemm(false, false, cout, nl, ckk, 1, weight.storage.base, ckk, cols.base, nl, 0, wide.base, nl)
+            // [C_out, N·L] → [N, C_out, L], the bias added on the way (no fill, no second pass).
             for b in 0..<n {
-                for o in 0..<cout { (out.base + (b * cout + o) * l).update(from: wide.base + o * nl + b * l, count: l) }
+                for o in 0..<cout {
+                    let source = wide.base + o * nl + b * l, target = out.base + (b * cout + o) * l
+                    if let bias {
+                        Scalar._unary(Int32(NB_AFFINE), l, source, target, 1, Double(bias.storage.base[o]))
+                    } else {
+                        target.update(from: source, count: l)
+                    }
+                }
             }
         }
         let y = Tensor(storage: out, shape: [n, cout, g.oh, g.ow])
