@@ -65,4 +65,39 @@ import Testing
         let chunked = net.outputs(x, rows: 3), whole = net(x)
         #expect(chunked.shape == whole.shape && zip(chunked.scalars, whole.scalars).allSatisfy { abs($0 - $1) <= 1e-5 })
     }
+
+    /// 2×2 max pooling (the vectorized path for rows of eight windows and more, the scalar path
+    /// for the rest) against a plain reference: the first of equal values wins, a NaN only where
+    /// it comes first; the gradient goes to each window's winner. Float and Double agree.
+    @Test func maxPoolingTwoByTwoMatchesAReference() {
+        let (n, c, h, w) = (2, 3, 22, 37)   // 11 × 18 windows per plane: vector and scalar columns
+        var g = RandomGenerator(seed: 11)
+        var values = (0..<(n * c * h * w)).map { _ in Float((g.nextUniform() * 8).rounded(.down)) }   // many ties
+        for k in stride(from: 5, to: values.count, by: 97) { values[k] = .nan }
+        let x = Tensor<Float>(shape: [n, c, h, w], scalars: values)
+        let (oh, ow) = (h / 2, w / 2)
+        var expected = [Float](), winners = [Int]()
+        for p in 0..<(n * c) {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var best = p * h * w + 2 * oy * w + 2 * ox
+                    for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
+                        let k = p * h * w + (2 * oy + dy) * w + 2 * ox + dx
+                        if values[k] > values[best] { best = k }
+                    }
+                    expected.append(values[best]); winners.append(best)
+                }
+            }
+        }
+        let (y, grad) = valueWithGradient(at: x) { $0.maxPool2d(kernelSize: [2, 2]).sum() }
+        #expect(y.shape == [] && grad.shape == x.shape)
+        let pooled = x.maxPool2d(kernelSize: [2, 2])
+        #expect(pooled.shape == [n, c, oh, ow])
+        #expect(zip(pooled.scalars, expected).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) })
+        var counts = [Float](repeating: 0, count: values.count)
+        for k in winners { counts[k] += 1 }
+        #expect(grad.scalars == counts)
+        let double = Tensor<Double>(converting: x).maxPool2d(kernelSize: [2, 2])
+        #expect(zip(double.scalars, expected).allSatisfy { Float($0) == $1 || ($0.isNaN && $1.isNaN) })
+    }
 }
