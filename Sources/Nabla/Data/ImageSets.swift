@@ -104,9 +104,4 @@ public struct ImageRows: Sendable {
         require(pixels.rank == 2 && labels.count == pixels.shape[0], "ImageRows: pixels \(pixels.shape) and \(labels.count) labels do not agree")
         (self.pixels, self.labels) = (pixels, labels)
     }
-
-    /// A data set's features (pixels already in [0, 1]) and class indices.
-    public init(_ d: Dataset) {
-        self.init(pixels: Tensor<Float>(converting: d.features), labels: d.targets.map { Int($0) })
-    }
 }

@@ -22,11 +22,9 @@ public enum GenerativeSpec: Sendable, Codable, Equatable, CustomStringConvertibl
 
     public init(parsing text: String) throws {
         var body = text.lowercased()
-        var likelihood = PixelLikelihood.bernoulli
-        for l in PixelLikelihood.allCases where body.hasSuffix("+" + l.rawValue) {
-            likelihood = l
-            body = String(body.dropLast(l.rawValue.count + 1))
-        }
+        let written = PixelLikelihood.allCases.first { body.hasSuffix("+" + $0.rawValue) }
+        if let written { body = String(body.dropLast(written.rawValue.count + 1)) }
+        let likelihood = written ?? .bernoulli
         let parts = body.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         let numbers = parts.count == 2 ? parts[1].split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) } : []
         if numbers.contains(where: { $0 == nil }) { throw GenerativeError("--model \(text): sizes must be whole numbers, e.g. vae:400,20") }
@@ -40,7 +38,7 @@ public enum GenerativeSpec: Sendable, Codable, Equatable, CustomStringConvertibl
             guard latent <= 4096, sizes.allSatisfy({ $0 <= 1 << 16 }) else { throw GenerativeError("--model \(text): sizes up to 65536 (latent up to 4096)") }
             self = .vae(hidden: Array(sizes.dropLast()), latent: latent, likelihood: likelihood)
         case "gan", "cgan":
-            guard likelihood == .bernoulli, !text.lowercased().hasSuffix("+bernoulli") else { throw GenerativeError("--model \(text): a likelihood (+gaussian) belongs to a vae") }
+            guard written == nil else { throw GenerativeError("--model \(text): a likelihood (+gaussian) belongs to a vae") }
             guard sizes.count <= 1 else { throw GenerativeError("--model \(text): write \(parts[0]):LATENT, e.g. \(parts[0]):100") }
             let latent = sizes.first ?? 100
             guard latent >= 1, latent <= 4096 else { throw GenerativeError("--model \(text): the latent size must be between 1 and 4096, got \(latent)") }
@@ -134,8 +132,7 @@ public enum GenerativeModel {
     /// `count` new images [count, pixels] in [0, 1]: decoded codes z ~ N(0, I); a conditional
     /// GAN's of `label` (or the classes in turn when nil).
     public func sample(count: Int, label: Int? = nil, using g: inout RandomGenerator) -> Tensor<Float> {
-        module.eval()
-        return withoutGradients {
+        evaluating(module) {
             switch self {
             case .vae(let m):
                 return m.decode(Tensor<Float>.normal(shape: [count, m.latentSize], using: &g))
@@ -146,6 +143,14 @@ public enum GenerativeModel {
             }
         }
     }
+}
+
+/// `body` in evaluation mode without recording gradients; the module's mode is restored after.
+func evaluating<T>(_ module: Module<Float>, _ body: () throws -> T) rethrows -> T {
+    let training = module.isTraining
+    module.eval()
+    defer { module.setTraining(training) }
+    return try withoutGradients { try body() }
 }
 
 /// The training loop of a VAE or a GAN over image rows: a fresh permutation of the training
@@ -184,9 +189,9 @@ public final class GenerativeTrainer {
         noise = RandomGenerator(seed: settings.seed &+ 2)
     }
 
-    /// One epoch over the training images; `progress(batch, batches, loss)` after each step
-    /// (returning false stops the epoch early: nothing is recorded and the model is left as the
-    /// last checkpoint had it only if the caller restores it). Returns nil when stopped.
+    /// One epoch over the training images; `progress(batch, batches, loss)` after each step.
+    /// Returning false stops the epoch there and returns nil: nothing is recorded, and the model
+    /// holds the stopped epoch's updates (resume from the last checkpoint to continue exactly).
     @discardableResult
     public func runEpoch(progress: (Int, Int, Double) -> Bool = { _, _, _ in true }) -> GenerativeEpoch? {
         let start = Date()
@@ -237,11 +242,9 @@ public final class GenerativeTrainer {
     /// (as PyTorch's example evaluates it).
     public func testLoss() -> Double? {
         guard case .vae(let m) = model, test.count > 0 else { return nil }
-        m.eval()
-        defer { m.train() }
         let b = settings.batch
         var sum = 0.0
-        withoutGradients {
+        evaluating(m) {
             for start in stride(from: 0, to: test.count, by: b) {
                 let x = test.pixels.takeRows(Array(start..<Swift.min(start + b, test.count)))
                 sum += Double(m.loss(x, using: &noise).total.scalar)
@@ -256,7 +259,6 @@ public final class GenerativeTrainer {
     /// `label`), drawn from a generator seeded `seed` (the same pictures for the same seed).
     public func samples(count: Int, label: Int? = nil, seed: UInt64) -> Tensor<Double> {
         var g = RandomGenerator(seed: seed)
-        defer { model.module.train() }
         return images(model.sample(count: count, label: label, using: &g))
     }
 
@@ -265,10 +267,7 @@ public final class GenerativeTrainer {
         guard case .vae(let m) = model, test.count > 0 else { return nil }
         let n = Swift.min(count, test.count)
         let x = test.pixels.takeRows(Array(0..<n))
-        m.eval()
-        defer { m.train() }
-        let r = withoutGradients { m.reconstruct(x) }
-        return images(Tensor.concatenate([x, r], axis: 0))
+        return images(Tensor.concatenate([x, evaluating(m) { m.reconstruct(x) }], axis: 0))
     }
 
     /// For a VAE with a 2-D latent space: the decoded images on a `side` × `side` grid of codes at
@@ -282,9 +281,7 @@ public final class GenerativeTrainer {
                 codes.append(Float(normalQuantile(1 - (Double(i) + 0.5) / Double(side))))
             }
         }
-        m.eval()
-        defer { m.train() }
-        return images(withoutGradients { m.decode(Tensor(shape: [side * side, 2], scalars: codes)) })
+        return images(evaluating(m) { m.decode(Tensor(shape: [side * side, 2], scalars: codes)) })
     }
 
     func images(_ rows: Tensor<Float>) -> Tensor<Double> {

@@ -282,10 +282,9 @@ struct Bench: ParsableCommand {
     /// W7: training steps of the small CNN (conv 32 → pool → conv 64 → pool → 128 → 10, Adam
     /// 1e-3) on the first 8192 Fashion-MNIST training images in file order, at batch 1, 32, 128.
     func cnn() throws {
-        let folder = ImageSet.fashionMNIST.folder(dataDir)
-        let (train, _) = try ImageSet.fashionMNIST.load(from: folder, trainLimit: 8192)
-        let x = Tensor<Float>(converting: train.features), labels = train.labels.values
-        let model: Sequential<Float> = GlobalRandom.withSeed(0) { ModelSpec(parsing: "cnn:32,64/128")!.build(inputs: 784, outputs: 10) }
+        let train = try ImageSet.fashionMNIST.loadRows(from: ImageSet.fashionMNIST.folder(dataDir), trainLimit: 8192).train
+        let (x, labels) = (train.pixels, train.labels)
+        let model = Bench.w7Model()
         var optimizer = Optimizer<Float>(rule: Adam(), learningRate: 1e-3)
         for b in batch.map({ [$0] }) ?? sizes(or: [1, 32, 128]) {
             let batches = (0..<(train.count / b)).map { k in
@@ -298,11 +297,7 @@ struct Bench: ParsableCommand {
                 optimizer.step(model)
                 k += 1
             }
-            emit([("bench", .string("cnn")), ("fw", .string("nabla")), ("batch", .number(Double(b))), ("threads", .number(Double(threads))),
-                  ("steps_per_s_median", .number(1 / t.medianSeconds)), ("steps_per_s_max", .number(1 / t.minSeconds)),
-                  ("samples_per_s_median", .number(Double(b) / t.medianSeconds)), ("median_s", .number(t.medianSeconds)),
-                  ("others_cores", .number(t.othersCores))],
-                 text: "cnn step batch \(pad("\(b)", 4)) \(fmt(1 / t.medianSeconds, digits: 4)) steps/s (median)")
+            emitSteps("cnn", batch: b, t)
         }
     }
 
@@ -324,18 +319,28 @@ struct Bench: ParsableCommand {
             optimizer.step(model)
             k += 1
         }
-        emit([("bench", .string("vae")), ("fw", .string("nabla")), ("batch", .number(Double(b))), ("threads", .number(Double(threads))),
+        emitSteps("vae", batch: b, t)
+    }
+
+    /// One training-step measurement with the peers' keys.
+    func emitSteps(_ workload: String, batch b: Int, _ t: Timing) {
+        emit([("bench", .string(workload)), ("fw", .string("nabla")), ("batch", .number(Double(b))), ("threads", .number(Double(threads))),
               ("steps_per_s_median", .number(1 / t.medianSeconds)), ("steps_per_s_max", .number(1 / t.minSeconds)),
               ("samples_per_s_median", .number(Double(b) / t.medianSeconds)), ("median_s", .number(t.medianSeconds)),
               ("others_cores", .number(t.othersCores))],
-             text: "vae step batch \(pad("\(b)", 4)) \(fmt(1 / t.medianSeconds, digits: 4)) steps/s (median)")
+             text: "\(workload) step batch \(pad("\(b)", 4)) \(fmt(1 / t.medianSeconds, digits: 4)) steps/s (median)")
+    }
+
+    /// W7's network with PyTorch's default initialization, seed 0.
+    static func w7Model() -> Sequential<Float> {
+        GlobalRandom.withSeed(0) { ModelSpec(parsing: "cnn:32,64/128")!.build(inputs: 784, outputs: 10) }
     }
 
     /// W7's network for one epoch over the 60000 Fashion-MNIST training images at batch 128, in
     /// file order: the peak resident memory of the process (data, model, optimizer, buffers).
     func cnnMemory() throws {
         let (train, _) = try ImageSet.fashionMNIST.loadRows(from: ImageSet.fashionMNIST.folder(dataDir))
-        let model: Sequential<Float> = GlobalRandom.withSeed(0) { ModelSpec(parsing: "cnn:32,64/128")!.build(inputs: 784, outputs: 10) }
+        let model = Bench.w7Model()
         var optimizer = Optimizer<Float>(rule: Adam(), learningRate: 1e-3)
         let started = Date()
         for start in stride(from: 0, to: train.count, by: 128) {
@@ -360,7 +365,7 @@ struct Bench: ParsableCommand {
     /// seed-0 initialization and permutations.
     func cnnAccuracy() throws {
         let (train, test) = try ImageSet.fashionMNIST.loadRows(from: ImageSet.fashionMNIST.folder(dataDir))
-        let model: Sequential<Float> = GlobalRandom.withSeed(0) { ModelSpec(parsing: "cnn:32,64/128")!.build(inputs: 784, outputs: 10) }
+        let model = Bench.w7Model()
         var permutations: [[Int]] = []
         if let initial {
             let names = ["conv1_w", "conv1_b", "conv2_w", "conv2_b", "fc1_w", "fc1_b", "fc2_w", "fc2_b"]

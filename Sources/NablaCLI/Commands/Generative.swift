@@ -71,9 +71,7 @@ extension Train {
         }
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            let e = JSONEncoder()
-            e.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try writeAtomically(e.encode(card), to: file(folder, GenerativeRunCard.fileName))
+            try writeJSON(card, to: file(folder, GenerativeRunCard.fileName))
         } catch { throw RunFailure(message: "cannot write the run folder \(folder): \(error)") }
         let s = card.settings
         if show {

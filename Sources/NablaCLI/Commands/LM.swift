@@ -135,9 +135,7 @@ struct LM: ParsableCommand {
             }
             do {
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-                let e = JSONEncoder()
-                e.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try writeAtomically(e.encode(card), to: file(folder, LanguageModelRunCard.fileName))
+                try writeJSON(card, to: file(folder, LanguageModelRunCard.fileName))
             } catch { throw RunFailure(message: "cannot write the run folder \(folder): \(error)") }
             let s = card.settings
             let show = !quiet && !json

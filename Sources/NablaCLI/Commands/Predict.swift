@@ -26,14 +26,16 @@ struct Predict: ParsableCommand {
             var table: CSVTable?
             var imageLabels: [Int]?
             if data.contains("idx3-ubyte") {
-                let images = try IDX.images(data)
-                guard images.shape[1] == card.features.count else {
-                    throw RunSettingsError("\(data): images of \(images.shape[1]) pixels, but the model was trained on \(card.features.count) features")
-                }
-                x = images
+                // With its labels file beside it: read together (checked against each other).
                 let labels = IDX.labelsPath(forImages: data)
                 if labels != data, FileManager.default.fileExists(atPath: labels) {
-                    imageLabels = try Dataset.readIDX(images: data, labels: labels).targets.map { Int($0) }
+                    let set = try Dataset.readIDX(images: data, labels: labels)
+                    (x, imageLabels) = (set.features, set.targets.map { Int($0) })
+                } else {
+                    x = try IDX.images(data)
+                }
+                guard x.shape[1] == card.features.count else {
+                    throw RunSettingsError("\(data): images of \(x.shape[1]) pixels, but the model was trained on \(card.features.count) features")
                 }
             } else {
                 table = try CSVTable.read(data)
