@@ -122,6 +122,25 @@ NB_ATTR_AVX2 static void nb_gemv_rows_f32_avx2(long N, long K, float alpha, cons
 }
 #endif
 
+// sin and cos: x = k (pi/2) + r with |r| <= pi/4 (three-part Cody-Waite reduction, accurate
+// for |x| up to about 8192; the fused kernels hand larger arguments to libm), then Cephes'
+// polynomials of sin and cos on [-pi/4, pi/4]; k mod 4 picks the polynomial and the sign.
+static inline float nb_sincos_quadrant(float x, int shift) {
+    float k = (x * 0.636619772367581343f + 12582912.0f) - 12582912.0f;
+    float r = x - k * 1.5703125f;
+    r = r - k * 4.837512969970703125e-4f;
+    r = r - k * 7.54978995489188216e-8f;
+    int q = (int)k + shift;
+    float r2 = r * r;
+    float s = r + r * r2 * (-1.6666654611e-1f + r2 * (8.3321608736e-3f + r2 * -1.9515295891e-4f));
+    float c = 1.0f - 0.5f * r2 + r2 * r2 * (4.166664568298827e-2f + r2 * (-1.388731625493765e-3f + r2 * 2.443315711809948e-5f));
+    float y = (q & 1) ? c : s;
+    y = (q & 2) ? -y : y;
+    return x != x ? x : y;
+}
+static inline float nb_vsinf(float x) { return nb_sincos_quadrant(x, 0); }
+static inline float nb_vcosf(float x) { return nb_sincos_quadrant(x, 1); }
+
 // ---- Instantiate the kernels: {float, double} x {baseline, AVX2+FMA} ----
 #define T float
 #define M_EXP nb_vexpf
@@ -136,16 +155,20 @@ NB_ATTR_AVX2 static void nb_gemv_rows_f32_avx2(long N, long K, float alpha, cons
 #define M_COS cosf
 #define M_TAN tanf
 #define M_POW powf
+#define M_VSIN nb_vsinf
+#define M_VCOS nb_vcosf
 #define NB_VBYTES 32
 #define ATTR
 #define FN(name) name##_f32_base
 #include "kernels_template.inc"
+#include "fused_template.inc"
 #undef ATTR
 #undef FN
 #if NB_X86
 #define ATTR NB_ATTR_AVX2
 #define FN(name) name##_f32_avx2
 #include "kernels_template.inc"
+#include "fused_template.inc"
 #undef ATTR
 #undef FN
 #undef NB_VBYTES
@@ -153,6 +176,7 @@ NB_ATTR_AVX2 static void nb_gemv_rows_f32_avx2(long N, long K, float alpha, cons
 #define ATTR NB_ATTR_AVX512
 #define FN(name) name##_f32_avx512
 #include "kernels_template.inc"
+#include "fused_template.inc"
 #undef ATTR
 #undef FN
 #endif
@@ -170,6 +194,8 @@ NB_ATTR_AVX2 static void nb_gemv_rows_f32_avx2(long N, long K, float alpha, cons
 #undef M_COS
 #undef M_TAN
 #undef M_POW
+#undef M_VSIN
+#undef M_VCOS
 
 #define T double
 #define M_EXP exp
@@ -184,16 +210,20 @@ NB_ATTR_AVX2 static void nb_gemv_rows_f32_avx2(long N, long K, float alpha, cons
 #define M_COS cos
 #define M_TAN tan
 #define M_POW pow
+#define M_VSIN sin
+#define M_VCOS cos
 #define NB_VBYTES 32
 #define ATTR
 #define FN(name) name##_f64_base
 #include "kernels_template.inc"
+#include "fused_template.inc"
 #undef ATTR
 #undef FN
 #if NB_X86
 #define ATTR NB_ATTR_AVX2
 #define FN(name) name##_f64_avx2
 #include "kernels_template.inc"
+#include "fused_template.inc"
 #undef ATTR
 #undef FN
 #undef NB_VBYTES
@@ -201,6 +231,7 @@ NB_ATTR_AVX2 static void nb_gemv_rows_f32_avx2(long N, long K, float alpha, cons
 #define ATTR NB_ATTR_AVX512
 #define FN(name) name##_f64_avx512
 #include "kernels_template.inc"
+#include "fused_template.inc"
 #undef ATTR
 #undef FN
 #endif
@@ -703,3 +734,72 @@ void nb_lstm_forward_f64(long B, long H, const double *z, const double *cp, doub
 void nb_lstm_backward_f64(long B, long H, const double *dh, const double *dcn, const double *gates, const double *cp, const double *tc, double *dz, double *dcp) {
     nb_lstm_backward_f64_base(B, H, dh, dcn, gates, cp, tc, dz, dcp);
 }
+
+// ---- Fused kernels of compiled programs ----
+typedef void (*nb_fused_part_fn)(const nb_fused_kernel *, long, long, long, long, void *, pthread_mutex_t *);
+typedef struct {
+    const nb_fused_kernel *k;
+    nb_fused_part_fn fn;
+    size_t scratchBytes;
+    long rows, n;
+    int chunks;
+    pthread_mutex_t lock;
+} nb_fused_job;
+
+// Scratch blocks, one per thread, kept between calls (a compiled program allocates nothing
+// after its first call).
+static void *nb_fused_scratch(size_t bytes) {
+    static __thread void *buffer = NULL;
+    static __thread size_t capacity = 0;
+    if (capacity < bytes) {
+        free(buffer);
+        size_t rounded = (bytes + 63) / 64 * 64;
+        buffer = aligned_alloc(64, rounded);
+        capacity = buffer ? rounded : 0;
+    }
+    return buffer;
+}
+
+static void nb_fused_chunk(void *ctx, int c) {
+    nb_fused_job *job = (nb_fused_job *)ctx;
+    void *scratch = nb_fused_scratch(job->scratchBytes);
+    if (job->rows >= job->chunks) {
+        long r0 = job->rows * c / job->chunks, r1 = job->rows * (c + 1) / job->chunks;
+        if (r0 < r1) job->fn(job->k, r0, r1, 0, job->n, scratch, &job->lock);
+    } else {
+        // One row split along its inner dimension, in whole blocks.
+        long blocks = (job->n + NB_FUSED_BLOCK - 1) / NB_FUSED_BLOCK;
+        long b0 = blocks * c / job->chunks, b1 = blocks * (c + 1) / job->chunks;
+        long j0 = b0 * NB_FUSED_BLOCK, j1 = b1 * NB_FUSED_BLOCK < job->n ? b1 * NB_FUSED_BLOCK : job->n;
+        for (long r = 0; r < job->rows; r++)
+            if (j0 < j1) job->fn(job->k, r, r + 1, j0, j1, scratch, &job->lock);
+    }
+}
+
+static void nb_fused_run(const nb_fused_kernel *k, nb_fused_part_fn fn, size_t elem) {
+    for (int o = 0; o < k->nout; o++)
+        if (k->out[o].accumulate) memset(k->out[o].base, 0, (size_t)k->out[o].count * elem);
+    long rows = 1;
+    for (int d = 0; d + 1 < k->ndim; d++) rows *= k->shape[d];
+    long n = k->ndim > 0 ? k->shape[k->ndim - 1] : 1;
+    if (rows == 0 || n == 0) return;
+    size_t scratchBytes = (size_t)(k->nslots + 1) * NB_FUSED_BLOCK * elem;
+    int threads = k->threads;
+    int splitsInner = 0;
+    for (int o = 0; o < k->nout; o++)
+        if (k->out[o].accumulate && k->ndim > 0 && k->out[o].strides[k->ndim - 1] != 0) splitsInner = 1;
+    if (rows * n < 65536 || splitsInner) threads = 1;
+    if (threads <= 1) { fn(k, 0, rows, 0, n, nb_fused_scratch(scratchBytes), NULL); return; }
+    nb_fused_job job = {k, fn, scratchBytes, rows, n, threads};
+    pthread_mutex_init(&job.lock, NULL);
+    nb_parallel_run(threads, nb_fused_chunk, &job);
+    pthread_mutex_destroy(&job.lock);
+}
+
+#if NB_X86
+#define NB_PICK_FUSED(S) (nb_cpu_has_avx512() ? (nb_fused_part_fn)fused_part_##S##_avx512 : (nb_fused_part_fn)NB_PICK(fused_part, S))
+#else
+#define NB_PICK_FUSED(S) ((nb_fused_part_fn)fused_part_##S##_base)
+#endif
+void nb_fused_run_f32(const nb_fused_kernel *k) { nb_fused_run(k, NB_PICK_FUSED(f32), sizeof(float)); }
+void nb_fused_run_f64(const nb_fused_kernel *k) { nb_fused_run(k, NB_PICK_FUSED(f64), sizeof(double)); }

@@ -54,6 +54,14 @@ public struct ConformanceRunner: Sendable {
             .merging(EnvironmentCases.evaluators) { a, _ in a })
     }
 
+    /// The ops, Hessians and random programs through compiled programs (the other kinds as
+    /// in ``standard``).
+    public static var compiled: ConformanceRunner {
+        var runner = standard
+        runner.evaluators.merge(CompiledCases.evaluators) { _, compiled in compiled }
+        return runner
+    }
+
     /// Reference files under `paths` (files, or folders searched for `.json` files).
     public static func files(in paths: [String]) -> (files: [String], errors: [ReferenceFileError]) {
         var files: [String] = [], errors: [ReferenceFileError] = []
@@ -86,6 +94,11 @@ public struct ConformanceRunner: Sendable {
             }
         }
         return report
+    }
+
+    /// The results the evaluator of `c`'s kind computes (nil for a kind without one).
+    public func evaluate(_ c: ReferenceCase) throws -> [String: Tensor<Double>]? {
+        try evaluators[c.kind].map { try $0(c) }
     }
 
     public func run(_ c: ReferenceCase) -> CaseResult {

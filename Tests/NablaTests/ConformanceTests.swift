@@ -16,6 +16,30 @@ import Testing
         #expect(report.failed == 0 && report.skipped == 0)
     }
 
+    /// Compiled programs give the eager results within 1e-12 relative (to each result's largest
+    /// element; 1e-14 absolute for results that are zero up to rounding, such as Hessian-vector
+    /// products of programs linear in an input) on every op, Hessian and random-program case,
+    /// and pass the references.
+    @Test(arguments: ["ops.json", "hessians.json", "programs.json"])
+    func compiledProgramsAgreeWithEagerEvaluation(_ name: String) throws {
+        let report = ConformanceRunner.compiled.run(paths: [fixture(name)])
+        #expect(report.failed == 0 && report.skipped == 0 && report.results.count >= 3, "\(report.summaryLine)")
+        let file = try ReferenceFile(path: fixture(name))
+        for c in file.cases {
+            guard let eager = try ConformanceRunner.standard.evaluate(c), let compiled = try ConformanceRunner.compiled.evaluate(c) else {
+                Issue.record("\(c.id): no evaluator"); continue
+            }
+            #expect(Set(eager.keys) == Set(compiled.keys), "\(c.id)")
+            for (key, e) in eager {
+                guard let a = compiled[key] else { continue }
+                #expect(a.shape == e.shape, "\(c.id) \(key)")
+                let scale = e.scalars.map(Swift.abs).max() ?? 0
+                let diff = zip(a.scalars, e.scalars).map { $0 == $1 || ($0.isNaN && $1.isNaN) ? 0 : Swift.abs($0 - $1) }.max() ?? 0
+                #expect(diff <= 1e-12 * scale + 1e-14, "\(c.id) \(key): compiled and eager differ by \(diff) (scale \(scale))")
+            }
+        }
+    }
+
     func writeTemporary(_ text: String) throws -> String {
         let path = NSTemporaryDirectory() + "nabla-conformance-\(UUID().uuidString).json"
         try text.write(toFile: path, atomically: true, encoding: .utf8)

@@ -179,3 +179,51 @@ void nb_set_anomaly_detection(int enabled);
 }
 #endif
 #endif
+
+/* ---- Fused element-wise kernels of compiled programs ----
+   A kernel evaluates a small register program over every point of a domain (up to
+   NB_FUSED_MAX_DIMS dimensions), the innermost dimension in blocks of NB_FUSED_BLOCK elements
+   so that every intermediate stays in L1. Slots 0..<nloads hold the loads, the next nconsts slots
+   the constants, the rest the instructions' results. */
+#define NB_FUSED_MAX_DIMS 8
+#define NB_FUSED_BLOCK 256
+#define NB_FUSED_MAX_SLOTS 192
+#define NB_FUSED_MAX_OUT 16
+typedef struct {
+    const void *base;                 /* the buffer read */
+    long offset;                      /* element read at domain coordinate 0 (may lie outside) */
+    long strides[NB_FUSED_MAX_DIMS];  /* per domain dimension; 0 broadcasts */
+    long lo[NB_FUSED_MAX_DIMS];       /* coordinates outside [lo, hi) read 0 */
+    long hi[NB_FUSED_MAX_DIMS];
+} nb_fused_load;
+enum {
+    NB_F_NEG, NB_F_EXP, NB_F_LOG, NB_F_SIN, NB_F_COS, NB_F_TANH, NB_F_SQRT, NB_F_ABS, NB_F_SIGMOID,
+    NB_F_RELU, NB_F_STEP, NB_F_SIGN, NB_F_POWS,
+    NB_F_ADD = 32, NB_F_SUB, NB_F_MUL, NB_F_DIV, NB_F_MAX, NB_F_MIN, NB_F_POW, NB_F_GT, NB_F_MAXW,
+    NB_F_SELECT = 64, NB_F_MASK
+};
+typedef struct {
+    int op, dst, a, b, c;
+    int dim;          /* NB_F_MASK: the domain dimension tested */
+    long lo, hi;      /* NB_F_MASK: coordinates kept (the rest become 0) */
+    double imm;       /* NB_F_POWS: the exponent */
+} nb_fused_instr;
+typedef struct {
+    void *base;
+    long strides[NB_FUSED_MAX_DIMS];  /* 0 along the dimensions summed over */
+    int src;                          /* the slot stored */
+    int accumulate;                   /* 1: sums into base (zeroed by the kernel first) */
+    long count;                       /* elements of the output (for zeroing) */
+} nb_fused_output;
+typedef struct {
+    int ndim;
+    long shape[NB_FUSED_MAX_DIMS];
+    int nloads; const nb_fused_load *loads;
+    int nconsts; const double *consts;
+    int ninstr; const nb_fused_instr *instr;
+    int nslots;
+    int nout; const nb_fused_output *out;
+    int threads;      /* at most this many threads (1: the calling thread only) */
+} nb_fused_kernel;
+void nb_fused_run_f32(const nb_fused_kernel *k);
+void nb_fused_run_f64(const nb_fused_kernel *k);

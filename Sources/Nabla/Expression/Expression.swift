@@ -94,6 +94,62 @@ public struct Expression: Sendable, CustomStringConvertible {
         return values[nodes.count - 1]!
     }
 
+    /// The expression traced into a compiled program, each variable bound to a traced value.
+    public func traced<Scalar: TensorScalar>(_ bindings: [String: Traced<Scalar>]) throws -> Traced<Scalar> {
+        var values = [Traced<Scalar>?](repeating: nil, count: nodes.count)
+        guard let graph = bindings.values.first?.graph else {
+            throw ExpressionError(message: "a compiled expression needs at least one variable", text: text, position: 0)
+        }
+        for (index, node) in nodes.enumerated() {
+            let result: Traced<Scalar>
+            switch node {
+            case .number(let v): result = Traced(graph, graph.scalar(v))
+            case .variable(let name, let pos):
+                guard let t = bindings[name] else {
+                    throw ExpressionError(message: "no value given for variable '\(name)'", text: text, position: pos)
+                }
+                result = t
+            case .unary(let op, let a): result = op == "-" ? -values[a]! : values[a]!
+            case .binary(let op, let a, let b):
+                let x = values[a]!, y = values[b]!
+                switch op {
+                case "+": result = x + y
+                case "-": result = x - y
+                case "*": result = x * y
+                case "/": result = x / y
+                default:
+                    if let p = constantValue(b) { result = x.pow(Scalar(p)) } else { result = Traced.pow(x, y) }
+                }
+            case .call(let f, let a):
+                let x = values[a]!
+                switch f {
+                case "sin": result = x.sin()
+                case "cos": result = x.cos()
+                case "tan": result = x.sin() / x.cos()
+                case "exp": result = x.exp()
+                case "log": result = x.log()
+                case "sqrt": result = x.squareRoot()
+                case "abs": result = x.abs()
+                case "tanh": result = x.tanh()
+                default: result = x.sigmoid()
+                }
+            }
+            values[index] = result
+        }
+        return values[nodes.count - 1]!
+    }
+
+    /// The expression compiled as a function of one vector holding the variables in `order`.
+    public func compiledFunction(order: [String]? = nil) -> CompiledFunction<Double> {
+        let names = order ?? variables
+        let expression = self
+        return compiled { (x: Traced<Double>) -> Traced<Double> in
+            var b: [String: Traced<Double>] = [:]
+            for (i, n) in names.enumerated() { b[n] = x[i] }
+            return (try? expression.traced(b)) ?? Traced(x.graph, x.graph.scalar(.nan))
+        }
+    }
+
     /// The value of node `i` when it is a number or a signed number.
     func constantValue(_ i: Int) -> Double? {
         switch nodes[i] {

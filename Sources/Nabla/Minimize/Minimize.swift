@@ -199,29 +199,46 @@ public struct MinimizeResult: CustomStringConvertible {
 /// differentiation, with counters.
 final class Objective {
     let function: (Tensor<Double>) -> Tensor<Double>
+    /// The compiled form, when minimizing a compiled function: values, gradients, Hessians and
+    /// Hessian-vector products come from its programs.
+    let compiled: CompiledFunction<Double>?
     let shape: [Int]
     var evaluations = 0
     var hessianEvaluations = 0
 
-    init(_ function: @escaping (Tensor<Double>) -> Tensor<Double>, shape: [Int]) {
+    init(_ function: @escaping (Tensor<Double>) -> Tensor<Double>, shape: [Int], compiled: CompiledFunction<Double>? = nil) {
         self.function = function
         self.shape = shape
+        self.compiled = compiled
     }
 
     func valueAndGradient(_ x: [Double]) -> (value: Double, gradient: [Double]) {
         evaluations += 1
+        if let compiled {
+            let (v, g) = compiled.valueWithGradient(at: Tensor(shape: shape, scalars: x))
+            return (v.scalar, g.scalars)
+        }
         let (v, g) = Nabla.valueWithGradient(at: Tensor(shape: shape, scalars: x), of: function)
         return (v.scalar, g.scalars)
     }
 
     func hessian(_ x: [Double]) -> [[Double]] {
         hessianEvaluations += 1
-        let h = HessianOperator(at: Tensor(shape: shape, scalars: x), of: function).matrix()
         let n = x.count
+        let h = compiled != nil && shape.count == 1
+            ? compiled!.hessian(at: Tensor(shape: shape, scalars: x))
+            : HessianOperator(at: Tensor(shape: shape, scalars: x), of: function).matrix()
         return (0..<n).map { Array(h.scalars[($0 * n)..<(($0 + 1) * n)]) }
     }
 
     func hessianOperator(_ x: [Double]) -> ([Double]) -> [Double] {
+        if let compiled {
+            let at = Tensor(shape: shape, scalars: x)
+            return { [self] v in
+                self.hessianEvaluations += 1
+                return compiled.hessianVectorProduct(at: at, vector: Tensor(shape: self.shape, scalars: v)).scalars
+            }
+        }
         let op = HessianOperator(at: Tensor(shape: shape, scalars: x), of: function)
         return { [self] v in
             self.hessianEvaluations += 1
@@ -242,6 +259,27 @@ final class Objective {
 /// ```
 public func minimize(_ f: @escaping (Tensor<Double>) -> Tensor<Double>, from x0: Tensor<Double>,
                      method: MinimizationMethod = .lbfgs, options: MinimizeOptions = MinimizeOptions()) -> MinimizeResult {
+    minimize(f, compiled: nil, from: x0, method: method, options: options)
+}
+
+/// Minimizes a compiled function: every value and gradient is one run of its fused program, and
+/// Newton's methods use its compiled Hessian or Hessian-vector products. Same iterates as
+/// minimizing the eager function, up to rounding.
+///
+/// ```swift
+/// let f = compiled { (x: Traced<Double>) in ((x - 1) * (x - 1)).sum() + (x.sin() * x).sum() }
+/// let result = minimize(f, from: Tensor(repeating: 0, shape: [1000]))
+/// ```
+public func minimize(_ f: CompiledFunction<Double>, from x0: Tensor<Double>,
+                     method: MinimizationMethod = .lbfgs, options: MinimizeOptions = MinimizeOptions()) -> MinimizeResult {
+    // The eager form (for the curvature check and saddle escapes): the traced program run op
+    // by op, differentiable like any eager code.
+    let eager = { (x: Tensor<Double>) in f.executable(.value, shapes: [x.shape]).graph.evaluate([x])[0] }
+    return minimize(eager, compiled: f, from: x0, method: method, options: options)
+}
+
+func minimize(_ f: @escaping (Tensor<Double>) -> Tensor<Double>, compiled: CompiledFunction<Double>?, from x0: Tensor<Double>,
+              method: MinimizationMethod, options: MinimizeOptions) -> MinimizeResult {
     let n = x0.count
     require(!method.keepsDenseMatrix || n <= 46_340,
             "minimize: \(method) forms an n×n matrix, \(Double(n) * Double(n) * 8 / 1e9) GB for \(n) variables; use .lbfgs or .newtonCG")
@@ -251,7 +289,7 @@ public func minimize(_ f: @escaping (Tensor<Double>) -> Tensor<Double>, from x0:
     for run in 0...Swift.max(0, options.restarts) {
         var start = x0.scalars
         if run > 0 { start = start.map { $0 + options.restartScale * rng.nextNormal() } }
-        let objective = Objective(f, shape: x0.shape)
+        let objective = Objective(f, shape: x0.shape, compiled: compiled)
         var r = Minimizer(objective: objective, method: method, options: options).run(from: start)
         var escapes = 0
         while options.checksCurvature && r.success && !method.isConstrained {

@@ -25,12 +25,16 @@ struct Bench: ParsableCommand {
     @Option(help: "mlp --distributed: timed steps (after ten untimed; in repeats of ten), the same count in every process.") var steps: Int = 200
     @Flag(help: "mlp: data-parallel across the processes of `mpirun -np N` (a build with --traits MPI): each process computes its share of every global batch; rank 0 reports.") var distributed = false
     @Flag(help: "One JSON object per line per measurement.") var json = false
+    @Flag(help: "hessian, rosenbrock, elementwise, scalar: run the compiled variants (traced once, fused, run by the block interpreter); the keys are the same, impl names the variant.") var compile = false
 
     func validate() throws {
         guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar", "mlp", "cnn", "cnn-memory", "cnn-accuracy", "vae", "mlp-memory", "mlp-accuracy", "hessian", "attribution", "anomaly", "reinforce", "gpt", "lstm"].contains(workload) else {
             throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, cnn, cnn-memory, cnn-accuracy, vae, mlp-memory, mlp-accuracy, hessian, attribution, anomaly, reinforce, gpt, lstm")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        if compile && !["hessian", "rosenbrock", "elementwise", "scalar"].contains(workload) {
+            throw ValidationError("--compile goes with the hessian, rosenbrock, elementwise and scalar workloads")
+        }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         if distributed && workload != "mlp" { throw ValidationError("--distributed goes with the mlp workload only") }
         guard ["float32", "float64", "both"].contains(dtype) else { throw ValidationError("--dtype must be float32, float64 or both") }
@@ -161,16 +165,18 @@ struct Bench: ParsableCommand {
                 options.checksCurvature = false   // the peers do not examine the Hessian at the end
                 options.valueTolerance = method == .lbfgs ? 2.2e-9 : 0
                 // One untimed run gives the counts (and warms up); BFGS at n ≥ 1000 is timed on that run alone.
+                let cf = f.compiled
+                let run = { compile ? minimize(cf, from: x0, method: method, options: options) : minimize(f.function, from: x0, method: method, options: options) }
                 let t0 = Timing.now()
-                let result = minimize(f.function, from: x0, method: method, options: options)
+                let result = run()
                 let once = Timing.now() - t0
                 let t: Timing
                 if case .bfgs = method, n >= 1000 {
                     t = Timing(medianSeconds: once, minSeconds: once, repeats: 1, inner: 1, othersCores: 0)
                 } else {
-                    t = Timing.measure(minTotal: 2, maxTotal: 30) { _ = minimize(f.function, from: x0, method: method, options: options) }
+                    t = Timing.measure(minTotal: 2, maxTotal: 30) { _ = run() }
                 }
-                emit([("bench", .string("rosenbrock")), ("impl", .string("nabla")), ("method", .string(method.description)),
+                emit([("bench", .string("rosenbrock")), ("impl", .string(compile ? "nabla.compiled" : "nabla")), ("method", .string(method.description)),
                       ("scipy_method", .string(peer)), ("n", .number(Double(n))), ("nit", .number(Double(result.iterations))),
                       ("nfev", .number(Double(result.evaluations))), ("njev", .number(Double(result.evaluations))),
                       ("nhev", .number(Double(result.hessianEvaluations))), ("f", .number(result.value)),
@@ -178,7 +184,7 @@ struct Bench: ParsableCommand {
                       ("success", .bool(result.success)), ("message", .string(result.message)),
                       ("wall_ms_median", .number(t.medianSeconds * 1000)), ("wall_ms_min", .number(t.minSeconds * 1000)),
                       ("repeats", .number(Double(t.repeats))), ("others_cores", .number(t.othersCores))],
-                     text: "rosenbrock n=\(pad("\(n)", 5)) \(pad(method.description, 13)) nit \(pad("\(result.iterations)", 6)) nfev \(pad("\(result.evaluations)", 6)) f \(pad(fmt(result.value, digits: 3), 10)) \(fmt(t.medianSeconds * 1000, digits: 4)) ms (median)")
+                     text: "rosenbrock n=\(pad("\(n)", 5)) \(compile ? "compiled " : "")\(pad(method.description, 13)) nit \(pad("\(result.iterations)", 6)) nfev \(pad("\(result.evaluations)", 6)) f \(pad(fmt(result.value, digits: 3), 10)) \(fmt(t.medianSeconds * 1000, digits: 4)) ms (median)")
             }
         }
     }
@@ -618,11 +624,15 @@ struct Bench: ParsableCommand {
     /// Workload W6: Rosenbrock's Hessian (checked against its closed form) and Hessian-vector
     /// products, float64, from x0 = (−1.2, 1, …).
     func hessianWorkload() {
-        let f = { (n: Int) in TestFunction.named("rosenbrock", dimension: n)!.function }
+        let f = { (n: Int) in TestFunction.named("rosenbrock", dimension: n)! }
+        let prefix = compile ? "nabla.compiled." : "nabla."
         for n in sizes(or: [10, 100, 1000]).map({ Swift.max($0, 2) }) {
             let x = Tensor<Double>((0..<n).map { $0 % 2 == 0 ? -1.2 : 1 })
             var h = Tensor<Double>(0)
-            let t = Timing.measure(minTotal: 1, maxTotal: 20) { h = hessian(at: x, of: f(n)) }
+            let cf = f(n).compiled
+            let t = compile
+                ? Timing.measure(minTotal: 1, maxTotal: 20) { h = cf.hessian(at: x) }
+                : Timing.measure(minTotal: 1, maxTotal: 20) { h = hessian(at: x, of: f(n).function) }
             // Closed form: H[j][j] = [j < n−1](1200 x_j² − 400 x_{j+1} + 2) + [j > 0] 200, H[j][j+1] = −400 x_j.
             let xs = x.scalars, hs = h.scalars
             var err = 0.0
@@ -635,23 +645,38 @@ struct Bench: ParsableCommand {
                     err = Swift.max(err, Swift.abs(hs[i * n + j] - e) / Swift.max(1, Swift.abs(e)))
                 }
             }
-            emit([("bench", .string("hessian")), ("impl", .string("nabla.hessian")), ("n", .number(Double(n))), ("rel_err", .number(err)),
-                  ("ms_median", .number(t.medianSeconds * 1000)), ("others_cores", .number(t.othersCores))],
-                 text: "hessian n=\(pad("\(n)", 5)) \(fmt(t.medianSeconds * 1000, digits: 4)) ms (median), max rel. error \(fmt(err, digits: 2))")
+            emit([("bench", .string("hessian")), ("impl", .string(prefix + "hessian")), ("n", .number(Double(n))), ("rel_err", .number(err)),
+                  ("threads", .number(Double(threads))), ("ms_median", .number(t.medianSeconds * 1000)), ("others_cores", .number(t.othersCores))],
+                 text: "hessian n=\(pad("\(n)", 5)) \(compile ? "compiled " : "")\(fmt(t.medianSeconds * 1000, digits: 4)) ms (median), max rel. error \(fmt(err, digits: 2))")
         }
         for n in sizes(or: [10_000, 1_000_000]).map({ Swift.max($0, 2) }) {
             let x = Tensor<Double>((0..<n).map { $0 % 2 == 0 ? -1.2 : 1 })
             var rng = RandomGenerator(seed: 0)
             let v = Tensor<Double>.normal(shape: [n], using: &rng)
-            let t = Timing.measure(minTotal: 1, maxTotal: 20) { _ = hessianVectorProduct(at: x, vector: v, of: f(n)) }
-            emit([("bench", .string("hvp")), ("impl", .string("nabla.hessianVectorProduct")), ("n", .number(Double(n))),
+            let cf = f(n).compiled
+            let t = compile
+                ? Timing.measure(minTotal: 1, maxTotal: 20) { _ = cf.hessianVectorProduct(at: x, vector: v) }
+                : Timing.measure(minTotal: 1, maxTotal: 20) { _ = hessianVectorProduct(at: x, vector: v, of: f(n).function) }
+            // Closed form (SciPy's rosen_hess_prod).
+            let hv = compile ? cf.hessianVectorProduct(at: x, vector: v) : hessianVectorProduct(at: x, vector: v, of: f(n).function)
+            let xs = x.scalars, vs = v.scalars, hs = hv.scalars
+            var err = 0.0, scale = 0.0
+            for i in 0..<n {
+                var e = (i < n - 1 ? (1200 * xs[i] * xs[i] - 400 * xs[i + 1] + 2) * vs[i] - 400 * xs[i] * vs[i + 1] : 0)
+                if i > 0 { e += 200 * vs[i] - 400 * xs[i - 1] * vs[i - 1] }
+                err = Swift.max(err, Swift.abs(hs[i] - e))
+                scale = Swift.max(scale, Swift.abs(e))
+            }
+            emit([("bench", .string("hvp")), ("impl", .string(prefix + "hessianVectorProduct")), ("n", .number(Double(n))),
+                  ("rel_err", .number(err / Swift.max(scale, 1e-300))), ("threads", .number(Double(threads))),
                   ("ms_median", .number(t.medianSeconds * 1000)), ("others_cores", .number(t.othersCores))],
-                 text: "hvp n=\(pad("\(n)", 8)) \(fmt(t.medianSeconds * 1000, digits: 4)) ms (median)")
+                 text: "hvp n=\(pad("\(n)", 8)) \(compile ? "compiled " : "")\(fmt(t.medianSeconds * 1000, digits: 4)) ms (median), max rel. error \(fmt(err / Swift.max(scale, 1e-300), digits: 2))")
         }
     }
 
     /// Element-wise ops and a reduction on float32 vectors of growing size.
     func elementwise() {
+        if compile { return elementwiseCompiled() }
         for n in sizes(or: [1_000, 10_000, 100_000, 1_000_000, 10_000_000]) {
             var rng = RandomGenerator(seed: 1)
             let x = Tensor<Float>.normal(shape: [n], using: &rng), y = Tensor<Float>.normal(shape: [n], using: &rng)
@@ -666,6 +691,35 @@ struct Bench: ParsableCommand {
                       ("threads", .number(Double(threads))), ("ns_per_element_median", .number(t.medianSeconds * 1e9 / Double(n))),
                       ("median_s", .number(t.medianSeconds)), ("others_cores", .number(t.othersCores))],
                      text: "\(pad(name, 8)) n=\(pad("\(n)", 9)) \(fmt(t.medianSeconds * 1e9 / Double(n), digits: 3)) ns/element (median)")
+            }
+        }
+    }
+
+    /// Value and gradient of f(x) = Σ x·sin(x) + exp(−x²)·tanh(x) over float32 vectors: the
+    /// compiled program (one fused pass: read x, write the gradient, sum the value) against a
+    /// plain copy of the same bytes (read n, write n) and the eager library, in one run.
+    func elementwiseCompiled() {
+        let f = compiled { (x: Traced<Float>) in (x * x.sin() + (-(x * x)).exp() * x.tanh()).sum() }
+        let eager = { (x: Tensor<Float>) in (x * x.sin() + (-(x * x)).exp() * x.tanh()).sum() }
+        for n in sizes(or: [1_000_000, 10_000_000]) {
+            var rng = RandomGenerator(seed: 1)
+            let x = Tensor<Float>.normal(shape: [n], using: &rng)
+            var copy = Tensor<Float>(repeating: 0, shape: [n])
+            _ = f.valueWithGradient(at: x)
+            let tc = x.withUnsafeBufferPointer { src in
+                copy.withUnsafeMutableBufferPointer { dst in
+                    Timing.measure(minTotal: 1, targetRepeat: 0.05) { dst.baseAddress!.update(from: src.baseAddress!, count: n) }
+                }
+            }
+            let tf = Timing.measure(minTotal: 1, targetRepeat: 0.05) { _ = f.valueWithGradient(at: x) }
+            let te = Timing.measure(minTotal: 1, targetRepeat: 0.05) { _ = valueWithGradient(at: x, of: eager) }
+            let bytes = Double(2 * n * MemoryLayout<Float>.stride)
+            for (impl, t) in [("copy", tc), ("nabla.compiled", tf), ("nabla.eager", te)] {
+                emit([("bench", .string("elementwise-fused")), ("impl", .string(impl)), ("dtype", .string("float32")), ("n", .number(Double(n))),
+                      ("threads", .number(Double(threads))), ("ms_median", .number(t.medianSeconds * 1000)),
+                      ("gb_per_s", .number(bytes / t.medianSeconds / 1e9)), ("fraction_of_copy", .number(tc.medianSeconds / t.medianSeconds)),
+                      ("others_cores", .number(t.othersCores))],
+                     text: "\(pad(impl, 15)) n=\(pad("\(n)", 9)) \(fmt(t.medianSeconds * 1000, digits: 4)) ms (median), \(fmt(bytes / t.medianSeconds / 1e9, digits: 3)) GB/s, \(fmt(100 * tc.medianSeconds / t.medianSeconds, digits: 3)) % of the copy's bandwidth")
             }
         }
     }

@@ -8,13 +8,14 @@ struct Conformance: ParsableCommand {
 
     @Argument(help: "Reference files, or folders holding them.") var paths: [String]
     @Flag(help: "Print one JSON object with every case instead of text.") var json = false
+    @Flag(help: "Run the op, Hessian and program cases through compiled programs (traced, transformed, fused); the other kinds as usual.") var compiled = false
 
     func validate() throws {
         guard !paths.isEmpty else { throw ValidationError("give at least one reference file or folder") }
     }
 
     func run() throws {
-        let report = ConformanceRunner.standard.run(paths: paths)
+        let report = (compiled ? ConformanceRunner.compiled : ConformanceRunner.standard).run(paths: paths)
         if json {
             print(report.json)
         } else {

@@ -29,12 +29,14 @@ struct Minimize: ParsableCommand {
     @Option(help: "Seed of the random restarts.") var seed: UInt64 = 0
     @Option(help: "At a saddle point, step along its direction of descent and minimize again, at most this many times.") var escapeSaddles: Int = 0
     @Flag(help: "Print the results as JSON.") var json = false
+    @Flag(help: "Compile the function first (traced once, fused): values, gradients, Hessians and Hessian-vector products run as compiled programs.") var compile = false
     @Option(help: "Write every method's trajectory to this JSON file.") var trace: String?
     @Option(help: "Draw the trajectories on a contour plot (2-D objectives) in this SVG file.") var plot: String?
 
     struct Problem {
         var name: String
         var function: (Tensor<Double>) -> Tensor<Double>
+        var compiled: () -> CompiledFunction<Double>
         var start: [Double]
         var variables: [String]
         var minimizers: [[Double]]
@@ -45,7 +47,7 @@ struct Minimize: ParsableCommand {
         let function = self.function.trimmingCharacters(in: .whitespaces)
         if let t = TestFunction.named(function, dimension: dim) {
             let names = t.dimension == 2 ? ["x", "y"] : (0..<t.dimension).map { "x\($0)" }
-            return Problem(name: t.name, function: t.function, start: t.start, variables: names,
+            return Problem(name: t.name, function: t.function, compiled: { t.compiled }, start: t.start, variables: names,
                            minimizers: t.name == "himmelblau" ? [[3, 2], [-2.805118, 3.131312], [-3.779310, -3.283186], [3.584428, -1.848126]] : [t.minimizer],
                            window: t.window)
         }
@@ -57,7 +59,7 @@ struct Minimize: ParsableCommand {
             throw ValidationError("'\(function)' is neither a test function (\(TestFunction.names.joined(separator: ", "))) nor a valid expression:\n\(e)")
         }
         guard !expr.variables.isEmpty else { throw ValidationError("the expression has no variables to minimize over") }
-        return Problem(name: function, function: expr.function(), start: Array(repeating: 0, count: expr.variables.count),
+        return Problem(name: function, function: expr.function(), compiled: { expr.compiledFunction() }, start: Array(repeating: 0, count: expr.variables.count),
                        variables: expr.variables, minimizers: [], window: nil)
     }
 
@@ -135,9 +137,10 @@ struct Minimize: ParsableCommand {
         options.saddleEscapes = Swift.max(0, escapeSaddles)
         let x0 = Tensor<Double>(p.start)
         var results: [(MinimizationMethod, MinimizeResult, Double)] = []
+        let compiledFunction = compile ? p.compiled() : nil
         for m in methods {
             let t0 = Date()
-            let r = minimize(p.function, from: x0, method: m, options: options)
+            let r = compiledFunction.map { minimize($0, from: x0, method: m, options: options) } ?? minimize(p.function, from: x0, method: m, options: options)
             results.append((m, r, Date().timeIntervalSince(t0)))
         }
 

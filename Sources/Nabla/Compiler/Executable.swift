@@ -1,0 +1,620 @@
+import CNablaKernels
+import Foundation
+
+extension Graph {
+    /// The program run op by op by the eager library (the reference the compiled program is
+    /// checked against, and how constants are folded). Differentiable like any eager code.
+    public func evaluate(_ inputs: [Tensor<Scalar>]) -> [Tensor<Scalar>] {
+        require(inputs.count == inputShapes.count, "compiled program: \(inputs.count) arguments for \(inputShapes.count) inputs")
+        var values: [Tensor<Scalar>?] = Array(repeating: nil, count: nodes.count)
+        let live = liveNodes()
+        for (i, node) in nodes.enumerated() where live[i] {
+            values[i] = evaluate(node, node.arguments.map { values[$0]! }, inputs)
+        }
+        return outputs.map { values[$0]! }
+    }
+
+    func evaluate(_ node: GraphNode, _ a: [Tensor<Scalar>], _ inputs: [Tensor<Scalar>]) -> Tensor<Scalar> {
+        switch node.primitive {
+        case .input(let k):
+            require(inputs[k].shape == inputShapes[k], "compiled program: argument \(k) has shape \(inputs[k].shape), the program was traced for \(inputShapes[k])")
+            return inputs[k]
+        case .constant(let c): return constants[c]
+        case .scalar(let v): return Tensor(Scalar(v))
+        case .unary(let k):
+            let x = a[0]
+            switch k {
+            case .neg: return -x
+            case .exp: return x.exp()
+            case .log: return x.log()
+            case .sin: return x.sin()
+            case .cos: return x.cos()
+            case .tanh: return x.tanh()
+            case .sqrt: return x.squareRoot()
+            case .abs: return x.abs()
+            case .sigmoid: return x.sigmoid()
+            case .relu: return x.relu()
+            case .step: return x.detached() .> Tensor(0)
+            case .sign: return x.detached().sign()
+            }
+        case .binary(let k):
+            let x = a[0], y = a[1]
+            switch k {
+            case .add: return x + y
+            case .sub: return x - y
+            case .mul: return x * y
+            case .div: return x / y
+            case .maximum: return Tensor.maximum(x, y)
+            case .minimum: return Tensor.minimum(x, y)
+            case .pow: return Tensor.pow(x, y)
+            case .greater: return x.detached() .> y.detached()
+            case .maxWeight: return Tensor.binaryKernel(Int32(NB_MAX_WEIGHT), x.detached(), y.detached(), "maxWeight")
+            }
+        case .select: return Tensor.where(a[0].detached() .!= Tensor(0), a[1], a[2])
+        case .powScalar(let p): return a[0].pow(Scalar(p))
+        case .sum(let axes): return a[0].sum(axes: axes)
+        case .broadcast: return a[0].broadcast(to: node.shape)
+        case .reshape: return a[0].reshaped(to: node.shape)
+        case .transpose(let p): return a[0].permuted(p)
+        case .slice(let start):
+            return a[0].slice(zip(start, node.shape).map { (start: $0, end: $0 + $1, step: 1) })
+        case .pad(let low):
+            let strides = contiguousStrides(node.shape)
+            return a[0].stridedWrite(offset: zip(low, strides).map { $0 * $1 }.reduce(0, +), strides: strides, shape: node.shape)
+        case .matmul(let ta, let tb): return Tensor.matmul(a[0], a[1], transposeA: ta, transposeB: tb)
+        case .opaque(let k): return opaques[k].apply(a)
+        }
+    }
+
+    /// Constant folding: every node whose arguments are all constants is evaluated now; then
+    /// what the outputs do not use is dropped.
+    func folded() -> Graph {
+        let g = Graph()
+        var map = [Int](repeating: -1, count: nodes.count)
+        var inputs: [Int] = []
+        for s in inputShapes { inputs.append(g.addInput(shape: s)) }
+        for (i, node) in nodes.enumerated() {
+            let args = node.arguments.map { map[$0] }
+            var foldable = !args.isEmpty
+            for a in args {
+                switch g.nodes[a].primitive {
+                case .constant, .scalar: continue
+                default: foldable = false
+                }
+            }
+            switch node.primitive {
+            // Broadcasting and padding a constant would only spread it over memory: they stay.
+            case .opaque, .broadcast, .pad: foldable = false
+            default: break
+            }
+            if foldable {
+                let values = args.map { a -> Tensor<Scalar> in
+                    switch g.nodes[a].primitive {
+                    case .constant(let c): return g.constants[c]
+                    case .scalar(let v): return Tensor(Scalar(v))
+                    default: fatalError("unreachable")
+                    }
+                }
+                map[i] = g.addConstant(withoutGradients { evaluate(node, values, []) })
+            } else {
+                map[i] = g.rebuild(node, from: self, args: args, inputs: inputs)
+            }
+        }
+        g.outputs = outputs.map { map[$0] }
+        return g.pruned()
+    }
+
+    /// The program after the optimization passes: constant folding, then (as the nodes are
+    /// rebuilt) algebraic simplification and common-subexpression elimination, then dead-code
+    /// removal.
+    public func optimized() -> Graph { folded() }
+}
+
+/// A program lowered for execution: element-wise chains fused into kernels run by the C
+/// interpreter over cache-sized blocks, matrix products through GEMM, every intermediate in one
+/// arena planned by liveness (so a call allocates only its outputs).
+public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
+    public let graph: Graph<Scalar>
+
+    enum Home {
+        case input(Int)
+        case constant(Tensor<Scalar>)
+        case arena(offset: Int)
+        case output(Int)
+        case alias(Int)
+    }
+
+    enum Step {
+        case kernel(Int)
+        case transpose(source: Int, target: Int, permutation: [Int])
+        case matmul(a: Int, b: Int, c: Int, transposeA: Bool, transposeB: Bool)
+        case opaque(Int, arguments: [Int], target: Int)
+    }
+
+    struct Kernel {
+        var domain: [Int]
+        var loads: [(value: Int, load: nb_fused_load)]
+        var consts: [Double]
+        var instructions: [nb_fused_instr]
+        var slots: Int
+        var outputs: [(value: Int, output: nb_fused_output)]
+    }
+
+    private(set) var homes: [Home?]
+    private(set) var steps: [Step] = []
+    private(set) var kernels: [Kernel] = []
+    private var arenaCount = 0
+    private var arena: TensorStorage<Scalar>?
+    private let lock = NSLock()
+    /// Output storages of the last call, reused when the caller has let go of them.
+    private var outputCount: Int { graph.outputs.count }
+
+    /// Kernels, products and other steps, for the text form.
+    public var summary: String {
+        var lines: [String] = []
+        for step in steps {
+            switch step {
+            case .kernel(let k):
+                let kernel = kernels[k]
+                lines.append("fused kernel over \(kernel.domain): \(kernel.loads.count) loads, \(kernel.instructions.count) instructions, \(kernel.outputs.count) outputs (values \(kernel.outputs.map { "%\($0.value)" }.joined(separator: ", ")))")
+            case .transpose(let s, let t, let p): lines.append("transpose %\(s) \(p) -> %\(t)")
+            case .matmul(let a, let b, let c, let ta, let tb): lines.append("gemm %\(a)\(ta ? "ᵀ" : "") · %\(b)\(tb ? "ᵀ" : "") -> %\(c)")
+            case .opaque(let k, let args, let t): lines.append("eager \(graph.opaques[k].name)(\(args.map { "%\($0)" }.joined(separator: ", "))) -> %\(t)")
+            }
+        }
+        lines.append("arena: \(arenaCount) elements")
+        return lines.joined(separator: "\n")
+    }
+
+    public init(_ graph: Graph<Scalar>) {
+        self.graph = graph
+        let nodes = graph.nodes
+        let count = nodes.count
+        homes = Array(repeating: nil, count: count)
+        var consumers = [[Int]](repeating: [], count: count)
+        for (i, n) in nodes.enumerated() { for a in Set(n.arguments) { consumers[a].append(i) } }
+        let outputSet = Set(graph.outputs)
+
+        // Which values live in memory.
+        var materialized = [Bool](repeating: false, count: count)
+        for (i, n) in nodes.enumerated() {
+            if outputSet.contains(i) || !n.primitive.isElementwise { materialized[i] = true; continue }
+            for c in consumers[i] {
+                let p = nodes[c].primitive
+                if case .sum = p { continue }
+                if !p.isElementwise { materialized[i] = true }
+            }
+        }
+
+        // Kernel roots, grouped by domain into multi-output kernels.
+        var roots: [Int] = []
+        for (i, n) in nodes.enumerated() {
+            if case .sum = n.primitive { roots.append(i); continue }
+            if case .scalar = n.primitive { continue }
+            if materialized[i] && n.primitive.isElementwise { roots.append(i) }
+        }
+        func domain(_ r: Int) -> [Int] {
+            if case .sum = nodes[r].primitive { return nodes[nodes[r].arguments[0]].shape }
+            return nodes[r].shape
+        }
+        func leaves(_ r: Int) -> Set<Int> {
+            var found = Set<Int>(), seen = Set<Int>()
+            var stack = nodes[r].arguments
+            while let v = stack.popLast() {
+                guard seen.insert(v).inserted else { continue }
+                if materialized[v] { found.insert(v) } else { stack.append(contentsOf: nodes[v].arguments) }
+            }
+            return found
+        }
+        var groupOf = [Int](repeating: -1, count: count)
+        var groups: [(position: Int, domain: [Int], roots: [Int])] = []
+        var produced = [Int](repeating: -1, count: count)  // the step position that writes a value
+        for (i, n) in nodes.enumerated() where materialized[i] {
+            switch n.primitive {
+            case .input, .constant, .scalar: produced[i] = -1
+            case .reshape: produced[i] = produced[n.arguments[0]]
+            default: produced[i] = i
+            }
+        }
+        for r in roots {
+            let d = domain(r), l = leaves(r)
+            var placed = false
+            for gi in groups.indices where groups[gi].domain == d && groups[gi].roots.count < Int(NB_FUSED_MAX_OUT) {
+                if l.allSatisfy({ produced[$0] < groups[gi].position }) {
+                    groups[gi].roots.append(r)
+                    groupOf[r] = gi
+                    produced[r] = groups[gi].position
+                    placed = true
+                    break
+                }
+            }
+            if !placed {
+                groups.append((r, d, [r]))
+                groupOf[r] = groups.count - 1
+                produced[r] = r
+            }
+        }
+
+        // Homes: inputs, constants, aliases (reshapes), outputs, the arena.
+        for (i, n) in nodes.enumerated() where materialized[i] {
+            switch n.primitive {
+            case .input(let k): homes[i] = .input(k)
+            case .constant(let c): homes[i] = .constant(graph.constants[c])
+            case .scalar(let v): homes[i] = .constant(Tensor(Scalar(v)))
+            case .reshape: homes[i] = .alias(n.arguments[0])
+            default: break
+            }
+        }
+        func root(_ v: Int) -> Int {
+            var v = v
+            while case .alias(let a)? = homes[v] { v = a }
+            return v
+        }
+        for (k, o) in graph.outputs.enumerated() where homes[root(o)] == nil { homes[root(o)] = .output(k) }
+
+        // Steps in order of position.
+        var lastUse = [Int](repeating: -1, count: count)
+        func use(_ v: Int, at p: Int) { let r = root(v); lastUse[r] = Swift.max(lastUse[r], p) }
+        var stepAt: [(position: Int, step: Step)] = []
+        for (i, n) in nodes.enumerated() where materialized[i] && groupOf[i] < 0 {
+            switch n.primitive {
+            case .transpose(let p):
+                stepAt.append((i, .transpose(source: n.arguments[0], target: i, permutation: p)))
+                use(n.arguments[0], at: i)
+            case .matmul(let ta, let tb):
+                stepAt.append((i, .matmul(a: n.arguments[0], b: n.arguments[1], c: i, transposeA: ta, transposeB: tb)))
+                for a in n.arguments { use(a, at: i) }
+            case .opaque(let k):
+                stepAt.append((i, .opaque(k, arguments: n.arguments, target: i)))
+                for a in n.arguments { use(a, at: i) }
+            default: break
+            }
+        }
+        for (gi, group) in groups.enumerated() {
+            let kernel = Executable.lowerKernel(graph, domain: group.domain, roots: group.roots, materialized: materialized)
+            for l in kernel.loads { use(l.value, at: group.position) }
+            kernels.append(kernel)
+            stepAt.append((group.position, .kernel(gi)))
+        }
+        stepAt.sort { $0.position < $1.position }
+        steps = stepAt.map(\.step)
+        for o in graph.outputs { use(o, at: Int.max) }
+
+        // Arena: first fit, a value's space free again after its last use.
+        var defs: [(position: Int, value: Int)] = []
+        for i in 0..<count where materialized[i] && homes[i] == nil { defs.append((produced[i], i)) }
+        defs.sort { $0.position < $1.position || ($0.position == $1.position && $0.value < $1.value) }
+        var busy: [(start: Int, end: Int, until: Int)] = []
+        let align = 64 / MemoryLayout<Scalar>.stride
+        for (p, v) in defs {
+            busy.removeAll { $0.until < p }
+            let size = Swift.max(1, (shapeCount(nodes[v].shape) + align - 1) / align * align)
+            var start = 0
+            for b in busy.sorted(by: { $0.start < $1.start }) {
+                if start + size <= b.start { break }
+                start = Swift.max(start, b.end)
+            }
+            busy.append((start, start + size, Swift.max(lastUse[v], p)))
+            homes[v] = .arena(offset: start)
+            arenaCount = Swift.max(arenaCount, start + size)
+        }
+    }
+
+    // MARK: Lowering one kernel
+
+    struct Entry: Hashable { var broadcast: Bool; var offset: Int }
+    struct MemoKey: Hashable { var value: Int; var map: [Entry] }
+    enum Operand: Hashable { case load(Int), constant(Int), temp(Int) }
+
+    static func lowerKernel(_ graph: Graph<Scalar>, domain: [Int], roots: [Int], materialized: [Bool]) -> Kernel {
+        let nodes = graph.nodes
+        let rank = domain.count
+        require(rank <= Int(NB_FUSED_MAX_DIMS), "compiled program: a fused kernel over \(domain) has more than \(NB_FUSED_MAX_DIMS) dimensions")
+        var loads: [(value: Int, load: nb_fused_load)] = []
+        var consts: [Double] = []
+        var constIndex: [Double: Int] = [:]
+        var code: [(op: Int32, a: Operand, b: Operand?, c: Operand?, dim: Int, lo: Int, hi: Int, imm: Double)] = []
+        var memo: [MemoKey: Operand] = [:]
+        let far = Int.max / 4
+
+        func constant(_ v: Double) -> Operand {
+            if let i = constIndex[v] { return .constant(i) }
+            consts.append(v)
+            constIndex[v] = consts.count - 1
+            return .constant(consts.count - 1)
+        }
+        func instr(_ op: Int32, _ a: Operand, _ b: Operand? = nil, _ c: Operand? = nil, dim: Int = 0, lo: Int = 0, hi: Int = 0, imm: Double = 0) -> Operand {
+            code.append((op, a, b, c, dim, lo, hi, imm))
+            return .temp(code.count - 1)
+        }
+        func load(_ v: Int, _ m: [Entry]) -> Operand {
+            let s = nodes[v].shape
+            let strides = contiguousStrides(s)
+            var l = nb_fused_load()
+            var offset = 0
+            withUnsafeMutableBytes(of: &l.strides) { $0.bindMemory(to: Int.self).update(repeating: 0) }
+            withUnsafeMutableBytes(of: &l.lo) { $0.bindMemory(to: Int.self).update(repeating: -far) }
+            withUnsafeMutableBytes(of: &l.hi) { $0.bindMemory(to: Int.self).update(repeating: far) }
+            for k in 0..<s.count {
+                let d = rank - s.count + k, e = m[k]
+                if e.broadcast {
+                    if e.offset < 0 || e.offset >= s[k] { return constant(0) }
+                    offset += e.offset * strides[k]
+                } else {
+                    offset += e.offset * strides[k]
+                    withUnsafeMutableBytes(of: &l.strides) { $0.bindMemory(to: Int.self)[d] = strides[k] }
+                    withUnsafeMutableBytes(of: &l.lo) { $0.bindMemory(to: Int.self)[d] = -e.offset }
+                    withUnsafeMutableBytes(of: &l.hi) { $0.bindMemory(to: Int.self)[d] = s[k] - e.offset }
+                }
+            }
+            l.offset = offset
+            loads.append((v, l))
+            return .load(loads.count - 1)
+        }
+        // The map of an operand of shape `a` read by a node of shape `o` under map m.
+        func broadcastMap(_ m: [Entry], _ a: [Int], _ o: [Int]) -> [Entry] {
+            (0..<a.count).map { k in
+                let j = o.count - a.count + k
+                return a[k] == 1 && o[j] != 1 ? Entry(broadcast: true, offset: 0) : m[j]
+            }
+        }
+        func emit(_ v: Int, _ m: [Entry], root: Bool = false) -> Operand {
+            let key = MemoKey(value: v, map: m)
+            if let o = memo[key] { return o }
+            let node = nodes[v]
+            let result: Operand
+            if materialized[v] && !root {
+                if case .scalar(let c) = node.primitive { result = constant(c) } else { result = load(v, m) }
+            } else {
+                let args = node.arguments
+                switch node.primitive {
+                case .scalar(let c): result = constant(c)
+                case .unary(let k): result = instr(Executable.code(k), emit(args[0], m))
+                case .powScalar(let p): result = instr(Int32(NB_F_POWS), emit(args[0], m), imm: p)
+                case .binary(let k):
+                    let a = emit(args[0], broadcastMap(m, nodes[args[0]].shape, node.shape))
+                    let b = emit(args[1], broadcastMap(m, nodes[args[1]].shape, node.shape))
+                    result = instr(Executable.code(k), a, b)
+                case .select:
+                    let ops = args.map { emit($0, broadcastMap(m, nodes[$0].shape, node.shape)) }
+                    result = instr(Int32(NB_F_SELECT), ops[0], ops[1], ops[2])
+                case .broadcast: result = emit(args[0], broadcastMap(m, nodes[args[0]].shape, node.shape))
+                case .slice(let start):
+                    result = emit(args[0], zip(m, start).map { Entry(broadcast: $0.broadcast, offset: $0.offset + $1) })
+                case .pad(let low):
+                    let inner = nodes[args[0]].shape
+                    var r = emit(args[0], zip(m, low).map { Entry(broadcast: $0.broadcast, offset: $0.offset - $1) })
+                    for k in 0..<low.count where low[k] > 0 || low[k] + inner[k] < node.shape[k] {
+                        let e = m[k]
+                        if e.broadcast {
+                            if e.offset < low[k] || e.offset >= low[k] + inner[k] { r = constant(0) }
+                        } else {
+                            r = instr(Int32(NB_F_MASK), r, dim: rank - low.count + k, lo: low[k] - e.offset, hi: low[k] - e.offset + inner[k])
+                        }
+                    }
+                    result = r
+                default:
+                    fatalError("compiled program: \(node.primitive) is not element-wise")
+                }
+            }
+            memo[key] = result
+            return result
+        }
+
+        let identity = [Entry](repeating: Entry(broadcast: false, offset: 0), count: rank)
+        var outs: [(value: Int, src: Operand, strides: [Int], accumulate: Bool)] = []
+        for r in roots {
+            if case .sum(let axes) = nodes[r].primitive {
+                let src = emit(nodes[r].arguments[0], identity)
+                let outStrides = contiguousStrides(nodes[r].shape)
+                var strides: [Int] = [], j = 0
+                for d in 0..<rank {
+                    if axes.contains(d) { strides.append(0) } else { strides.append(outStrides[j]); j += 1 }
+                }
+                outs.append((r, src, strides, true))
+            } else {
+                outs.append((r, emit(r, identity, root: true), contiguousStrides(domain), false))
+            }
+        }
+
+        // Slots: loads, constants, then the instructions' results, a slot reused once its
+        // value has been read for the last time.
+        let nl = loads.count, nc = consts.count
+        var last = [Int](repeating: -1, count: code.count)
+        for (p, c) in code.enumerated() {
+            for case .temp(let t)? in [c.a, c.b, c.c] as [Operand?] { last[t] = p }
+        }
+        for o in outs { if case .temp(let t) = o.src { last[t] = code.count } }
+        // A mask may hand on its operand's block instead of copying it (a block wholly inside
+        // the kept range): that operand's slot then stays reserved as long as the mask's result.
+        for p in stride(from: code.count - 1, through: 0, by: -1) where code[p].op == Int32(NB_F_MASK) {
+            if case .temp(let t) = code[p].a { last[t] = Swift.max(last[t], last[p]) }
+        }
+        var slotOf = [Int](repeating: -1, count: code.count)
+        var free: [Int] = []
+        var next = nl + nc
+        func slot(_ o: Operand) -> Int32 {
+            switch o {
+            case .load(let i): return Int32(i)
+            case .constant(let i): return Int32(nl + i)
+            case .temp(let t): return Int32(slotOf[t])
+            }
+        }
+        var instructions: [nb_fused_instr] = []
+        for (p, c) in code.enumerated() {
+            var ins = nb_fused_instr()
+            ins.op = c.op
+            ins.a = slot(c.a)
+            ins.b = c.b.map(slot) ?? ins.a
+            ins.c = c.c.map(slot) ?? ins.a
+            // The result never shares a slot with its operands (sin and cos read theirs twice).
+            let s: Int
+            if let f = free.popLast() { s = f } else { s = next; next += 1 }
+            slotOf[p] = s
+            var released = Set<Int>()
+            for case .temp(let t)? in [c.a, c.b, c.c] as [Operand?] where last[t] == p && released.insert(t).inserted {
+                free.append(slotOf[t])
+            }
+            ins.dst = Int32(s)
+            ins.dim = Int32(c.dim)
+            ins.lo = c.lo
+            ins.hi = c.hi
+            ins.imm = c.imm
+            instructions.append(ins)
+        }
+        require(next <= Int(NB_FUSED_MAX_SLOTS), "compiled program: a fused kernel needs \(next) slots, more than \(NB_FUSED_MAX_SLOTS)")
+        var outputs: [(value: Int, output: nb_fused_output)] = []
+        for o in outs {
+            var out = nb_fused_output()
+            withUnsafeMutableBytes(of: &out.strides) { b in
+                let p = b.bindMemory(to: Int.self)
+                p.update(repeating: 0)
+                for (d, s) in o.strides.enumerated() { p[d] = s }
+            }
+            out.src = slot(o.src)
+            out.accumulate = o.accumulate ? 1 : 0
+            out.count = shapeCount(nodes[o.value].shape)
+            outputs.append((o.value, out))
+        }
+        return Kernel(domain: domain, loads: loads, consts: consts, instructions: instructions, slots: next, outputs: outputs)
+    }
+
+    static func code(_ k: UnaryKind) -> Int32 {
+        switch k {
+        case .neg: return Int32(NB_F_NEG)
+        case .exp: return Int32(NB_F_EXP)
+        case .log: return Int32(NB_F_LOG)
+        case .sin: return Int32(NB_F_SIN)
+        case .cos: return Int32(NB_F_COS)
+        case .tanh: return Int32(NB_F_TANH)
+        case .sqrt: return Int32(NB_F_SQRT)
+        case .abs: return Int32(NB_F_ABS)
+        case .sigmoid: return Int32(NB_F_SIGMOID)
+        case .relu: return Int32(NB_F_RELU)
+        case .step: return Int32(NB_F_STEP)
+        case .sign: return Int32(NB_F_SIGN)
+        }
+    }
+
+    static func code(_ k: BinaryKind) -> Int32 {
+        switch k {
+        case .add: return Int32(NB_F_ADD)
+        case .sub: return Int32(NB_F_SUB)
+        case .mul: return Int32(NB_F_MUL)
+        case .div: return Int32(NB_F_DIV)
+        case .maximum: return Int32(NB_F_MAX)
+        case .minimum: return Int32(NB_F_MIN)
+        case .pow: return Int32(NB_F_POW)
+        case .greater: return Int32(NB_F_GT)
+        case .maxWeight: return Int32(NB_F_MAXW)
+        }
+    }
+
+    // MARK: Running
+
+    /// Runs the program on `inputs` (shapes as traced); returns its outputs.
+    public func run(_ inputs: [Tensor<Scalar>]) -> [Tensor<Scalar>] {
+        require(inputs.count == graph.inputShapes.count, "compiled program: \(inputs.count) arguments for \(graph.inputShapes.count) inputs")
+        for (k, x) in inputs.enumerated() {
+            require(x.shape == graph.inputShapes[k], "compiled program: argument \(k) has shape \(x.shape), the program was traced for \(graph.inputShapes[k])")
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        if arena == nil && arenaCount > 0 { arena = TensorStorage<Scalar>.make(count: arenaCount) }
+        let outStorage = graph.outputs.map { o -> TensorStorage<Scalar>? in
+            if case .output? = homes[rootOf(o)] { return TensorStorage<Scalar>.make(count: shapeCount(graph.nodes[o].shape)) }
+            return nil
+        }
+        let threads = ComputeBackend.threads > 0 ? ComputeBackend.threads : ComputeBackend.processorCount
+        func pointer(_ v: Int) -> UnsafeMutablePointer<Scalar> {
+            switch homes[v]! {
+            case .input(let k): return inputs[k].storage.base
+            case .constant(let t): return t.storage.base
+            case .arena(let offset): return arena!.base + offset
+            case .output(let k): return outStorage[k]!.base
+            case .alias(let a): return pointer(a)
+            }
+        }
+        for step in steps {
+            switch step {
+            case .kernel(let k):
+                let kernel = kernels[k]
+                var loads = kernel.loads.map { l -> nb_fused_load in
+                    var d = l.load
+                    d.base = UnsafeRawPointer(pointer(l.value))
+                    return d
+                }
+                var outs = kernel.outputs.map { o -> nb_fused_output in
+                    var d = o.output
+                    d.base = UnsafeMutableRawPointer(pointer(o.value))
+                    return d
+                }
+                var consts = kernel.consts
+                var instructions = kernel.instructions
+                loads.withUnsafeMutableBufferPointer { lp in
+                    outs.withUnsafeMutableBufferPointer { op in
+                        consts.withUnsafeMutableBufferPointer { cp in
+                            instructions.withUnsafeMutableBufferPointer { ip in
+                                var k = nb_fused_kernel()
+                                k.ndim = Int32(kernel.domain.count)
+                                withUnsafeMutableBytes(of: &k.shape) { b in
+                                    let p = b.bindMemory(to: Int.self)
+                                    for (d, n) in kernel.domain.enumerated() { p[d] = n }
+                                }
+                                k.nloads = Int32(lp.count); k.loads = UnsafePointer(lp.baseAddress)
+                                k.nconsts = Int32(cp.count); k.consts = UnsafePointer(cp.baseAddress)
+                                k.ninstr = Int32(ip.count); k.instr = UnsafePointer(ip.baseAddress)
+                                k.nslots = Int32(kernel.slots)
+                                k.nout = Int32(op.count); k.out = UnsafePointer(op.baseAddress)
+                                k.threads = Int32(threads)
+                                if Scalar.self == Double.self { nb_fused_run_f64(&k) } else { nb_fused_run_f32(&k) }
+                            }
+                        }
+                    }
+                }
+            case .transpose(let s, let t, let p):
+                let inShape = graph.nodes[s].shape, outShape = graph.nodes[t].shape
+                let own = contiguousStrides(inShape)
+                let strides = p.map { own[$0] }
+                if shapeCount(outShape) > 0 { Scalar._copyStrided(Int32(outShape.count), outShape, pointer(s), strides, pointer(t)) }
+            case .matmul(let a, let b, let c, let ta, let tb):
+                let sa = graph.nodes[a].shape, sb = graph.nodes[b].shape, sc = graph.nodes[c].shape
+                let k = ta ? sa[0] : sa[1]
+                if sc[0] * sc[1] == 0 { break }
+                if k == 0 { Scalar._fill(sc[0] * sc[1], 0, pointer(c)); break }
+                Scalar._gemm(ta, tb, sc[0], sc[1], k, 1, pointer(a), sa[1], pointer(b), sb[1], 0, pointer(c), sc[1])
+            case .opaque(let k, let args, let t):
+                let xs = args.map { v -> Tensor<Scalar> in
+                    let s = graph.nodes[v].shape
+                    let storage = TensorStorage<Scalar>.make(count: shapeCount(s))
+                    storage.base.update(from: pointer(v), count: storage.count)
+                    return Tensor(storage: storage, shape: s)
+                }
+                let y = withoutGradients { graph.opaques[k].apply(xs) }
+                require(y.shape == graph.nodes[t].shape, "compiled program: \(graph.opaques[k].name) returned shape \(y.shape), traced as \(graph.nodes[t].shape)")
+                pointer(t).update(from: y.storage.base, count: y.count)
+                withExtendedLifetime(y) {}
+            }
+        }
+        let result = graph.outputs.enumerated().map { k, o -> Tensor<Scalar> in
+            let shape = graph.nodes[o].shape
+            switch homes[rootOf(o)]! {
+            case .output(let j): return Tensor(storage: outStorage[j]!, shape: shape)
+            case .input(let i): return Tensor(storage: inputs[i].storage, shape: shape)
+            case .constant(let t): return Tensor(storage: t.storage, shape: shape)
+            case .arena, .alias:
+                let s = TensorStorage<Scalar>.make(count: shapeCount(shape))
+                s.base.update(from: pointer(o), count: s.count)
+                return Tensor(storage: s, shape: shape)
+            }
+        }
+        withExtendedLifetime(inputs) {}
+        return result
+    }
+
+    private func rootOf(_ v: Int) -> Int {
+        var v = v
+        while case .alias(let a)? = homes[v] { v = a }
+        return v
+    }
+}

@@ -1,0 +1,158 @@
+import Nabla
+import Testing
+
+/// Compiled programs against the eager library: values, gradients, Hessian-vector products and
+/// Hessians of the same functions, fused or not.
+@Suite struct CompilerTests {
+    static func rosenbrockEager(_ x: Tensor<Double>) -> Tensor<Double> {
+        let n = x.count
+        let head = x.slice(axis: 0, start: 0, end: n - 1), tail = x.slice(axis: 0, start: 1, end: n)
+        let r = tail - head * head, s = 1 - head
+        return (100 * r * r + s * s).sum()
+    }
+
+    static func rosenbrock<S>(_ x: Traced<S>) -> Traced<S> {
+        let n = x.count
+        let head = x.slice(axis: 0, start: 0, end: n - 1), tail = x.slice(axis: 0, start: 1, end: n)
+        let r = tail - head.pow(2), s = 1 - head
+        return (100 * r * r + s * s).sum()
+    }
+
+    static func maxRelative(_ a: Tensor<Double>, _ b: Tensor<Double>) -> Double {
+        #expect(a.shape == b.shape)
+        let scale = b.scalars.map { Swift.abs($0) }.max() ?? 1
+        return zip(a.scalars, b.scalars).map { Swift.abs($0 - $1) }.max().map { $0 / Swift.max(scale, 1e-300) } ?? 0
+    }
+
+    @Test func rosenbrockValueGradientHVPAndHessianMatchEager() {
+        let f = compiled(CompilerTests.rosenbrock as (Traced<Double>) -> Traced<Double>)
+        for n in [2, 3, 10, 37, 1000] {
+            let x = randn([n], seed: UInt64(n)), v = randn([n], seed: UInt64(n + 1))
+            #expect(CompilerTests.maxRelative(f(x), CompilerTests.rosenbrockEager(x)) < 1e-13)
+            let (value, g) = f.valueWithGradient(at: x)
+            let (ev, eg) = valueWithGradient(at: x, of: CompilerTests.rosenbrockEager)
+            #expect(CompilerTests.maxRelative(value, ev) < 1e-13)
+            #expect(CompilerTests.maxRelative(g, eg) < 1e-13)
+            let hv = f.hessianVectorProduct(at: x, vector: v)
+            #expect(CompilerTests.maxRelative(hv, hessianVectorProduct(at: x, vector: v, of: CompilerTests.rosenbrockEager)) < 1e-13)
+            if n <= 37 {
+                #expect(CompilerTests.maxRelative(f.hessian(at: x), hessian(at: x, of: CompilerTests.rosenbrockEager)) < 1e-13)
+            }
+        }
+        // One trace per variant and shape.
+        let before = f.traceCount
+        _ = f.valueWithGradient(at: randn([10], seed: 99))
+        #expect(f.traceCount == before)
+        _ = f.valueWithGradient(at: randn([11], seed: 99))
+        #expect(f.traceCount == before + 1)
+    }
+
+    @Test func hvpFusesIntoOneKernel() {
+        let f = compiled(CompilerTests.rosenbrock as (Traced<Double>) -> Traced<Double>)
+        let e = f.executable(.hessianVectorProduct, shapes: [[1000]])
+        #expect(e.summary.components(separatedBy: "fused kernel").count - 1 == 1, "\(e.summary)")
+        let text = e.graph.description
+        #expect(text.contains("pad") && text.contains("return"))
+        #expect(e.graph.dot.hasPrefix("digraph program {"))
+        // Value and gradient of an element-wise function: one kernel, two outputs.
+        let g = compiled { (x: Traced<Float>) in (x * x.sin() + (-(x * x)).exp() * x.tanh()).sum() }
+        let s = g.executable(.valueAndGradient, shapes: [[4096]]).summary
+        #expect(s.components(separatedBy: "fused kernel").count - 1 == 1, "\(s)")
+        #expect(s.contains("2 outputs"), "\(s)")
+    }
+
+    @Test func elementwiseFunctionInBothPrecisions() {
+        let fd = compiled { (x: Traced<Double>) in (x * x.sin() + (-(x * x)).exp() * x.tanh()).sum() }
+        let eager = { (x: Tensor<Double>) in (x * x.sin() + (-(x * x)).exp() * x.tanh()).sum() }
+        for n in [1, 7, 255, 256, 257, 5000, 100_000] {
+            let x = randn([n], seed: UInt64(3 * n)) * 3
+            let (v, g) = fd.valueWithGradient(at: x)
+            let (ev, eg) = valueWithGradient(at: x, of: eager)
+            #expect(Swift.abs(v.scalar - ev.scalar) <= 1e-12 * Swift.max(1, Swift.abs(ev.scalar)))
+            #expect(CompilerTests.maxRelative(g, eg) < 1e-13)
+            let xf = Tensor<Float>(converting: x)
+            let ff = compiled { (x: Traced<Float>) in (x * x.sin() + (-(x * x)).exp() * x.tanh()).sum() }
+            let (vf, gf) = ff.valueWithGradient(at: xf)
+            #expect(Swift.abs(Double(vf.scalar) - ev.scalar) <= 1e-4 * Swift.max(1, Double(n).squareRoot()))
+            #expect(CompilerTests.maxRelative(Tensor<Double>(converting: gf), eg) < 1e-5)
+        }
+        // Large arguments of sin and cos leave the fast reduction for libm.
+        let big = Tensor<Float>([1e5, -3e4, 8191, 8193, 1e9, 0])
+        let s = compiled { (x: Traced<Float>) in x.sin() + x.cos() }(big)
+        let expected = big.sin() + big.cos()
+        for (a, b) in zip(s.scalars, expected.scalars) { #expect(Swift.abs(a - b) < 1e-5) }
+    }
+
+    @Test func broadcastsReductionsProductsAndTransposes() {
+        let f = compiled { (xs: [Traced<Double>]) -> [Traced<Double>] in
+            let (a, b, c) = (xs[0], xs[1], xs[2])
+            let m = Traced.matmul(a, b.transposed())                     // [4, 5]
+            let centered = m - m.mean(axes: [1], keepingDimensions: true)
+            let z = Traced.maximum(centered * c, centered.tanh()) + c.exp().sum(axis: 0, keepingDimensions: true)
+            return [(z.relu() + z.sigmoid() * z).sum() + (a.permuted([1, 0]) * 2).squared().sum(), m]
+        }
+        let eager = { (a: Tensor<Double>, b: Tensor<Double>, c: Tensor<Double>) -> Tensor<Double> in
+            let m = Tensor.matmul(a, b.transposed(0, 1))
+            let centered = m - m.mean(axes: [1], keepingDimensions: true)
+            let z = Tensor.maximum(centered * c, centered.tanh()) + c.exp().sum(axis: 0, keepingDimensions: true)
+            return (z.relu() + z.sigmoid() * z).sum() + ((a.permuted([1, 0]) * 2) * (a.permuted([1, 0]) * 2)).sum()
+        }
+        let a = randn([4, 3], seed: 1), b = randn([5, 3], seed: 2), c = randn([1, 5], seed: 3)
+        let outs = f([a, b, c])
+        #expect(Swift.abs(outs[0].scalar - eager(a, b, c).scalar) < 1e-12 * Swift.max(1, Swift.abs(outs[0].scalar)))
+        #expect(CompilerTests.maxRelative(outs[1], Tensor.matmul(a, b.transposed(0, 1))) < 1e-14)
+        let grads = f.gradients(at: [a, b, c])
+        let (va, vb, vc) = (a.requiringGradient(), b.requiringGradient(), c.requiringGradient())
+        let eg = Nabla.gradients(of: eager(va, vb, vc), wrt: [va, vb, vc])
+        for (g, e) in zip(grads, eg) { #expect(CompilerTests.maxRelative(g, e) < 1e-12) }
+        // Hessian-vector products against reverse over reverse.
+        let ts = [randn([4, 3], seed: 4), randn([5, 3], seed: 5), randn([1, 5], seed: 6)]
+        let hv = f.hessianVectorProducts(at: [a, b, c], vectors: ts)
+        let g2 = Nabla.gradients(of: eager(va, vb, vc), wrt: [va, vb, vc], keepingGraph: true)
+        let s = zip(g2, ts).map { ($0 * $1).sum() }.reduce(Tensor<Double>(0), +)
+        let eh = Nabla.gradients(of: s, wrt: [va, vb, vc])
+        for (h, e) in zip(hv, eh) { #expect(CompilerTests.maxRelative(h, e) < 1e-11) }
+    }
+
+    @Test func eagerOperationsInsideCompiledPrograms() {
+        // log-softmax is not a primitive of the compiler: it runs eagerly, and is differentiated
+        // (to second order) by the eager library.
+        let f = compiled { (x: Traced<Double>) in
+            (Traced.eager("log_softmax", [x], shape: x.shape) { $0[0].logSoftmax(axis: 1) } * x.sin()).sum()
+        }
+        let eager = { (x: Tensor<Double>) in (x.logSoftmax(axis: 1) * x.sin()).sum() }
+        let x = randn([3, 4], seed: 8), v = randn([3, 4], seed: 9)
+        #expect(Swift.abs(f(x).scalar - eager(x).scalar) < 1e-12)
+        #expect(CompilerTests.maxRelative(f.gradient(at: x), gradient(at: x, of: eager)) < 1e-12)
+        #expect(CompilerTests.maxRelative(f.hessianVectorProduct(at: x, vector: v), hessianVectorProduct(at: x, vector: v, of: eager)) < 1e-11)
+        let y = randn([6], seed: 10)
+        let h = compiled { (x: Traced<Double>) in
+            (Traced.eager("softplus", [x], shape: x.shape) { $0[0].softplus() } * x).sum()
+        }.hessian(at: y)
+        #expect(CompilerTests.maxRelative(h, hessian(at: y) { ($0.softplus() * $0).sum() }) < 1e-12)
+    }
+
+    @Test func nanAndInfinityPropagateAsInEagerMode() {
+        let x = Tensor<Double>([Double.nan, 1, -Double.infinity, 0, 2])
+        let f = compiled { (x: Traced<Double>) in x.relu() * 2 + x.exp() - Traced.maximum(x, x * 0.5) }
+        let eager = x.relu() * 2 + x.exp() - Tensor.maximum(x, x * 0.5)
+        for (a, b) in zip(f(x).scalars, eager.scalars) { #expect(a == b || (a.isNaN && b.isNaN)) }
+    }
+
+    @Test func foldingAndSimplificationLeaveLessWork() {
+        let f = compiled { (x: Traced<Double>) -> Traced<Double> in
+            let c = Traced(constant: Tensor<Double>([1, 2, 3]), in: x.graph)
+            let k = (c * 2).exp().sum()           // folded to one number
+            return -(-(x * 1 + 0)) * k + (x * k)    // x·k twice: shared
+        }
+        let g = f.graph(.value, shapes: [[3]])
+        let text = g.description
+        #expect(!text.contains("exp"), "\(text)")
+        #expect(!text.contains("neg"), "\(text)")
+        #expect(text.components(separatedBy: " mul(").count - 1 == 1, "\(text)")
+        let x = Tensor<Double>([1, -2, 0.5])
+        let k = (Tensor<Double>([1, 2, 3]) * 2).exp().sum()
+        #expect(CompilerTests.maxRelative(f(x), x * k + x * k) < 1e-15)
+    }
+}
+
