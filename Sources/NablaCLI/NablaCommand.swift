@@ -8,7 +8,7 @@ struct NablaCommand: ParsableCommand {
         commandName: "nabla",
         abstract: "Gradients, optimizers and models, from the command line.",
         discussion: "Run `nabla` alone for a short tour.",
-        subcommands: [Tour.self, Train.self, Tune.self, Predict.self, Explain.self, Anomaly.self, Sample.self, RL.self, LM.self, Distributed.self, PCACommand.self, Grad.self, Minimize.self, Conformance.self, FuzzCommand.self, MisuseCommand.self, Bench.self, Tensors.self],
+        subcommands: [Tour.self, Train.self, Tune.self, Predict.self, Explain.self, Anomaly.self, Sample.self, RL.self, LM.self, Distributed.self, PCACommand.self, Grad.self, Minimize.self, Compile.self, Conformance.self, FuzzCommand.self, MisuseCommand.self, Bench.self, Tensors.self],
         defaultSubcommand: Tour.self
     )
 

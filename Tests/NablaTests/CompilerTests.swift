@@ -156,3 +156,44 @@ import Testing
     }
 }
 
+
+@Suite struct CompiledScalarAndMinimizeTests {
+    @Test func scalarProgramGivesValueAndGradient() throws {
+        let f = compiled { (v: [Traced<Double>]) in [v[0] * v[0] + v[1] * v[1] + v[0] * v[1]] }
+        let program = try #require(f.scalarProgram(.valueAndGradient, arity: 2))
+        var out: [Double] = []
+        program.run([1, 3], into: &out)
+        #expect(out == [13, 5, 7])
+        program.run([-2, 0.5], into: &out)
+        let expected: [Double] = [3.25, -3.5, -1]   // f = x² + y² + xy, ∂f/∂x = 2x + y, ∂f/∂y = 2y + x at (−2, ½)
+        #expect(out == expected)
+        // A program of vectors has no scalar form.
+        #expect(compiled { (x: Traced<Double>) in x.sum() }.scalarProgram(.value, arity: 1) != nil)
+    }
+
+    @Test func compiledMinimizationFollowsTheEagerOne() {
+        let f = TestFunction.named("rosenbrock", dimension: 50)!
+        let x0 = Tensor<Double>(f.start)
+        var options = MinimizeOptions()
+        options.checksCurvature = false
+        for method in [MinimizationMethod.lbfgs, .newtonCG, .trustRegion] {
+            let eager = minimize(f.function, from: x0, method: method, options: options)
+            let fast = minimize(f.compiled, from: x0, method: method, options: options)
+            #expect(fast.success && eager.success, "\(method)")
+            #expect(Swift.abs(fast.value - eager.value) < 1e-8, "\(method)")
+            #expect(Swift.abs(fast.evaluations - eager.evaluations) <= eager.evaluations / 20, "\(method): \(fast.evaluations) vs \(eager.evaluations)")
+        }
+        // An expression compiles too.
+        let e = try! Nabla.Expression("(x - 1)^2 + 10*(y + 2)^2 + x*y")
+        let r = minimize(e.compiledFunction(), from: Tensor([0, 0]), method: .newton)
+        #expect(r.success)
+        let (v, g) = e.compiledFunction().valueWithGradient(at: Tensor(r.x))
+        #expect(g.scalars.allSatisfy { Swift.abs($0) < 1e-6 } && v.scalar.isFinite)
+    }
+
+    @Test func valueSumAndGradientShareOneKernel() {
+        let f = TestFunction.named("rosenbrock", dimension: 100)!.compiled
+        let s = f.executable(.valueAndGradient, shapes: [[100]]).summary
+        #expect(s.components(separatedBy: "fused kernel").count - 1 == 1, "\(s)")
+    }
+}

@@ -146,8 +146,53 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
     private var arenaCount = 0
     private var arena: TensorStorage<Scalar>?
     private let lock = NSLock()
-    /// Output storages of the last call, reused when the caller has let go of them.
-    private var outputCount: Int { graph.outputs.count }
+
+    /// A kernel as the C interpreter reads it, built once; a call only writes the buffers'
+    /// addresses into its loads and outputs.
+    final class Prepared {
+        let kernel: UnsafeMutablePointer<nb_fused_kernel>
+        let loads: UnsafeMutablePointer<nb_fused_load>
+        let outputs: UnsafeMutablePointer<nb_fused_output>
+        let consts: UnsafeMutablePointer<Double>
+        let instructions: UnsafeMutablePointer<nb_fused_instr>
+        let loadValues: [Int], outputValues: [Int]
+
+        init(_ k: Kernel) {
+            loads = .allocate(capacity: Swift.max(k.loads.count, 1))
+            outputs = .allocate(capacity: Swift.max(k.outputs.count, 1))
+            consts = .allocate(capacity: Swift.max(k.consts.count, 1))
+            instructions = .allocate(capacity: Swift.max(k.instructions.count, 1))
+            for (i, l) in k.loads.enumerated() { (loads + i).initialize(to: l.load) }
+            for (i, o) in k.outputs.enumerated() { (outputs + i).initialize(to: o.output) }
+            for (i, c) in k.consts.enumerated() { (consts + i).initialize(to: c) }
+            for (i, c) in k.instructions.enumerated() { (instructions + i).initialize(to: c) }
+            loadValues = k.loads.map(\.value)
+            outputValues = k.outputs.map(\.value)
+            kernel = .allocate(capacity: 1)
+            var c = nb_fused_kernel()
+            c.ndim = Int32(k.domain.count)
+            withUnsafeMutableBytes(of: &c.shape) { b in
+                let p = b.bindMemory(to: Int.self)
+                for (d, n) in k.domain.enumerated() { p[d] = n }
+            }
+            c.nloads = Int32(k.loads.count); c.loads = UnsafePointer(loads)
+            c.nconsts = Int32(k.consts.count); c.consts = UnsafePointer(consts)
+            c.ninstr = Int32(k.instructions.count); c.instr = UnsafePointer(instructions)
+            c.nslots = Int32(k.slots)
+            c.nout = Int32(k.outputs.count); c.out = UnsafePointer(outputs)
+            c.threads = 1
+            kernel.initialize(to: c)
+        }
+
+        deinit {
+            loads.deallocate(); outputs.deallocate(); consts.deallocate(); instructions.deallocate(); kernel.deallocate()
+        }
+    }
+    private var prepared: [Prepared] = []
+    /// Per value: the value whose buffer it uses (itself, or what a reshape aliases).
+    private var storageRoot: [Int] = []
+    /// Per value: its address during a call.
+    private var addresses: [UnsafeMutableRawPointer?] = []
 
     /// Kernels, products and other steps, for the text form.
     public var summary: String {
@@ -216,11 +261,28 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
             default: produced[i] = i
             }
         }
+        // A sum over all elements fits in a kernel over a larger domain of the same rank (its
+        // summand masked to zero outside its own): the value and the gradient of a function of
+        // shifted slices (Rosenbrock's) then share one pass over the input.
+        func isTotalSum(_ r: Int) -> Bool {
+            if case .sum = nodes[r].primitive { return nodes[r].shape.isEmpty }
+            return false
+        }
+        func fits(_ small: [Int], _ big: [Int]) -> Bool { small.count == big.count && zip(small, big).allSatisfy { $0 <= $1 } }
         for r in roots {
             let d = domain(r), l = leaves(r)
             var placed = false
-            for gi in groups.indices where groups[gi].domain == d && groups[gi].roots.count < Int(NB_FUSED_MAX_OUT) {
+            for gi in groups.indices where groups[gi].roots.count < Int(NB_FUSED_MAX_OUT) {
+                let g = groups[gi]
+                var grown: [Int]?
+                if g.domain == d || (isTotalSum(r) && fits(d, g.domain)) {
+                    grown = g.domain
+                } else if fits(g.domain, d) && g.roots.allSatisfy(isTotalSum) {
+                    grown = d
+                }
+                guard let newDomain = grown else { continue }
                 if l.allSatisfy({ produced[$0] < groups[gi].position }) {
+                    groups[gi].domain = newDomain
                     groups[gi].roots.append(r)
                     groupOf[r] = gi
                     produced[r] = groups[gi].position
@@ -298,6 +360,9 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
             homes[v] = .arena(offset: start)
             arenaCount = Swift.max(arenaCount, start + size)
         }
+        prepared = kernels.map(Prepared.init)
+        storageRoot = (0..<count).map(root)
+        addresses = Array(repeating: nil, count: count)
     }
 
     // MARK: Lowering one kernel
@@ -405,7 +470,12 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
         var outs: [(value: Int, src: Operand, strides: [Int], accumulate: Bool)] = []
         for r in roots {
             if case .sum(let axes) = nodes[r].primitive {
-                let src = emit(nodes[r].arguments[0], identity)
+                var src = emit(nodes[r].arguments[0], identity)
+                // A total sum over a smaller domain than the kernel's: zero outside its own.
+                let own = nodes[nodes[r].arguments[0]].shape
+                for k in 0..<rank where own[k] < domain[k] {
+                    src = instr(Int32(NB_F_MASK), src, dim: k, lo: 0, hi: own[k])
+                }
                 let outStrides = contiguousStrides(nodes[r].shape)
                 var strides: [Int] = [], j = 0
                 for d in 0..<rank {
@@ -515,97 +585,75 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
     /// Runs the program on `inputs` (shapes as traced); returns its outputs.
     public func run(_ inputs: [Tensor<Scalar>]) -> [Tensor<Scalar>] {
         require(inputs.count == graph.inputShapes.count, "compiled program: \(inputs.count) arguments for \(graph.inputShapes.count) inputs")
-        for (k, x) in inputs.enumerated() {
-            require(x.shape == graph.inputShapes[k], "compiled program: argument \(k) has shape \(x.shape), the program was traced for \(graph.inputShapes[k])")
+        for (k, x) in inputs.enumerated() where x.shape != graph.inputShapes[k] {
+            usageFailure("compiled program: argument \(k) has shape \(x.shape), the program was traced for \(graph.inputShapes[k])")
         }
         lock.lock()
         defer { lock.unlock() }
         if arena == nil && arenaCount > 0 { arena = TensorStorage<Scalar>.make(count: arenaCount) }
-        let outStorage = graph.outputs.map { o -> TensorStorage<Scalar>? in
-            if case .output? = homes[rootOf(o)] { return TensorStorage<Scalar>.make(count: shapeCount(graph.nodes[o].shape)) }
-            return nil
+        let nodes = graph.nodes
+        var outStorage: [TensorStorage<Scalar>?] = Array(repeating: nil, count: graph.outputs.count)
+        for (k, o) in graph.outputs.enumerated() {
+            if case .output(let j)? = homes[storageRoot[o]], j == k { outStorage[k] = TensorStorage<Scalar>.make(count: shapeCount(nodes[o].shape)) }
         }
-        let threads = ComputeBackend.threads > 0 ? ComputeBackend.threads : ComputeBackend.processorCount
-        func pointer(_ v: Int) -> UnsafeMutablePointer<Scalar> {
-            switch homes[v]! {
-            case .input(let k): return inputs[k].storage.base
-            case .constant(let t): return t.storage.base
-            case .arena(let offset): return arena!.base + offset
-            case .output(let k): return outStorage[k]!.base
-            case .alias(let a): return pointer(a)
+        // Every value's address for this call.
+        for i in 0..<nodes.count {
+            let r = storageRoot[i]
+            guard r == i else { addresses[i] = addresses[r]; continue }
+            switch homes[i] {
+            case .input(let k)?: addresses[i] = UnsafeMutableRawPointer(inputs[k].storage.base)
+            case .constant(let t)?: addresses[i] = UnsafeMutableRawPointer(t.storage.base)
+            case .arena(let offset)?: addresses[i] = UnsafeMutableRawPointer(arena!.base + offset)
+            case .output(let k)?: addresses[i] = UnsafeMutableRawPointer(outStorage[k]!.base)
+            default: addresses[i] = nil
             }
         }
+        func pointer(_ v: Int) -> UnsafeMutablePointer<Scalar> { addresses[v]!.assumingMemoryBound(to: Scalar.self) }
+        let threads = ComputeBackend.threads > 0 ? ComputeBackend.threads : ComputeBackend.processorCount
         for step in steps {
             switch step {
             case .kernel(let k):
-                let kernel = kernels[k]
-                var loads = kernel.loads.map { l -> nb_fused_load in
-                    var d = l.load
-                    d.base = UnsafeRawPointer(pointer(l.value))
-                    return d
-                }
-                var outs = kernel.outputs.map { o -> nb_fused_output in
-                    var d = o.output
-                    d.base = UnsafeMutableRawPointer(pointer(o.value))
-                    return d
-                }
-                var consts = kernel.consts
-                var instructions = kernel.instructions
-                loads.withUnsafeMutableBufferPointer { lp in
-                    outs.withUnsafeMutableBufferPointer { op in
-                        consts.withUnsafeMutableBufferPointer { cp in
-                            instructions.withUnsafeMutableBufferPointer { ip in
-                                var k = nb_fused_kernel()
-                                k.ndim = Int32(kernel.domain.count)
-                                withUnsafeMutableBytes(of: &k.shape) { b in
-                                    let p = b.bindMemory(to: Int.self)
-                                    for (d, n) in kernel.domain.enumerated() { p[d] = n }
-                                }
-                                k.nloads = Int32(lp.count); k.loads = UnsafePointer(lp.baseAddress)
-                                k.nconsts = Int32(cp.count); k.consts = UnsafePointer(cp.baseAddress)
-                                k.ninstr = Int32(ip.count); k.instr = UnsafePointer(ip.baseAddress)
-                                k.nslots = Int32(kernel.slots)
-                                k.nout = Int32(op.count); k.out = UnsafePointer(op.baseAddress)
-                                k.threads = Int32(threads)
-                                if Scalar.self == Double.self { nb_fused_run_f64(&k) } else { nb_fused_run_f32(&k) }
-                            }
-                        }
-                    }
-                }
-            case .transpose(let s, let t, let p):
-                let inShape = graph.nodes[s].shape, outShape = graph.nodes[t].shape
+                let p = prepared[k]
+                for (j, v) in p.loadValues.enumerated() { p.loads[j].base = UnsafeRawPointer(addresses[v]) }
+                for (j, v) in p.outputValues.enumerated() { p.outputs[j].base = addresses[v] }
+                p.kernel.pointee.threads = Int32(threads)
+                if Scalar.self == Double.self { nb_fused_run_f64(p.kernel) } else { nb_fused_run_f32(p.kernel) }
+            case .transpose(let s, let t, let perm):
+                let inShape = nodes[s].shape, outShape = nodes[t].shape
                 let own = contiguousStrides(inShape)
-                let strides = p.map { own[$0] }
+                let strides = perm.map { own[$0] }
                 if shapeCount(outShape) > 0 { Scalar._copyStrided(Int32(outShape.count), outShape, pointer(s), strides, pointer(t)) }
             case .matmul(let a, let b, let c, let ta, let tb):
-                let sa = graph.nodes[a].shape, sb = graph.nodes[b].shape, sc = graph.nodes[c].shape
+                let sa = nodes[a].shape, sb = nodes[b].shape, sc = nodes[c].shape
                 let k = ta ? sa[0] : sa[1]
                 if sc[0] * sc[1] == 0 { break }
                 if k == 0 { Scalar._fill(sc[0] * sc[1], 0, pointer(c)); break }
                 Scalar._gemm(ta, tb, sc[0], sc[1], k, 1, pointer(a), sa[1], pointer(b), sb[1], 0, pointer(c), sc[1])
             case .opaque(let k, let args, let t):
                 let xs = args.map { v -> Tensor<Scalar> in
-                    let s = graph.nodes[v].shape
+                    let s = nodes[v].shape
                     let storage = TensorStorage<Scalar>.make(count: shapeCount(s))
                     storage.base.update(from: pointer(v), count: storage.count)
                     return Tensor(storage: storage, shape: s)
                 }
                 let y = withoutGradients { graph.opaques[k].apply(xs) }
-                require(y.shape == graph.nodes[t].shape, "compiled program: \(graph.opaques[k].name) returned shape \(y.shape), traced as \(graph.nodes[t].shape)")
+                require(y.shape == nodes[t].shape, "compiled program: \(graph.opaques[k].name) returned shape \(y.shape), traced as \(nodes[t].shape)")
                 pointer(t).update(from: y.storage.base, count: y.count)
                 withExtendedLifetime(y) {}
             }
         }
-        let result = graph.outputs.enumerated().map { k, o -> Tensor<Scalar> in
-            let shape = graph.nodes[o].shape
-            switch homes[rootOf(o)]! {
-            case .output(let j): return Tensor(storage: outStorage[j]!, shape: shape)
-            case .input(let i): return Tensor(storage: inputs[i].storage, shape: shape)
-            case .constant(let t): return Tensor(storage: t.storage, shape: shape)
+        var result: [Tensor<Scalar>] = []
+        result.reserveCapacity(graph.outputs.count)
+        for o in graph.outputs {
+            let shape = nodes[o].shape
+            switch homes[storageRoot[o]]! {
+            case .output(let j): result.append(Tensor(storage: outStorage[j]!, shape: shape))
+            case .input(let i): result.append(Tensor(storage: inputs[i].storage, shape: shape))
+            case .constant(let t): result.append(Tensor(storage: t.storage, shape: shape))
             case .arena, .alias:
                 let s = TensorStorage<Scalar>.make(count: shapeCount(shape))
                 s.base.update(from: pointer(o), count: s.count)
-                return Tensor(storage: s, shape: shape)
+                result.append(Tensor(storage: s, shape: shape))
             }
         }
         withExtendedLifetime(inputs) {}

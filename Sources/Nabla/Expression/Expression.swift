@@ -150,6 +150,15 @@ public struct Expression: Sendable, CustomStringConvertible {
         }
     }
 
+    /// An expression of one variable applied to every element of a vector and summed, compiled
+    /// (Σᵢ f(xᵢ): one fused pass for the value and the gradient).
+    public func compiledSum() -> CompiledFunction<Double> {
+        let expression = self, name = variables.first ?? "x"
+        return compiled { (x: Traced<Double>) -> Traced<Double> in
+            ((try? expression.traced([name: x])) ?? Traced(x.graph, x.graph.scalar(.nan))).sum()
+        }
+    }
+
     /// The value of node `i` when it is a number or a signed number.
     func constantValue(_ i: Int) -> Double? {
         switch nodes[i] {

@@ -229,7 +229,20 @@ struct Bench: ParsableCommand {
                 grad = [g[0].scalar, g[1].scalar]
             }),
         ]
-        for (name, body) in variants {
+        var all = variants
+        if compile {
+            // The same function compiled: traced once, value and gradient one scalar program.
+            let f = compiled { (v: [Traced<Double>]) in [v[0] * v[0] + v[1] * v[1] + v[0] * v[1]] }
+            let program = f.scalarProgram(.valueAndGradient, arity: 2)!
+            var out = [Double](repeating: 0, count: 3)
+            let point: [Double] = [1, 3]
+            grad = [0, 0]
+            all = [("nabla-compiled", {
+                point.withUnsafeBufferPointer { p in out.withUnsafeMutableBufferPointer { o in program.run(p, into: o) } }
+                grad.withUnsafeMutableBufferPointer { $0[0] = out[1]; $0[1] = out[2] }
+            })]
+        }
+        for (name, body) in all {
             let t = Timing.measure(body)
             emit([("bench", .string("scalar_grad")), ("impl", .string(name)), ("grad", .array(grad.map { .number($0) })),
                   ("evals_per_s_median", .number(1 / t.medianSeconds)), ("evals_per_s_max", .number(1 / t.minSeconds)),
