@@ -4,7 +4,10 @@ import Testing
 
 /// Path of a bundled test fixture.
 func fixture(_ name: String) -> String {
-    let url = Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Fixtures")
+    // A name may hold a subfolder: "pca/pca-digits.json".
+    let parts = name.split(separator: "/").map(String.init)
+    let folder = (["Fixtures"] + parts.dropLast()).joined(separator: "/")
+    let url = Bundle.module.url(forResource: parts.last ?? name, withExtension: nil, subdirectory: folder)
     precondition(url != nil, "missing fixture \(name)")
     return url!.path
 }

@@ -11,7 +11,7 @@ import Testing
     /// its output), to 1e-8 up to sign.
     @Test(arguments: [PCA.Solver.exact, .randomized])
     func matchesScikitLearnOnDigits(_ solver: PCA.Solver) throws {
-        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: fixture("pca-digits.json"))))
+        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: fixture("pca/pca-digits.json"))))
         let x = try Dataset.bundled(.digits).features
         let k = solver == .exact ? 10 : 5
         let pca = try PCA(components: k, fittedOn: x, solver: solver, iterations: 30)

@@ -200,13 +200,16 @@ enum {
     NB_F_NEG, NB_F_EXP, NB_F_LOG, NB_F_SIN, NB_F_COS, NB_F_TANH, NB_F_SQRT, NB_F_ABS, NB_F_SIGMOID,
     NB_F_RELU, NB_F_STEP, NB_F_SIGN, NB_F_POWS,
     NB_F_ADD = 32, NB_F_SUB, NB_F_MUL, NB_F_DIV, NB_F_MAX, NB_F_MIN, NB_F_POW, NB_F_GT, NB_F_MAXW,
-    NB_F_SELECT = 64, NB_F_MASK
+    NB_F_SELECT = 64, NB_F_MASK,
+    /* a·b + c, a·b − c, c − a·b: each rounded as the two operations apart */
+    NB_F_MULADD, NB_F_MULSUB, NB_F_NMULADD
 };
 typedef struct {
     int op, dst, a, b, c;
     int dim;          /* NB_F_MASK: the domain dimension tested */
     long lo, hi;      /* NB_F_MASK: coordinates kept (the rest become 0) */
     double imm;       /* NB_F_POWS: the exponent */
+    int out;          /* k + 1: the result is output k, written straight into it when contiguous */
 } nb_fused_instr;
 typedef struct {
     void *base;

@@ -197,6 +197,8 @@ public final class Graph<Scalar: TensorScalar>: CustomStringConvertible {
             if let nb = negated(b) { return binary(.sub, a, nb) }
             if let na = negated(a) { return binary(.sub, b, na) }
             if a == b, let r = scaled(a, 2) { return r }
+            // x + x = 2x exactly; as a product it can join the operation that reads it.
+            if a == b { return binary(.mul, a, scalar(2)) }
         case .sub:
             if cb == 0 && shape(a) == out { return a }
             if ca == 0 && shape(b) == out { return unary(.neg, b) }
