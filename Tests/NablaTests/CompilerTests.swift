@@ -197,3 +197,23 @@ import Testing
         #expect(s.components(separatedBy: "fused kernel").count - 1 == 1, "\(s)")
     }
 }
+
+@Suite struct CompiledTrainingTests {
+    @Test func compiledClassifierLossMatchesEagerGradients() throws {
+        GlobalRandom.seed(3)
+        let model = Sequential<Double>(Linear(inputSize: 5, outputSize: 8), Activation(.relu), Linear(inputSize: 8, outputSize: 4),
+                                       Activation(.tanh), Linear(inputSize: 4, outputSize: 3))
+        let x = randn([6, 5], seed: 4)
+        let targets = [0, 2, 1, 1, 0, 2]
+        let loss = try #require(CompiledClassifierLoss(model))
+        let value = loss.backward(x, targets: targets)
+        let compiledGradients = model.parameters.map { $0.gradient! }
+        let eager = model.valueWithGradient { $0(x).softmaxCrossEntropy(targets: targets) }
+        #expect(Swift.abs(value.scalar - eager.scalar) < 1e-12)
+        for (p, g) in zip(model.parameters, compiledGradients) {
+            #expect(CompilerTests.maxRelative(g, p.gradient!) < 1e-11)
+        }
+        // Layers without a compiled form are refused.
+        #expect(CompiledClassifierLoss(Sequential<Double>(Linear(inputSize: 2, outputSize: 2), Dropout(probability: 0.5))) == nil)
+    }
+}

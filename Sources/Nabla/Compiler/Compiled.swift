@@ -200,7 +200,15 @@ public final class CompiledFunction<Scalar: TensorScalar>: @unchecked Sendable {
     /// How many programs have been traced (one per variant and shape signature).
     public private(set) var traceCount = 0
 
-    public init(_ body: @escaping ([Traced<Scalar>]) -> [Traced<Scalar>]) { self.body = body }
+    /// The arguments the gradients are taken with respect to (nil: all).
+    public let differentiating: [Int]?
+
+    /// `differentiating`: the arguments whose gradients the gradient variants return (nil:
+    /// every argument); the others (data, targets) cost nothing in the backward pass.
+    public init(differentiating: [Int]? = nil, _ body: @escaping ([Traced<Scalar>]) -> [Traced<Scalar>]) {
+        self.body = body
+        self.differentiating = differentiating
+    }
 
     /// The function applied to traced values (to build it into a larger program).
     public func trace(_ arguments: [Traced<Scalar>]) -> [Traced<Scalar>] { body(arguments) }
@@ -216,7 +224,8 @@ public final class CompiledFunction<Scalar: TensorScalar>: @unchecked Sendable {
         case .value:
             g.outputs = ids
         case .gradient, .valueAndGradient:
-            let grads = gradientNodes(g, output: ids[0], inputs: inputs.map(\.id))
+            let wrt = differentiating.map { $0.map { inputs[$0].id } } ?? inputs.map(\.id)
+            let grads = gradientNodes(g, output: ids[0], inputs: wrt)
             g.outputs = variant == .gradient ? grads : [ids[0]] + grads
         case .hessianVectorProduct:
             let grads = gradientNodes(g, output: ids[0], inputs: inputs.map(\.id))
@@ -269,7 +278,7 @@ public final class CompiledFunction<Scalar: TensorScalar>: @unchecked Sendable {
     /// The first output.
     public func callAsFunction(_ inputs: Tensor<Scalar>...) -> Tensor<Scalar> { run(.value, inputs)[0] }
 
-    /// Gradients of the first output with respect to each argument.
+    /// Gradients of the first output with respect to each argument (each of `differentiating`).
     public func gradients(at inputs: [Tensor<Scalar>]) -> [Tensor<Scalar>] { run(.gradient, inputs) }
     public func gradient(at x: Tensor<Scalar>) -> Tensor<Scalar> { run(.gradient, [x])[0] }
 

@@ -25,16 +25,17 @@ struct Bench: ParsableCommand {
     @Option(help: "mlp --distributed: timed steps (after ten untimed; in repeats of ten), the same count in every process.") var steps: Int = 200
     @Flag(help: "mlp: data-parallel across the processes of `mpirun -np N` (a build with --traits MPI): each process computes its share of every global batch; rank 0 reports.") var distributed = false
     @Flag(help: "One JSON object per line per measurement.") var json = false
-    @Flag(help: "hessian, rosenbrock, elementwise, scalar: run the compiled variants (traced once, fused, run by the block interpreter); the keys are the same, impl names the variant.") var compile = false
+    @Flag(help: "hessian, rosenbrock, elementwise, scalar, mlp: run the compiled variants (traced once, fused, run by the block interpreter); the keys are the same, impl names the variant.") var compile = false
 
     func validate() throws {
         guard ["gemm", "overhead", "elementwise", "rosenbrock", "logreg", "scalar", "mlp", "cnn", "cnn-memory", "cnn-accuracy", "vae", "mlp-memory", "mlp-accuracy", "hessian", "attribution", "anomaly", "reinforce", "gpt", "lstm"].contains(workload) else {
             throw ValidationError("unknown workload '\(workload)'; known: gemm, overhead, rosenbrock, elementwise, logreg, scalar, mlp, cnn, cnn-memory, cnn-accuracy, vae, mlp-memory, mlp-accuracy, hessian, attribution, anomaly, reinforce, gpt, lstm")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        if compile && !["hessian", "rosenbrock", "elementwise", "scalar"].contains(workload) {
-            throw ValidationError("--compile goes with the hessian, rosenbrock, elementwise and scalar workloads")
+        if compile && !["hessian", "rosenbrock", "elementwise", "scalar", "mlp"].contains(workload) {
+            throw ValidationError("--compile goes with the hessian, rosenbrock, elementwise, scalar and mlp workloads")
         }
+        if compile && distributed { throw ValidationError("--compile does not go with --distributed") }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         if distributed && workload != "mlp" { throw ValidationError("--distributed goes with the mlp workload only") }
         guard ["float32", "float64", "both"].contains(dtype) else { throw ValidationError("--dtype must be float32, float64 or both") }
@@ -428,19 +429,26 @@ struct Bench: ParsableCommand {
 
     func mlp() {
         var w = MLPWorkload()
+        // --compile: the loss and its gradient as one compiled program per batch size.
+        let compiledLoss = compile ? CompiledClassifierLoss(w.model) : nil
         for b in batch.map({ [$0] }) ?? sizes(or: [1, 32, 128, 1024]) {
             var k = 0
             let batches = (0..<(8192 / b)).map { w.batch($0, size: b) }
             let t = Timing.measure(minTotal: 2, maxTotal: 20) {
                 let (xb, yb) = batches[k % batches.count]
-                w.step(xb, yb)
+                if let compiledLoss {
+                    compiledLoss.backward(xb, targets: yb)
+                    w.optimizer.step(w.model)
+                } else {
+                    w.step(xb, yb)
+                }
                 k += 1
             }
-            emit([("bench", .string("mlp")), ("fw", .string("nabla")), ("batch", .number(Double(b))), ("threads", .number(Double(threads))),
+            emit([("bench", .string("mlp")), ("fw", .string(compile ? "nabla.compiled" : "nabla")), ("batch", .number(Double(b))), ("threads", .number(Double(threads))),
                   ("steps_per_s_median", .number(1 / t.medianSeconds)), ("steps_per_s_max", .number(1 / t.minSeconds)),
                   ("samples_per_s_median", .number(Double(b) / t.medianSeconds)), ("samples_per_s_max", .number(Double(b) / t.minSeconds)),
                   ("median_s", .number(t.medianSeconds)), ("others_cores", .number(t.othersCores))],
-                 text: "mlp step batch \(pad("\(b)", 5)) \(fmt(1 / t.medianSeconds, digits: 4)) steps/s (median)")
+                 text: "mlp step batch \(pad("\(b)", 5)) \(compile ? "compiled " : "")\(fmt(1 / t.medianSeconds, digits: 4)) steps/s (median)")
         }
     }
 
