@@ -129,6 +129,7 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
         case transpose(source: Int, target: Int, permutation: [Int])
         case matmul(a: Int, b: Int, c: Int, transposeA: Bool, transposeB: Bool)
         case opaque(Int, arguments: [Int], target: Int)
+        case linear(x: Int, w: Int, b: Int, target: Int, relu: Bool)
     }
 
     struct Kernel {
@@ -204,6 +205,7 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
                 lines.append("fused kernel over \(kernel.domain): \(kernel.loads.count) loads, \(kernel.instructions.count) instructions, \(kernel.outputs.count) outputs (values \(kernel.outputs.map { "%\($0.value)" }.joined(separator: ", ")))")
             case .transpose(let s, let t, let p): lines.append("transpose %\(s) \(p) -> %\(t)")
             case .matmul(let a, let b, let c, let ta, let tb): lines.append("gemm %\(a)\(ta ? "ᵀ" : "") · %\(b)\(tb ? "ᵀ" : "") -> %\(c)")
+            case .linear(let x, let w, let b, let t, let relu): lines.append("dense %\(x) · %\(w)ᵀ + %\(b)\(relu ? ", ReLU" : "") -> %\(t)")
             case .opaque(let k, let args, let t): lines.append("eager \(graph.opaques[k].name)(\(args.map { "%\($0)" }.joined(separator: ", "))) -> %\(t)")
             }
         }
@@ -220,23 +222,46 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
         for (i, n) in nodes.enumerated() { for a in Set(n.arguments) { consumers[a].append(i) } }
         let outputSet = Set(graph.outputs)
 
-        // Which values live in memory.
-        var materialized = [Bool](repeating: false, count: count)
+        // Dense layers: x·wᵀ + b (and a ReLU after it) read by nothing else become one step of
+        // the library's dense kernel, which adds the bias and applies the ReLU as the product
+        // is stored.
+        var linear: [Int: (x: Int, w: Int, b: Int, relu: Bool)] = [:]
+        var absorbed = Set<Int>()
         for (i, n) in nodes.enumerated() {
-            if outputSet.contains(i) || !n.primitive.isElementwise { materialized[i] = true; continue }
-            for c in consumers[i] {
-                let p = nodes[c].primitive
-                if case .sum = p { continue }
-                if !p.isElementwise { materialized[i] = true }
+            guard case .binary(.add) = n.primitive, !outputSet.contains(i), n.shape.count == 2 else { continue }
+            for (mm, b) in [(n.arguments[0], n.arguments[1]), (n.arguments[1], n.arguments[0])] {
+                guard case .matmul(false, true) = nodes[mm].primitive, consumers[mm] == [i], !outputSet.contains(mm),
+                      nodes[b].shape == [n.shape[1]], nodes[mm].shape == n.shape else { continue }
+                let (x, w) = (nodes[mm].arguments[0], nodes[mm].arguments[1])
+                if consumers[i].count == 1, case .unary(.relu) = nodes[consumers[i][0]].primitive, !outputSet.contains(i) {
+                    linear[consumers[i][0]] = (x, w, b, true)
+                    absorbed.formUnion([mm, i])
+                } else {
+                    linear[i] = (x, w, b, false)
+                    absorbed.insert(mm)
+                }
+                break
             }
         }
+        func fusible(_ i: Int) -> Bool { nodes[i].primitive.isElementwise && linear[i] == nil }
+
+        // Which values live in memory.
+        var materialized = [Bool](repeating: false, count: count)
+        for (i, n) in nodes.enumerated() where !absorbed.contains(i) {
+            if outputSet.contains(i) || !fusible(i) { materialized[i] = true; continue }
+            for c in consumers[i] where !absorbed.contains(c) {
+                if case .sum = nodes[c].primitive { continue }
+                if !fusible(c) { materialized[i] = true }
+            }
+        }
+        for (_, l) in linear { materialized[l.x] = true; materialized[l.w] = true; materialized[l.b] = true }
 
         // Kernel roots, grouped by domain into multi-output kernels.
         var roots: [Int] = []
         for (i, n) in nodes.enumerated() {
             if case .sum = n.primitive { roots.append(i); continue }
             if case .scalar = n.primitive { continue }
-            if materialized[i] && n.primitive.isElementwise { roots.append(i) }
+            if materialized[i] && fusible(i) { roots.append(i) }
         }
         func domain(_ r: Int) -> [Int] {
             if case .sum = nodes[r].primitive { return nodes[nodes[r].arguments[0]].shape }
@@ -319,6 +344,11 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
         func use(_ v: Int, at p: Int) { let r = root(v); lastUse[r] = Swift.max(lastUse[r], p) }
         var stepAt: [(position: Int, step: Step)] = []
         for (i, n) in nodes.enumerated() where materialized[i] && groupOf[i] < 0 {
+            if let l = linear[i] {
+                stepAt.append((i, .linear(x: l.x, w: l.w, b: l.b, target: i, relu: l.relu)))
+                for a in [l.x, l.w, l.b] { use(a, at: i) }
+                continue
+            }
             switch n.primitive {
             case .transpose(let p):
                 stepAt.append((i, .transpose(source: n.arguments[0], target: i, permutation: p)))
@@ -659,6 +689,16 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
                 if sc[0] * sc[1] == 0 { break }
                 if k == 0 { Scalar._fill(sc[0] * sc[1], 0, pointer(c)); break }
                 Scalar._gemm(ta, tb, sc[0], sc[1], k, 1, pointer(a), sa[1], pointer(b), sb[1], 0, pointer(c), sc[1])
+            case .linear(let x, let w, let b, let t, let relu):
+                let sx = nodes[x].shape, sw = nodes[w].shape
+                if sx[0] * sw[0] == 0 { break }
+                if sx[1] == 0 {
+                    // An empty product: the bias (through the ReLU) in every row.
+                    let out = pointer(t), bias = pointer(b)
+                    for r in 0..<sx[0] { for c in 0..<sw[0] { out[r * sw[0] + c] = relu ? Swift.max(bias[c], 0) : bias[c] } }
+                    break
+                }
+                Scalar._linear(sx[0], sw[0], sx[1], pointer(x), pointer(w), pointer(b), pointer(t), relu)
             case .opaque(let k, let args, let t):
                 let xs = args.map { v -> Tensor<Scalar> in
                     let s = nodes[v].shape

@@ -49,7 +49,8 @@ extension Graph {
             case .sqrt: return [binary(.div, mul(g, scalar(0.5)), y)]
             case .abs: return [mul(g, unary(.sign, x(0)))]
             case .sigmoid: return [mul(mul(g, y), binary(.sub, scalar(1), y))]
-            case .relu: return [select(unary(.step, x(0)), g, scalar(0))]
+            // Through the output (y > 0 exactly where x > 0), so x need not be kept.
+            case .relu: return [select(unary(.step, y), g, scalar(0))]
             case .step, .sign: return [nil]
             }
         case .binary(let kind):
@@ -150,7 +151,7 @@ extension Graph {
             case .sqrt: return binary(.div, mul(t, scalar(0.5)), y)
             case .abs: return mul(t, unary(.sign, x(0)))
             case .sigmoid: return mul(mul(t, y), binary(.sub, scalar(1), y))
-            case .relu: return select(unary(.step, x(0)), t, scalar(0))
+            case .relu: return select(unary(.step, y), t, scalar(0))
             case .step, .sign: return nil
             }
         case .binary(let kind):
