@@ -72,6 +72,18 @@ public enum Misuse {
             _ = TransformerEncoderLayer<Float>(embedDimension: 4, heads: 2, feedForward: 8, dropout: 0)(Tensor(repeating: 1, shape: [1, 2, 6]))
         },
         Case(name: "dropout-probability", expected: ["Dropout", "1.5"]) { _ = Dropout<Float>(probability: 1.5) },
+        Case(name: "compiled-broadcast", expected: ["compiled add", "[2, 3]", "[3, 2]"]) {
+            _ = compiled { (xs: [Traced<Float>]) in [xs[0] + xs[1]] }([m(2, 3), m(3, 2)])
+        },
+        Case(name: "compiled-matmul", expected: ["compiled matmul", "[2, 3]", "[2, 3]"]) {
+            _ = compiled { (xs: [Traced<Float>]) in [Traced.matmul(xs[0], xs[1])] }([m(2, 3), m(2, 3)])
+        },
+        Case(name: "compiled-gradient-of-vector", expected: ["compiled gradient", "[2, 3]"]) {
+            _ = compiled { (x: Traced<Float>) in x.exp() }.gradient(at: m(2, 3))
+        },
+        Case(name: "compiled-hessian-of-matrix", expected: ["compiled hessian", "[2, 3]"]) {
+            _ = compiled { (x: Traced<Float>) in x.exp().sum() }.hessian(at: m(2, 3))
+        },
     ]
 
     public static func named(_ name: String) -> Case? { cases.first { $0.name == name } }
