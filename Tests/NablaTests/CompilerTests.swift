@@ -191,6 +191,16 @@ import Testing
         #expect(g.scalars.allSatisfy { Swift.abs($0) < 1e-6 } && v.scalar.isFinite)
     }
 
+    @Test func hessianOperatorOfACompiledFunction() {
+        let f = TestFunction.named("rosenbrock", dimension: 12)!
+        let x = randn([12], seed: 21), v = randn([12], seed: 22)
+        let op = HessianOperator(at: x, of: f.compiled), eager = HessianOperator(at: x, of: f.function)
+        #expect(Swift.abs(op.value.scalar - eager.value.scalar) < 1e-12 * Swift.abs(eager.value.scalar))
+        #expect(CompilerTests.maxRelative(op.gradient, eager.gradient) < 1e-13)
+        #expect(CompilerTests.maxRelative(op(v), eager(v)) < 1e-13)
+        #expect(CompilerTests.maxRelative(op.matrix(), eager.matrix()) < 1e-13)
+    }
+
     @Test func valueSumAndGradientShareOneKernel() {
         let f = TestFunction.named("rosenbrock", dimension: 100)!.compiled
         let s = f.executable(.valueAndGradient, shapes: [[100]]).summary

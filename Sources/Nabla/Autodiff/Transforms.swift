@@ -164,10 +164,25 @@ public struct HessianOperator<Scalar: TensorScalar> {
     @usableFromInline let variable: Tensor<Scalar>
     @usableFromInline let gradientWithGraph: Tensor<Scalar>?
     @usableFromInline let nested: Bool
+    /// The compiled function, for an operator made from one: products and the whole Hessian run
+    /// as its compiled programs.
+    @usableFromInline let compiled: CompiledFunction<Scalar>?
+
+    /// The operator of a compiled function: value and gradient from one compiled pass, each
+    /// product from its Hessian-vector-product program, `matrix()` from its batched Hessian
+    /// program (for a vector argument).
+    public init(at x: Tensor<Scalar>, of f: CompiledFunction<Scalar>) {
+        nested = false
+        variable = x.detached()
+        gradientWithGraph = nil
+        compiled = f
+        (value, gradient) = f.valueWithGradient(at: x)
+    }
 
     @inlinable public init(at x: Tensor<Scalar>, of f: (Tensor<Scalar>) -> Tensor<Scalar>) {
         let nested = isNested([x])
         self.nested = nested
+        compiled = nil
         let v = differentiationVariable(x)
         variable = v
         let (y, g) = withGradientRecording(true) { () -> (Tensor<Scalar>, Tensor<Scalar>?) in
@@ -183,6 +198,7 @@ public struct HessianOperator<Scalar: TensorScalar> {
     /// H v.
     @inlinable public func callAsFunction(_ vector: Tensor<Scalar>) -> Tensor<Scalar> {
         require(vector.shape == variable.shape, "hessianVectorProduct: vector shape \(vector.shape) does not match \(variable.shape)")
+        if let compiled { return compiled.hessianVectorProduct(at: variable, vector: vector) }
         guard let g = gradientWithGraph else { return Tensor.zeros(shape: variable.shape) }
         return Backpropagation.run(output: g, seed: vector, targets: [variable.node!], keepingGraph: nested)[0]
             ?? Tensor.zeros(shape: variable.shape)
@@ -192,6 +208,7 @@ public struct HessianOperator<Scalar: TensorScalar> {
     @inlinable public func matrix() -> Tensor<Scalar> {
         let n = variable.count
         if n == 0 { return Tensor.zeros(shape: variable.shape + variable.shape) }
+        if let compiled, variable.rank == 1 { return compiled.hessian(at: variable) }
         let rows = (0..<n).map { i -> Tensor<Scalar> in
             var e = [Scalar](repeating: 0, count: n)
             e[i] = 1
