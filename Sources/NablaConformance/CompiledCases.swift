@@ -13,7 +13,8 @@ enum CompiledCases {
     }
 
     /// The op kind of `c` (config and constant inputs from `c`) on traced values.
-    static func apply(_ c: ReferenceCase, _ kind: String, _ floats: [String: Value], _ lists: [String: [Value]]) throws -> Value {
+    static func apply(_ c: ReferenceCase, _ floats: [String: Value], _ lists: [String: [Value]]) throws -> Value {
+        let kind = c.kind
         guard let op = OpCases.ops[kind] else { throw c.fail("op kind '\(kind)' is not supported") }
         let eager = try withoutGradients { try op(c, floats.mapValues(\.eager), lists.mapValues { $0.map(\.eager) }) }
         if let t = try native(c, kind, floats.mapValues(\.traced)) {
@@ -25,7 +26,7 @@ enum CompiledCases {
         var args = names.map { floats[$0]!.traced }
         var counts: [Int] = []
         for l in listNames { args += lists[l]!.map(\.traced); counts.append(lists[l]!.count) }
-        guard !args.isEmpty else { return Value(traced: Traced(constant: eager, in: floats.values.first?.traced.graph ?? Graph()), eager: eager) }
+        guard !args.isEmpty else { throw c.fail("op kind '\(kind)' has no float inputs to trace") }
         let traced = Traced.eager(kind, args, shape: eager.shape) { xs in
             var i = 0
             var inputs: OpCases.Inputs = [:], tensorLists: OpCases.Lists = [:]
@@ -115,7 +116,7 @@ enum CompiledCases {
                 tensorLists[name] = ts.map { t in defer { i += 1 }; return Value(traced: xs[i], eager: t) }
             }
             do {
-                let y = try apply(c, c.kind, floats, tensorLists)
+                let y = try apply(c, floats, tensorLists)
                 guard let cotangent else { return [y.traced] }
                 guard cotangent.shape == y.eager.shape else { throw c.fail("output has shape \(y.eager.shape) but the cotangent has shape \(cotangent.shape)") }
                 return [(y.traced * Traced(constant: cotangent, in: xs[0].graph)).sum(), y.traced]
@@ -155,28 +156,9 @@ enum CompiledCases {
             var values: [String: Value] = [:]
             for ((name, t), x) in zip(variables, xs) { values[name] = Value(traced: x, eager: t) }
             do {
-                var last: Value?
-                for (index, step) in steps.enumerated() {
-                    var floats: [String: Value] = [:], lists: [String: [Value]] = [:], constants: [String: JSONValue] = [:]
-                    for (name, argument) in step.arguments {
-                        switch argument {
-                        case .one(let v):
-                            if let t = values[v] { floats[name] = t } else { constants[name] = c.inputs[v] }
-                        case .list(let vs):
-                            lists[name] = try vs.map { v in
-                                guard let t = values[v] else { throw c.fail("step \(index): '\(v)' in a list is not a float tensor") }
-                                return t
-                            }
-                        }
-                    }
-                    let stepCase = ReferenceCase(file: c.file, id: "\(c.id) step \(index) (\(step.op))", kind: step.op, rtol: c.rtol, atol: c.atol,
-                                                 config: step.config, inputs: constants, expected: [:])
-                    let y = try apply(stepCase, step.op, floats, lists)
-                    values[step.out] = y
-                    last = y
-                }
-                guard let y = last, y.eager.shape == cotangent.shape else {
-                    throw c.fail("output has shape \(last?.eager.shape ?? []) but the cotangent has \(cotangent.shape)")
+                let y = try ProgramCases.run(c, steps, values, apply: apply)
+                guard y.eager.shape == cotangent.shape else {
+                    throw c.fail("output has shape \(y.eager.shape) but the cotangent has \(cotangent.shape)")
                 }
                 return [(y.traced * Traced(constant: cotangent, in: xs[0].graph)).sum(), y.traced]
             } catch {
@@ -215,11 +197,7 @@ enum CompiledCases {
     /// primitives: log-softmax as z − max − log Σ exp(z − max) with the row maxima as constants
     /// (their derivative cancels), the targets as a one-hot mask.
     static func logisticLoss(_ c: ReferenceCase) throws -> (theta: Tensor<Double>, loss: CompiledFunction<Double>) {
-        let x = try c.input("X"), y = try c.index("y"), w = try c.input("W"), b = try c.input("b")
-        let k = try c.int("num_classes")
-        guard x.rank == 2, w.shape == [k, x.shape[1]], b.shape == [k], y.shape == [x.shape[0]], y.values.allSatisfy({ $0 >= 0 && $0 < k }) else {
-            throw c.fail("X \(x.shape), W \(w.shape), b \(b.shape), y \(y.shape) do not agree with num_classes \(k)")
-        }
+        let (x, y, w, b, k) = try HessianCases.logisticInputs(c)
         let d = x.shape[1], n = x.shape[0]
         let theta = Tensor.concatenate([w.flattened(), b])
         var oneHot = [Double](repeating: 0, count: n * k)

@@ -14,13 +14,19 @@ enum HessianCases {
         }
     }
 
-    /// Mean softmax cross-entropy of a linear classifier, as a function of θ = (W row-major, b).
-    static func logisticLoss(_ c: ReferenceCase) throws -> (theta: Tensor<Double>, loss: (Tensor<Double>) -> Tensor<Double>) {
+    /// The rows X, labels y, weights W, bias b and class count of a logistic-regression case, checked.
+    static func logisticInputs(_ c: ReferenceCase) throws -> (x: Tensor<Double>, y: IndexTensor, w: Tensor<Double>, b: Tensor<Double>, k: Int) {
         let x = try c.input("X"), y = try c.index("y"), w = try c.input("W"), b = try c.input("b")
         let k = try c.int("num_classes")
         guard x.rank == 2, w.shape == [k, x.shape[1]], b.shape == [k], y.shape == [x.shape[0]], y.values.allSatisfy({ $0 >= 0 && $0 < k }) else {
             throw c.fail("X \(x.shape), W \(w.shape), b \(b.shape), y \(y.shape) do not agree with num_classes \(k)")
         }
+        return (x, y, w, b, k)
+    }
+
+    /// Mean softmax cross-entropy of a linear classifier, as a function of θ = (W row-major, b).
+    static func logisticLoss(_ c: ReferenceCase) throws -> (theta: Tensor<Double>, loss: (Tensor<Double>) -> Tensor<Double>) {
+        let (x, y, w, b, k) = try logisticInputs(c)
         let d = x.shape[1], n = x.shape[0]
         let theta = Tensor.concatenate([w.flattened(), b])
         let targets = IndexTensor(shape: [n, 1], values: y.values)

@@ -48,10 +48,18 @@ enum ProgramCases {
 
     /// Runs the program on the float inputs `values` (the constants come from the case).
     static func run(_ c: ReferenceCase, _ steps: [Step], _ inputs: [String: Tensor<Double>]) throws -> Tensor<Double> {
+        try run(c, steps, inputs) { stepCase, floats, lists in try OpCases.ops[stepCase.kind]!(stepCase, floats, lists) }
+    }
+
+    /// Runs the program on values of any kind (tensors, traced values): `apply` computes one
+    /// step, given as a one-op case (its config, its constant inputs under the kind's names)
+    /// with its float and list arguments.
+    static func run<V>(_ c: ReferenceCase, _ steps: [Step], _ inputs: [String: V],
+                       apply: (ReferenceCase, [String: V], [String: [V]]) throws -> V) throws -> V {
         var values = inputs
-        var last: Tensor<Double>?
+        var last: V?
         for (index, step) in steps.enumerated() {
-            var floats: OpCases.Inputs = [:], lists: OpCases.Lists = [:], constants: [String: JSONValue] = [:]
+            var floats: [String: V] = [:], lists: [String: [V]] = [:], constants: [String: JSONValue] = [:]
             for (name, argument) in step.arguments {
                 switch argument {
                 case .one(let v):
@@ -63,10 +71,9 @@ enum ProgramCases {
                     }
                 }
             }
-            // The step as a one-op case: its config, its constant inputs under the kind's names.
             let stepCase = ReferenceCase(file: c.file, id: "\(c.id) step \(index) (\(step.op))", kind: step.op, rtol: c.rtol, atol: c.atol,
                                          config: step.config, inputs: constants, expected: [:])
-            let y = try OpCases.ops[step.op]!(stepCase, floats, lists)
+            let y = try apply(stepCase, floats, lists)
             values[step.out] = y
             last = y
         }

@@ -79,7 +79,7 @@ public struct Traced<Scalar: TensorScalar> {
         let s = shape
         let list = axes ?? Array(0..<s.count)
         let n = list.map { s[$0 < 0 ? $0 + s.count : $0] }.reduce(1, *)
-        return sum(axes: axes, keepingDimensions: keepingDimensions) * Scalar(1) / Scalar(Swift.max(n, 1))
+        return sum(axes: axes, keepingDimensions: keepingDimensions) / Scalar(Swift.max(n, 1))
     }
     public func reshaped(to target: [Int]) -> Traced {
         var t = target

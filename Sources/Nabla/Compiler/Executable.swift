@@ -729,10 +729,4 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
         withExtendedLifetime(inputs) {}
         return result
     }
-
-    private func rootOf(_ v: Int) -> Int {
-        var v = v
-        while case .alias(let a)? = homes[v] { v = a }
-        return v
-    }
 }

@@ -15,10 +15,8 @@ extension Graph {
         }
         var cotangent = [Int?](repeating: nil, count: count)
         cotangent[output] = seed
-        let targets = Set(wrt)
         for i in stride(from: output, through: 0, by: -1) where depends[i] {
             guard let g = cotangent[i] else { continue }
-            if targets.contains(i) && nodes[i].arguments.isEmpty { continue }
             let node = nodes[i]
             for (k, gk) in pullback(of: i, node, g).enumerated() {
                 guard let gk else { continue }

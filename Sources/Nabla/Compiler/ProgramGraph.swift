@@ -232,7 +232,7 @@ public final class Graph<Scalar: TensorScalar>: CustomStringConvertible {
     public func powScalar(_ x: Int, _ p: Double) -> Int {
         if p == 1 { return x }
         if p == 2 { return binary(.mul, x, x) }
-        if let c = scalarValue(x) { return broadcast(scalar(Foundation_pow(c, p)), to: shape(x)) }
+        if let c = scalarValue(x) { return broadcast(scalar(Foundation.pow(c, p)), to: shape(x)) }
         return add(.powScalar(p), [x], shape(x))
     }
 
@@ -324,14 +324,14 @@ public final class Graph<Scalar: TensorScalar>: CustomStringConvertible {
     static func apply(_ kind: UnaryKind, _ x: Double) -> Double {
         switch kind {
         case .neg: return -x
-        case .exp: return Foundation_exp(x)
-        case .log: return Foundation_log(x)
-        case .sin: return Foundation_sin(x)
-        case .cos: return Foundation_cos(x)
-        case .tanh: return Foundation_tanh(x)
+        case .exp: return Foundation.exp(x)
+        case .log: return Foundation.log(x)
+        case .sin: return Foundation.sin(x)
+        case .cos: return Foundation.cos(x)
+        case .tanh: return Foundation.tanh(x)
         case .sqrt: return x.squareRoot()
         case .abs: return Swift.abs(x)
-        case .sigmoid: return x >= 0 ? 1 / (1 + Foundation_exp(-x)) : Foundation_exp(x) / (1 + Foundation_exp(x))
+        case .sigmoid: return x >= 0 ? 1 / (1 + Foundation.exp(-x)) : Foundation.exp(x) / (1 + Foundation.exp(x))
         case .relu: return !(x <= 0) ? x : 0
         case .step: return x > 0 ? 1 : 0
         case .sign: return x > 0 ? 1 : (x < 0 ? -1 : x)
@@ -346,7 +346,7 @@ public final class Graph<Scalar: TensorScalar>: CustomStringConvertible {
         case .div: return a / b
         case .maximum: return a.isNaN || b.isNaN ? a + b : Swift.max(a, b)
         case .minimum: return a.isNaN || b.isNaN ? a + b : Swift.min(a, b)
-        case .pow: return Foundation_pow(a, b)
+        case .pow: return Foundation.pow(a, b)
         case .greater: return a > b ? 1 : 0
         case .maxWeight: return a > b ? 1 : (a == b ? 0.5 : 0)
         }
@@ -454,10 +454,3 @@ public final class Graph<Scalar: TensorScalar>: CustomStringConvertible {
         }
     }
 }
-
-@inline(__always) func Foundation_exp(_ x: Double) -> Double { Foundation.exp(x) }
-@inline(__always) func Foundation_log(_ x: Double) -> Double { Foundation.log(x) }
-@inline(__always) func Foundation_sin(_ x: Double) -> Double { Foundation.sin(x) }
-@inline(__always) func Foundation_cos(_ x: Double) -> Double { Foundation.cos(x) }
-@inline(__always) func Foundation_tanh(_ x: Double) -> Double { Foundation.tanh(x) }
-@inline(__always) func Foundation_pow(_ x: Double, _ y: Double) -> Double { Foundation.pow(x, y) }

@@ -49,13 +49,26 @@ public struct Expression: Sendable, CustomStringConvertible {
 
     /// Evaluates with each variable bound to a tensor (all broadcast together).
     public func evaluate<Scalar: TensorScalar>(_ bindings: [String: Tensor<Scalar>]) throws -> Tensor<Scalar> {
-        var values = [Tensor<Scalar>?](repeating: nil, count: nodes.count)
+        try fold(bindings) { Tensor(Scalar($0)) }
+    }
+
+    /// The expression traced into a compiled program, each variable bound to a traced value.
+    public func traced<Scalar: TensorScalar>(_ bindings: [String: Traced<Scalar>]) throws -> Traced<Scalar> {
+        guard let graph = bindings.values.first?.graph else {
+            throw ExpressionError(message: "a compiled expression needs at least one variable", text: text, position: 0)
+        }
+        return try fold(bindings) { Traced(graph, graph.scalar($0)) }
+    }
+
+    /// The expression applied to values of any kind that has its operations.
+    func fold<V: ExpressionValue>(_ bindings: [String: V], number: (Double) -> V) throws -> V {
+        var values = [V?](repeating: nil, count: nodes.count)
         // Every node but the root is the operand of exactly one other: take it out when used.
-        func take(_ i: Int) -> Tensor<Scalar> { defer { values[i] = nil }; return values[i]! }
+        func take(_ i: Int) -> V { defer { values[i] = nil }; return values[i]! }
         for (index, node) in nodes.enumerated() {
-            let result: Tensor<Scalar>
+            let result: V
             switch node {
-            case .number(let v): result = Tensor(Scalar(v))
+            case .number(let v): result = number(v)
             case .variable(let name, let pos):
                 guard let t = bindings[name] else {
                     throw ExpressionError(message: "no value given for variable '\(name)'", text: text, position: pos)
@@ -73,7 +86,7 @@ public struct Expression: Sendable, CustomStringConvertible {
                 case "/": result = x / y
                 default:
                     // A constant exponent takes the scalar power (exact for x^2, defined for x < 0).
-                    if let p = constantValue(b) { result = x.pow(Scalar(p)) } else { result = Tensor.pow(x, y) }
+                    if let p = constantValue(b) { result = x.power(p) } else { result = V.power(x, y) }
                 }
             case .call(let f, let a):
                 let x = take(a)
@@ -81,51 +94,6 @@ public struct Expression: Sendable, CustomStringConvertible {
                 case "sin": result = x.sin()
                 case "cos": result = x.cos()
                 case "tan": result = x.tan()
-                case "exp": result = x.exp()
-                case "log": result = x.log()
-                case "sqrt": result = x.squareRoot()
-                case "abs": result = x.abs()
-                case "tanh": result = x.tanh()
-                default: result = x.sigmoid()
-                }
-            }
-            values[index] = result
-        }
-        return values[nodes.count - 1]!
-    }
-
-    /// The expression traced into a compiled program, each variable bound to a traced value.
-    public func traced<Scalar: TensorScalar>(_ bindings: [String: Traced<Scalar>]) throws -> Traced<Scalar> {
-        var values = [Traced<Scalar>?](repeating: nil, count: nodes.count)
-        guard let graph = bindings.values.first?.graph else {
-            throw ExpressionError(message: "a compiled expression needs at least one variable", text: text, position: 0)
-        }
-        for (index, node) in nodes.enumerated() {
-            let result: Traced<Scalar>
-            switch node {
-            case .number(let v): result = Traced(graph, graph.scalar(v))
-            case .variable(let name, let pos):
-                guard let t = bindings[name] else {
-                    throw ExpressionError(message: "no value given for variable '\(name)'", text: text, position: pos)
-                }
-                result = t
-            case .unary(let op, let a): result = op == "-" ? -values[a]! : values[a]!
-            case .binary(let op, let a, let b):
-                let x = values[a]!, y = values[b]!
-                switch op {
-                case "+": result = x + y
-                case "-": result = x - y
-                case "*": result = x * y
-                case "/": result = x / y
-                default:
-                    if let p = constantValue(b) { result = x.pow(Scalar(p)) } else { result = Traced.pow(x, y) }
-                }
-            case .call(let f, let a):
-                let x = values[a]!
-                switch f {
-                case "sin": result = x.sin()
-                case "cos": result = x.cos()
-                case "tan": result = x.sin() / x.cos()
                 case "exp": result = x.exp()
                 case "log": result = x.log()
                 case "sqrt": result = x.squareRoot()
@@ -405,4 +373,37 @@ public struct ExpressionError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         "error at position \(position + 1): \(message)\n  \(text)\n  \(String(repeating: " ", count: position))^"
     }
+}
+
+/// What an expression can be evaluated to: eager tensors, and traced values of a compiled program.
+protocol ExpressionValue {
+    static func + (a: Self, b: Self) -> Self
+    static func - (a: Self, b: Self) -> Self
+    static func * (a: Self, b: Self) -> Self
+    static func / (a: Self, b: Self) -> Self
+    static prefix func - (x: Self) -> Self
+    /// xᵖ for a constant exponent.
+    func power(_ p: Double) -> Self
+    static func power(_ a: Self, _ b: Self) -> Self
+    func sin() -> Self
+    func cos() -> Self
+    func tan() -> Self
+    func exp() -> Self
+    func log() -> Self
+    func squareRoot() -> Self
+    func abs() -> Self
+    func tanh() -> Self
+    func sigmoid() -> Self
+}
+
+extension Tensor: ExpressionValue {
+    func power(_ p: Double) -> Tensor { pow(Scalar(p)) }
+    static func power(_ a: Tensor, _ b: Tensor) -> Tensor { pow(a, b) }
+}
+
+extension Traced: ExpressionValue {
+    func power(_ p: Double) -> Traced { pow(Scalar(p)) }
+    static func power(_ a: Traced, _ b: Traced) -> Traced { pow(a, b) }
+    /// sin x / cos x.
+    public func tan() -> Traced { sin() / cos() }
 }
