@@ -47,6 +47,35 @@ import Testing
         #expect(f.traceCount == before + 1)
     }
 
+    /// Short rows run several to a block: differences along both axes (masks on the outer and
+    /// the inner dimension), row means broadcast back, row and total sums, for row counts on both
+    /// sides of a block's worth of rows.
+    @Test func shortRowsMatchEager() {
+        func eager(_ x: Tensor<Double>) -> Tensor<Double> {
+            let (n, m) = (x.shape[0], x.shape[1])
+            let d0 = x.slice(axis: 0, start: 1, end: n) - x.slice(axis: 0, start: 0, end: n - 1)
+            let d1 = x.slice(axis: 1, start: 1, end: m) - x.slice(axis: 1, start: 0, end: m - 1)
+            let c = x - x.sum(axes: [1], keepingDimensions: true) / Double(m)
+            return (d0 * d0).sum() + (d1 * d1).sum() * 0.5 + (c * c.tanh()).sum()
+        }
+        let f = compiled { (x: Traced<Double>) -> Traced<Double> in
+            let (n, m) = (x.shape[0], x.shape[1])
+            let d0 = x.slice(axis: 0, start: 1, end: n) - x.slice(axis: 0, start: 0, end: n - 1)
+            let d1 = x.slice(axis: 1, start: 1, end: m) - x.slice(axis: 1, start: 0, end: m - 1)
+            let c = x - x.sum(axes: [1], keepingDimensions: true) / Double(m)
+            return (d0 * d0).sum() + (d1 * d1).sum() * 0.5 + (c * c.tanh()).sum()
+        }
+        for (n, m) in [(2, 3), (5, 2), (63, 4), (70, 3), (129, 5), (300, 7)] {
+            let x = randn([n, m], seed: UInt64(n * m)), v = randn([n, m], seed: UInt64(n + m))
+            let (value, g) = f.valueWithGradient(at: x)
+            let (ev, eg) = valueWithGradient(at: x, of: eager)
+            #expect(CompilerTests.maxRelative(value, ev) < 1e-13, "\(n)×\(m)")
+            #expect(CompilerTests.maxRelative(g, eg) < 1e-13, "\(n)×\(m)")
+            let hv = f.hessianVectorProduct(at: x, vector: v)
+            #expect(CompilerTests.maxRelative(hv, hessianVectorProduct(at: x, vector: v, of: eager)) < 1e-13, "\(n)×\(m)")
+        }
+    }
+
     @Test func hvpFusesIntoOneKernel() {
         let f = compiled(CompilerTests.rosenbrock as (Traced<Double>) -> Traced<Double>)
         let e = f.executable(.hessianVectorProduct, shapes: [[1000]])
@@ -225,5 +254,39 @@ import Testing
         }
         // Layers without a compiled form are refused.
         #expect(CompiledClassifierLoss(Sequential<Double>(Linear(inputSize: 2, outputSize: 2), Dropout(probability: 0.5))) == nil)
+    }
+
+    /// A Trainer whose steps come from the compiled program follows the eager Trainer: same
+    /// losses epoch by epoch and the same weights at the end (penalties and a frozen layer included).
+    @Test func trainerWithCompiledStepFollowsEagerTrainer() throws {
+        let x = randn([40, 5], seed: 8)
+        let v = x.scalars
+        let labels: [Int] = (0..<40).map { i in (v[5 * i] > 0 ? 1 : 0) + (v[5 * i + 1] > 0.5 ? 1 : 0) }
+        func run(compiled: Bool) throws -> (TrainingHistory, [Tensor<Double>]) {
+            let first = Linear<Double>(inputSize: 5, outputSize: 6)
+            first.freeze()
+            let model = Sequential<Double>(first, Activation(.sigmoid), Linear(inputSize: 6, outputSize: 3))
+            // (weights of their own: the global generator is shared with tests running beside this one)
+            for (k, p) in model.parameters.enumerated() { p.value = randn(p.shape, seed: UInt64(20 + k)) * 0.5 }
+            let weights = model.namedParameters.filter { $0.name.hasSuffix("weight") }.map(\.parameter)
+            let trainer = Trainer(model: model, optimizer: Optimizer(rule: Adam(), learningRate: 0.05), trainingCount: 40,
+                                  options: TrainingOptions(epochs: 3, batchSize: 16, seed: 2)) { m, rows in
+                let out = (m as! Sequential<Double>)(x.indexSelect(axis: 0, indices: rows))
+                return out.softmaxCrossEntropy(targets: rows.map { labels[$0] }) + l2Penalty(weights, strength: 0.1) + l1Penalty(weights, strength: 0.01)
+            }
+            if compiled {
+                let loss = try #require(CompiledClassifierLoss(model, l1: 0.01, l2: 0.1))
+                loss.attach(to: trainer) { rows in (x.indexSelect(axis: 0, indices: rows), rows.map { labels[$0] }) }
+            }
+            let history = try trainer.fit()
+            #expect(model.parameters[0].gradient == nil, "a frozen layer gets no gradient")
+            return (history, model.parameters.map(\.value))
+        }
+        let (eager, eagerWeights) = try run(compiled: false)
+        let (compiled, compiledWeights) = try run(compiled: true)
+        #expect(compiled.records.count == 3)
+        for (a, b) in zip(compiled.records, eager.records) { #expect(Swift.abs(a.trainLoss - b.trainLoss) < 1e-10 * Swift.max(1, Swift.abs(b.trainLoss))) }
+        for (a, b) in zip(compiledWeights, eagerWeights) { #expect(CompilerTests.maxRelative(a, b) < 1e-9) }
+        #expect(compiledWeights[0].scalars == eagerWeights[0].scalars)   // frozen: untouched by both
     }
 }

@@ -110,6 +110,27 @@ func runNabla(_ arguments: [String], killAfter seconds: Double? = nil, killWhen 
         #expect(missing.status == 1 && missing.err.contains("train-images-idx3-ubyte"), "\(missing.err)")
     }
 
+    /// `nabla train --compile`: the same run as the eager one (the step's gradients from one
+    /// compiled program per batch size); models without a compiled form are refused.
+    @Test func compiledTrainingFollowsTheEagerRun() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nabla-compiled-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func summary(_ extra: [String], _ name: String) throws -> [String: Any] {
+            let run = try runNabla(["train", "--data", "digits", "--model", "mlp:16", "--epochs", "3", "--l2", "0.001", "--out", folder.appendingPathComponent(name).path,
+                                    "--json", "--quiet"] + extra)
+            #expect(run.status == 0, "\(run.err)")
+            return try #require(try JSONSerialization.jsonObject(with: Data(run.out.utf8)) as? [String: Any], "\(run.out)")
+        }
+        let eager = try summary([], "eager"), compiled = try summary(["--compile"], "compiled")
+        let (le, lc) = (try #require(eager["test_loss"] as? Double), try #require(compiled["test_loss"] as? Double))
+        #expect(Swift.abs(le - lc) < 1e-4 * le, "test loss \(lc) compiled, \(le) eager")
+        #expect(eager["test_accuracy"] as? Double == compiled["test_accuracy"] as? Double)
+        let dropout = try runNabla(["train", "--model", "mlp:16", "--dropout", "0.2", "--compile"])
+        #expect(dropout.status == 64 && dropout.err.contains("--dropout"), "\(dropout.err)")
+        let regression = try runNabla(["train", "--data", "diabetes", "--compile", "--epochs", "1", "--out", folder.appendingPathComponent("r").path])
+        #expect(regression.status == 1 && regression.err.contains("--compile") && regression.err.contains("regression"), "\(regression.err)")
+    }
+
     /// `nabla train --model vae:…` on the MNIST slice: the summary has the test loss per image,
     /// the folder the pictures (valid PNG: samples, reconstructions, and the manifold of a 2-D
     /// latent space); `--resume` with more epochs continues; `nabla sample` draws a grid; a latent

@@ -158,11 +158,13 @@ public struct Traced<Scalar: TensorScalar> {
     }
 
     /// Any tensor operation the compiler does not know, run by the eager library (and
-    /// differentiated by it) inside the compiled program. `shape` is the result's shape.
-    public static func eager(_ name: String, _ args: [Traced], shape: [Int], _ body: @escaping ([Tensor<Scalar>]) -> Tensor<Scalar>) -> Traced {
+    /// differentiated by it) inside the compiled program. `shape` is the result's shape;
+    /// `differentiable: false` makes the result a constant to the transforms (a stop-gradient).
+    public static func eager(_ name: String, _ args: [Traced], shape: [Int], differentiable: Bool = true,
+                             _ body: @escaping ([Tensor<Scalar>]) -> Tensor<Scalar>) -> Traced {
         require(!args.isEmpty, "compiled eager(\(name)): needs at least one argument")
         let g = args[0].graph
-        return Traced(g, g.addOpaque(OpaqueOperation(name: name, apply: body), args.map { args[0].same($0).id }, shape: shape))
+        return Traced(g, g.addOpaque(OpaqueOperation(name: name, differentiable: differentiable, apply: body), args.map { args[0].same($0).id }, shape: shape))
     }
 }
 
@@ -253,6 +255,7 @@ public final class CompiledFunction<Scalar: TensorScalar>: @unchecked Sendable {
     public func graph(_ variant: Variant, shapes: [[Int]]) -> Graph<Scalar> { executable(variant, shapes: shapes).graph }
 
     /// The lowered program (its `summary` lists the fused kernels).
+    @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     public func executable(_ variant: Variant, shapes: [[Int]]) -> Executable<Scalar> {
         let key = Key(variant: variant, shapes: shapes)
         lock.lock()
@@ -269,6 +272,7 @@ public final class CompiledFunction<Scalar: TensorScalar>: @unchecked Sendable {
 
     /// Runs `variant` for arguments `inputs`; `extra` are the program's further arguments
     /// (tangents, the identity of a Hessian).
+    @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     func run(_ variant: Variant, _ inputs: [Tensor<Scalar>], extra: [Tensor<Scalar>] = []) -> [Tensor<Scalar>] {
         executable(variant, shapes: inputs.map(\.shape)).run(inputs + extra)
     }

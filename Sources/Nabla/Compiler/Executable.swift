@@ -202,7 +202,13 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
             switch step {
             case .kernel(let k):
                 let kernel = kernels[k]
-                lines.append("fused kernel over \(kernel.domain): \(kernel.loads.count) loads, \(kernel.instructions.count) instructions, \(kernel.outputs.count) outputs (values \(kernel.outputs.map { "%\($0.value)" }.joined(separator: ", ")))")
+                // How each load reads along the inner dimension: in place, broadcast, strided.
+                let inner = Swift.max(kernel.domain.count - 1, 0)
+                let reads = kernel.loads.map { l -> String in
+                    let stride = kernel.domain.isEmpty ? 1 : withUnsafeBytes(of: l.load.strides) { $0.bindMemory(to: Int.self)[inner] }
+                    return "%\(l.value)" + (stride == 1 ? "" : stride == 0 ? " broadcast" : " stride \(stride)")
+                }
+                lines.append("fused kernel over \(kernel.domain): \(kernel.instructions.count) instructions, \(kernel.outputs.count) outputs (values \(kernel.outputs.map { "%\($0.value)" }.joined(separator: ", "))) from \(reads.joined(separator: ", "))")
             case .transpose(let s, let t, let p): lines.append("transpose %\(s) \(p) -> %\(t)")
             case .matmul(let a, let b, let c, let ta, let tb): lines.append("gemm %\(a)\(ta ? "ᵀ" : "") · %\(b)\(tb ? "ᵀ" : "") -> %\(c)")
             case .linear(let x, let w, let b, let t, let relu): lines.append("dense %\(x) · %\(w)ᵀ + %\(b)\(relu ? ", ReLU" : "") -> %\(t)")
@@ -247,7 +253,7 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
 
         // Which values live in memory.
         var materialized = [Bool](repeating: false, count: count)
-        for (i, n) in nodes.enumerated() where !absorbed.contains(i) {
+        for i in nodes.indices where !absorbed.contains(i) {
             if outputSet.contains(i) || !fusible(i) { materialized[i] = true; continue }
             for c in consumers[i] where !absorbed.contains(c) {
                 if case .sum = nodes[c].primitive { continue }
@@ -306,7 +312,13 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
                     grown = d
                 }
                 guard let newDomain = grown else { continue }
-                if l.allSatisfy({ produced[$0] < groups[gi].position }) {
+                // A sum of a value this kernel writes reads it from the kernel's own registers
+                // (a bias gradient's column sums join the pass that makes the gradient).
+                func ownSummand(_ v: Int) -> Bool {
+                    guard case .sum = nodes[r].primitive, nodes[r].arguments[0] == v, groupOf[v] == gi else { return false }
+                    return d == g.domain
+                }
+                if l.allSatisfy({ produced[$0] < groups[gi].position || ownSummand($0) }) {
                     groups[gi].domain = newDomain
                     groups[gi].roots.append(r)
                     groupOf[r] = gi
@@ -643,6 +655,7 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
     // MARK: Running
 
     /// Runs the program on `inputs` (shapes as traced); returns its outputs.
+    @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     public func run(_ inputs: [Tensor<Scalar>]) -> [Tensor<Scalar>] {
         require(inputs.count == graph.inputShapes.count, "compiled program: \(inputs.count) arguments for \(graph.inputShapes.count) inputs")
         for (k, x) in inputs.enumerated() where x.shape != graph.inputShapes[k] {

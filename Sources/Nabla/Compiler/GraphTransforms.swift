@@ -94,6 +94,7 @@ extension Graph {
         case .opaque(let k):
             let op = opaques[k]
             let n = args.count
+            guard op.differentiable else { return [] }
             return (0..<n).map { j in
                 addOpaque(OpaqueOperation(name: "\(op.name).vjp\(n > 1 ? "\(j)" : "")") { xs in withGradientRecording(true) {
                     let inputs = Array(xs.prefix(n))
@@ -186,6 +187,7 @@ extension Graph {
         case .opaque(let k):
             let op = opaques[k]
             let n = args.count
+            guard op.differentiable else { return nil }
             let tangents = (0..<n).map { ts[$0] ?? broadcast(scalar(0), to: shape(args[$0])) }
             return addOpaque(OpaqueOperation(name: "\(op.name).jvp") { xs in withGradientRecording(true) {
                 // J·t by the transpose trick: the pullback is linear in its cotangent u, so the
@@ -264,14 +266,14 @@ extension Graph {
                 // Anything else (opaque operations, products of two batched matrices) runs once
                 // per batch element.
                 let source = node
-                let what: String
-                if case .opaque(let k) = node.primitive { what = opaques[k].name } else { what = node.primitive.description }
+                var what = node.primitive.description, differentiable = true
+                if case .opaque(let k) = node.primitive { (what, differentiable) = (opaques[k].name, opaques[k].differentiable) }
                 let single = Graph()
                 let singleInputs = node.arguments.map { single.addInput(shape: shape($0)) }
                 let body = single.rebuild(source, from: self, args: singleInputs, inputs: singleInputs)
                 single.outputs = [body]
                 let program = single.pruned()
-                map[i] = g.addOpaque(OpaqueOperation(name: "\(what).batched") { xs in
+                map[i] = g.addOpaque(OpaqueOperation(name: "\(what).batched", differentiable: differentiable) { xs in
                     Tensor.stack((0..<size).map { b in
                         program.evaluate(zip(xs, flags).map { $1 ? $0[b] : $0 })[0]
                     })

@@ -92,8 +92,12 @@ public struct OpaqueOperation<Scalar: TensorScalar> {
     /// The operation on tensors; it must be differentiable by the eager library to any order
     /// that the program's transforms ask for.
     public var apply: ([Tensor<Scalar>]) -> Tensor<Scalar>
-    public init(name: String, apply: @escaping ([Tensor<Scalar>]) -> Tensor<Scalar>) {
+    /// false for a value the transforms treat as a constant (a stop-gradient: a shift such as a
+    /// row maximum whose derivative cancels); its derivatives are zero and never run.
+    public var differentiable: Bool
+    public init(name: String, differentiable: Bool = true, apply: @escaping ([Tensor<Scalar>]) -> Tensor<Scalar>) {
         self.name = name
+        self.differentiable = differentiable
         self.apply = apply
     }
 }

@@ -72,6 +72,7 @@ struct Train: ParsableCommand {
     @Flag(help: "Warn (on standard error, once per epoch and parameter) about vanishing, exploding or non-finite gradients, and about plateaus (loss and gradient norm flat for 200 steps).") var checkGradients = false
     @Flag(help: "Data-parallel training across the processes of `mpirun -np N` (a build with --traits MPI): each computes its share of every batch, gradients are averaged; rank 0 prints and writes the run folder.") var distributed = false
     @Option(help: "--distributed: micro-batches per step in each process (gradient accumulation: less memory, the same step).") var accumulate: Int = 1
+    @Flag(help: "Classifiers (--model logistic or mlp:… with relu, tanh or sigmoid and no dropout): each step's loss and gradients from one compiled program per batch size (traced once, products by the GEMM kernels, the rest fused).") var compile = false
     @Option(help: "Threads for the kernels (default: every core; with --distributed, the cores divided among the processes on each machine).") var threads: Int?
 
     func configurationFromFlags() throws -> TrainConfiguration {
@@ -99,6 +100,22 @@ struct Train: ParsableCommand {
         guard accumulate >= 1 else { throw ValidationError("--accumulate must be at least 1") }
         guard (threads ?? 1) >= 1, (threads ?? 1) <= 1024 else { throw ValidationError("--threads must be between 1 and 1024") }
         if distributed && (stream != nil || findLr) { throw ValidationError("--distributed trains a data set; it does not go with --\(stream != nil ? "stream" : "find-lr")") }
+        if compile {
+            if distributed || stream != nil || isGenerative {
+                throw ValidationError("--compile trains a classifier on one process; it does not go with \(distributed ? "--distributed" : stream != nil ? "--stream" : "--model \(model)")")
+            }
+            if resume == nil {
+                let kind = ModelSpec(parsing: model)?.kind
+                guard kind == .mlp || kind == .logistic else { throw ValidationError("--compile trains --model logistic or mlp:H1,...; got --model \(model)") }
+                if kind == .logistic && optimizer == nil && learningRate == nil && l1 == 0 && pca == nil {
+                    throw ValidationError("--compile: --model logistic is solved exactly unless --optimizer or --lr is given")
+                }
+                guard dropout == 0 else { throw ValidationError("--compile: dropout has no compiled form; leave out --dropout") }
+                guard ["relu", "tanh", "sigmoid"].contains(activation) || kind == .logistic else {
+                    throw ValidationError("--compile: the compiled activations are relu, tanh and sigmoid; got --activation \(activation)")
+                }
+            }
+        }
         if isGenerative { return try checkGenerativeFlags() }
         do { try configurationFromFlags().check() } catch let e as RunSettingsError { throw ValidationError(e.message) }
     }
@@ -310,6 +327,19 @@ struct Train: ParsableCommand {
             return loss
         }
         current = trainer
+        if compile {
+            guard let labels = train.labels, let loss = CompiledClassifierLoss(network, l1: config.l1, l2: config.l2), spec.kind != .svm else {
+                throw fail("--compile trains classifiers (--model logistic or mlp:… with relu, tanh or sigmoid, no dropout); this run's model is \(spec)\(train.labels == nil ? " on a regression target" : "")")
+            }
+            // The same rows (augmented alike) as the eager loss above.
+            loss.attach(to: trainer) { rows in
+                var x = train.x.indexSelect(axis: 0, indices: rows)
+                if let augmentation, let (_, h, w) = side {
+                    x = augmentation.apply(x, indices: rows, height: h, width: w, seed: config.seed, epoch: current?.epoch ?? 0)
+                }
+                return (x, rows.map { labels.values[$0] })
+            }
+        }
         let evaluationSet = prepared.validation ?? prepared.train
         trainer.validate = { m in prepared.evaluate(m as! Sequential<Float>, spec: spec, on: evaluationSet) }
         // Rank 0's checkpoint, read once and sent to every process (which need not see its disk).
