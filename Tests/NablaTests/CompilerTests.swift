@@ -76,6 +76,27 @@ import Testing
         }
     }
 
+    /// Running into caller buffers gives the same numbers as the tensor form, outputs that are
+    /// an argument or repeated included.
+    @Test func runningIntoBuffersMatchesTensorRun() {
+        let f = CompiledFunction<Double> { xs in [CompilerTests.rosenbrock(xs[0]), xs[1], (xs[0] * xs[1]).sum(), xs[1]] }
+        let x = randn([50], seed: 3), y = randn([50], seed: 4)
+        for variant in [CompiledFunction<Double>.Variant.value, .valueAndGradient] {
+        let program = f.executable(variant, shapes: [[50], [50]])
+        let expected = program.run([x, y])
+        var outs = expected.map { [Double](repeating: .nan, count: $0.count) }
+        #expect(outs.count == (variant == .value ? 4 : 3))
+        for _ in 0..<2 {   // (the second call reuses everything the first set up)
+            x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in
+                let pointers = outs.indices.map { k in UnsafeMutablePointer<Double>.allocate(capacity: outs[k].count) }
+                program.run(inputs: [xp.baseAddress!, yp.baseAddress!], outputs: pointers)
+                for k in outs.indices { outs[k] = Array(UnsafeBufferPointer(start: pointers[k], count: outs[k].count)); pointers[k].deallocate() }
+            } }
+            #expect(zip(outs, expected).allSatisfy { $0 == $1.scalars })
+        }
+        }
+    }
+
     @Test func hvpFusesIntoOneKernel() {
         let f = compiled(CompilerTests.rosenbrock as (Traced<Double>) -> Traced<Double>)
         let e = f.executable(.hessianVectorProduct, shapes: [[1000]])

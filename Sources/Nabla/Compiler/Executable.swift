@@ -657,27 +657,70 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
     /// Runs the program on `inputs` (shapes as traced); returns its outputs.
     @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     public func run(_ inputs: [Tensor<Scalar>]) -> [Tensor<Scalar>] {
-        require(inputs.count == graph.inputShapes.count, "compiled program: \(inputs.count) arguments for \(graph.inputShapes.count) inputs")
-        for (k, x) in inputs.enumerated() where x.shape != graph.inputShapes[k] {
-            usageFailure("compiled program: argument \(k) has shape \(x.shape), the program was traced for \(graph.inputShapes[k])")
-        }
-        lock.lock()
-        defer { lock.unlock() }
-        if arena == nil && arenaCount > 0 { arena = TensorStorage<Scalar>.make(count: arenaCount) }
+        checkArguments(inputs.map(\.shape))
         let nodes = graph.nodes
+        // Outputs that live in their own buffer get a new one; the rest (an input or a constant
+        // returned as it is, a value in the arena) are shared or copied out.
         var outStorage: [TensorStorage<Scalar>?] = Array(repeating: nil, count: graph.outputs.count)
         for (k, o) in graph.outputs.enumerated() {
             if case .output(let j)? = homes[storageRoot[o]], j == k { outStorage[k] = TensorStorage<Scalar>.make(count: shapeCount(nodes[o].shape)) }
         }
-        // Every value's address for this call.
+        lock.lock()
+        defer { lock.unlock() }
+        execute(input: { inputs[$0].storage.base }, output: { outStorage[$0]!.base })
+        var result: [Tensor<Scalar>] = []
+        result.reserveCapacity(graph.outputs.count)
+        for o in graph.outputs {
+            let shape = nodes[o].shape
+            switch homes[storageRoot[o]]! {
+            case .output(let j): result.append(Tensor(storage: outStorage[j]!, shape: shape))
+            case .input(let i): result.append(Tensor(storage: inputs[i].storage, shape: shape))
+            case .constant(let t): result.append(Tensor(storage: t.storage, shape: shape))
+            case .arena, .alias:
+                let s = TensorStorage<Scalar>.make(count: shapeCount(shape))
+                s.base.update(from: addresses[o]!.assumingMemoryBound(to: Scalar.self), count: s.count)
+                result.append(Tensor(storage: s, shape: shape))
+            }
+        }
+        withExtendedLifetime(inputs) {}
+        return result
+    }
+
+    /// Runs the program on the arguments at `inputs` (contiguous, of the traced shapes) and
+    /// writes output k to `outputs[k]` (room for its elements, not overlapping an input):
+    /// nothing is allocated after the first call.
+    @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
+    public func run(inputs: [UnsafePointer<Scalar>], outputs: [UnsafeMutablePointer<Scalar>]) {
+        require(inputs.count == graph.inputShapes.count && outputs.count == graph.outputs.count,
+                "compiled program: \(inputs.count) arguments and \(outputs.count) results for \(graph.inputShapes.count) inputs and \(graph.outputs.count) outputs")
+        lock.lock()
+        defer { lock.unlock() }
+        execute(input: { UnsafeMutablePointer(mutating: inputs[$0]) }, output: { outputs[$0] })
+        for (k, o) in graph.outputs.enumerated() {
+            if case .output(let j)? = homes[storageRoot[o]], j == k { continue }
+            outputs[k].update(from: addresses[o]!.assumingMemoryBound(to: Scalar.self), count: shapeCount(graph.nodes[o].shape))
+        }
+    }
+
+    func checkArguments(_ shapes: [[Int]]) {
+        require(shapes.count == graph.inputShapes.count, "compiled program: \(shapes.count) arguments for \(graph.inputShapes.count) inputs")
+        for (k, s) in shapes.enumerated() where s != graph.inputShapes[k] {
+            usageFailure("compiled program: argument \(k) has shape \(s), the program was traced for \(graph.inputShapes[k])")
+        }
+    }
+
+    /// The steps, with every value's address from its home (the caller holds `lock`).
+    private func execute(input: (Int) -> UnsafeMutablePointer<Scalar>, output: (Int) -> UnsafeMutablePointer<Scalar>) {
+        if arena == nil && arenaCount > 0 { arena = TensorStorage<Scalar>.make(count: arenaCount) }
+        let nodes = graph.nodes
         for i in 0..<nodes.count {
             let r = storageRoot[i]
             guard r == i else { addresses[i] = addresses[r]; continue }
             switch homes[i] {
-            case .input(let k)?: addresses[i] = UnsafeMutableRawPointer(inputs[k].storage.base)
+            case .input(let k)?: addresses[i] = UnsafeMutableRawPointer(input(k))
             case .constant(let t)?: addresses[i] = UnsafeMutableRawPointer(t.storage.base)
             case .arena(let offset)?: addresses[i] = UnsafeMutableRawPointer(arena!.base + offset)
-            case .output(let k)?: addresses[i] = UnsafeMutableRawPointer(outStorage[k]!.base)
+            case .output(let k)?: addresses[i] = UnsafeMutableRawPointer(output(k))
             default: addresses[i] = nil
             }
         }
@@ -725,21 +768,5 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
                 withExtendedLifetime(y) {}
             }
         }
-        var result: [Tensor<Scalar>] = []
-        result.reserveCapacity(graph.outputs.count)
-        for o in graph.outputs {
-            let shape = nodes[o].shape
-            switch homes[storageRoot[o]]! {
-            case .output(let j): result.append(Tensor(storage: outStorage[j]!, shape: shape))
-            case .input(let i): result.append(Tensor(storage: inputs[i].storage, shape: shape))
-            case .constant(let t): result.append(Tensor(storage: t.storage, shape: shape))
-            case .arena, .alias:
-                let s = TensorStorage<Scalar>.make(count: shapeCount(shape))
-                s.base.update(from: pointer(o), count: s.count)
-                result.append(Tensor(storage: s, shape: shape))
-            }
-        }
-        withExtendedLifetime(inputs) {}
-        return result
     }
 }

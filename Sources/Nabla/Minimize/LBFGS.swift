@@ -26,6 +26,8 @@ public final class LBFGS {
         var pairs = CurvaturePairs()
         var hDiag = 1.0
         var previousGradient: [Double] = []
+        /// The newest pair's room, reused every iteration.
+        var newS: [Double] = [], newY: [Double] = []
     }
     var history = History()
 
@@ -75,15 +77,17 @@ public final class LBFGS {
                 // (ys > 1e-10).
                 var ys = 0.0, yy = 0.0
                 let t = h.stepLength
-                var yk = [Double](repeating: 0, count: n), sk = [Double](repeating: 0, count: n)
-                for i in 0..<n {
-                    yk[i] = g[i] - h.previousGradient[i]
-                    sk[i] = t * h.direction[i]
-                    yy += yk[i] * yk[i]
-                    ys += yk[i] * sk[i]
-                }
+                if h.newS.count != n { (h.newS, h.newY) = ([Double](repeating: 0, count: n), [Double](repeating: 0, count: n)) }
+                h.newY.withUnsafeMutableBufferPointer { yk in h.newS.withUnsafeMutableBufferPointer { sk in
+                    for i in 0..<n {
+                        yk[i] = g[i] - h.previousGradient[i]
+                        sk[i] = t * h.direction[i]
+                        yy += yk[i] * yk[i]
+                        ys += yk[i] * sk[i]
+                    }
+                } }
                 if ys > 1e-10 {
-                    h.pairs.append(s: sk, y: yk, ys: ys, capacity: historySize)
+                    h.pairs.append(s: h.newS, y: h.newY, ys: ys, capacity: historySize)
                     h.hDiag = ys / yy
                 }
                 h.pairs.direction(gradient: g, hDiag: h.hDiag, into: &h.direction)

@@ -214,9 +214,17 @@ final class Objective {
 
     func valueAndGradient(_ x: [Double]) -> (value: Double, gradient: [Double]) {
         evaluations += 1
-        if let compiled {
-            let (v, g) = compiled.valueWithGradient(at: Tensor(shape: shape, scalars: x))
-            return (v.scalar, g.scalars)
+        if let compiled, !x.isEmpty {
+            // One run of the program straight from x into the gradient's array.
+            let program = compiled.executable(.valueAndGradient, shapes: [shape])
+            var value = 0.0
+            let g = [Double](unsafeUninitializedCapacity: x.count) { g, count in
+                x.withUnsafeBufferPointer { xp in
+                    withUnsafeMutablePointer(to: &value) { program.run(inputs: [xp.baseAddress!], outputs: [$0, g.baseAddress!]) }
+                }
+                count = x.count
+            }
+            return (value, g)
         }
         let (v, g) = Nabla.valueWithGradient(at: Tensor(shape: shape, scalars: x), of: function)
         return (v.scalar, g.scalars)
