@@ -97,6 +97,43 @@ import Testing
         }
     }
 
+    /// Banded Hessians come from a product per color: the band is found on the program, the
+    /// matrix equals the eager one (a pentadiagonal one too), a dense Hessian takes the identity
+    /// route, and a non-finite point gives the identity route's NaN and ∞.
+    @Test func bandedHessiansFromColoredProducts() {
+        let rosen = compiled(CompilerTests.rosenbrock as (Traced<Double>) -> Traced<Double>)
+        let hvp = rosen.graph(.hessianVectorProduct, shapes: [[50]])
+        #expect(hvp.band(of: hvp.outputs[0], onInput: 1) == [-1, 0, 1])
+        func secondDifferences(_ x: Tensor<Double>) -> Tensor<Double> {
+            let n = x.count
+            let d = x.slice(axis: 0, start: 2, end: n) - x.slice(axis: 0, start: 1, end: n - 1) * 2 + x.slice(axis: 0, start: 0, end: n - 2)
+            return (d * d * d.sin()).sum() + (x * x * x * x).sum()
+        }
+        let penta = compiled { (x: Traced<Double>) -> Traced<Double> in
+            let n = x.count
+            let d = x.slice(axis: 0, start: 2, end: n) - x.slice(axis: 0, start: 1, end: n - 1) * 2 + x.slice(axis: 0, start: 0, end: n - 2)
+            return (d * d * d.sin()).sum() + (x * x * x * x).sum()
+        }
+        let g = penta.graph(.hessianVectorProduct, shapes: [[9]])
+        #expect(g.band(of: g.outputs[0], onInput: 1) == [-2, -1, 0, 1, 2])
+        for n in [3, 5, 6, 40] {
+            let x = randn([n], seed: UInt64(n))
+            #expect(CompilerTests.maxRelative(penta.hessian(at: x), hessian(at: x, of: secondDifferences)) < 1e-13, "n = \(n)")
+        }
+        // A sum squared couples every pair: no band, the identity route.
+        let dense = compiled { (x: Traced<Double>) in x.sum() * x.sum() + (x * x.sin()).sum() }
+        let d = dense.graph(.hessianVectorProduct, shapes: [[8]])
+        #expect(d.band(of: d.outputs[0], onInput: 1) == nil)
+        let x8 = randn([8], seed: 2)
+        #expect(CompilerTests.maxRelative(dense.hessian(at: x8), hessian(at: x8) { (x: Tensor<Double>) in x.sum() * x.sum() + (x * x.sin()).sum() }) < 1e-13)
+        // ∞ in x: the same non-finite entries as the eager Hessian.
+        var bad = randn([6], seed: 5).scalars
+        bad[2] = .infinity
+        let h = rosen.hessian(at: Tensor(bad)), e = hessian(at: Tensor(bad), of: CompilerTests.rosenbrockEager)
+        #expect(zip(h.scalars, e.scalars).allSatisfy { $0.isNaN == $1.isNaN && ($0.isNaN || $0 == $1) })
+        #expect(h.scalars.contains { !$0.isFinite })
+    }
+
     @Test func hvpFusesIntoOneKernel() {
         let f = compiled(CompilerTests.rosenbrock as (Traced<Double>) -> Traced<Double>)
         let e = f.executable(.hessianVectorProduct, shapes: [[1000]])

@@ -198,6 +198,7 @@ public final class CompiledFunction<Scalar: TensorScalar>: @unchecked Sendable {
     let body: ([Traced<Scalar>]) -> [Traced<Scalar>]
     private var cache: [Key: Executable<Scalar>] = [:]
     private var identities: [Int: Tensor<Scalar>] = [:]
+    private var bandPlans: [Int: BandedHessian<Scalar>?] = [:]
     private let lock = NSLock()
     /// How many programs have been traced (one per variant and shape signature).
     public private(set) var traceCount = 0
@@ -305,10 +306,18 @@ public final class CompiledFunction<Scalar: TensorScalar>: @unchecked Sendable {
         hessianVectorProducts(at: [x], vectors: [v])[0]
     }
 
-    /// The Hessian of a function of one vector, as an n × n matrix.
+    /// The Hessian of a function of one vector, as an n × n matrix. When the Hessian is banded
+    /// (the program's Hessian-vector product reads the vector only through element-wise
+    /// operations, shifted slices and padding: ``Graph/band(of:onInput:widest:)``), it is
+    /// assembled from one product per color, w colors for a band of width w (j ↦ j mod w), so a
+    /// tridiagonal Hessian costs three products; otherwise one batched product over the identity.
+    /// Both give the same numbers (a non-finite product falls back to the identity, so NaN and ∞
+    /// spread as they do there).
+    @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     public func hessian(at x: Tensor<Scalar>) -> Tensor<Scalar> {
         require(x.rank == 1, "compiled hessian: needs a vector argument, got shape \(x.shape)")
         let n = x.count
+        if let plan = bandPlan(n), let h = plan.hessian(at: x) { return h }
         lock.lock()
         let eye = identities[n] ?? {
             var e = Tensor<Scalar>(repeating: 0, shape: [n, n])
@@ -318,6 +327,63 @@ public final class CompiledFunction<Scalar: TensorScalar>: @unchecked Sendable {
         }()
         lock.unlock()
         return run(.hessian, [x], extra: [eye])[0]
+    }
+
+    /// The band of the Hessian for vectors of n elements and its colored product program; nil
+    /// when the Hessian is not banded narrower than n.
+    func bandPlan(_ n: Int) -> BandedHessian<Scalar>? {
+        lock.lock()
+        if let known = bandPlans[n] { lock.unlock(); return known }
+        lock.unlock()
+        let hvp = tracedGraph(.hessianVectorProduct, shapes: [[n]]).optimized()
+        var plan: BandedHessian<Scalar>?
+        if let offsets = hvp.band(of: hvp.outputs[0], onInput: 1), let lo = offsets.min(), let hi = offsets.max(), hi - lo + 1 < n {
+            let width = hi - lo + 1
+            var colors = Tensor<Scalar>(repeating: 0, shape: [width, n])
+            colors.withUnsafeMutableBufferPointer { p in for j in 0..<n { p[(j % width) * n + j] = 1 } }
+            plan = BandedHessian(offsets: offsets.sorted(), width: width, colors: colors,
+                                 program: Executable(hvp.batched(size: width, inputs: [1]).optimized()))
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        if let known = bandPlans[n] { return known }
+        bandPlans[n] = .some(plan)
+        return plan
+    }
+}
+
+/// A banded Hessian's products along colored vectors and how they fill the matrix.
+struct BandedHessian<Scalar: TensorScalar> {
+    /// j − i for every entry (i, j) that can be nonzero.
+    let offsets: [Int]
+    /// Colors: coordinate j has color j mod width; the vectors of `colors` are their indicators.
+    let width: Int
+    let colors: Tensor<Scalar>
+    /// The Hessian-vector product batched over the colors: [width, n].
+    let program: Executable<Scalar>
+
+    /// Entry (i, j) is row j mod width of the products at element i: within a row's band no two
+    /// columns share a color. nil when x or a product is not finite.
+    @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
+    func hessian(at x: Tensor<Scalar>) -> Tensor<Scalar>? {
+        let n = x.count
+        func finite(_ t: Tensor<Scalar>) -> Bool { t.withUnsafeBufferPointer { p in !p.contains { !$0.isFinite } } }
+        guard finite(x) else { return nil }
+        let products = program.run([x, colors])[0]
+        guard finite(products) else { return nil }
+        var h = Tensor<Scalar>(repeating: 0, shape: [n, n])
+        products.withUnsafeBufferPointer { r in
+            h.withUnsafeMutableBufferPointer { out in
+                for o in offsets {
+                    // The diagonal at offset o: entries (i, i + o).
+                    for i in Swift.max(0, -o)..<Swift.min(n, n - o) {
+                        let j = i + o
+                        out[i * n + j] = r[(j % width) * n + i]
+                    }
+                }
+            }
+        }
+        return h
     }
 }
 
