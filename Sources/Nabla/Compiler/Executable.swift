@@ -219,6 +219,61 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
         return lines.joined(separator: "\n")
     }
 
+    /// Every fused kernel's register program, one instruction a line (slots s0…: the loads,
+    /// then the constants, then results).
+    public var listing: String {
+        var lines: [String] = []
+        for (k, kernel) in kernels.enumerated() {
+            lines.append("kernel \(k) over \(kernel.domain), \(kernel.slots) slots:")
+            for (i, l) in kernel.loads.enumerated() { lines.append("  s\(i) = load %\(l.value)") }
+            for (i, c) in kernel.consts.enumerated() { lines.append("  s\(kernel.loads.count + i) = \(c)") }
+            for ins in kernel.instructions {
+                let name = Executable.opcodeName(ins.op)
+                var operands = ["s\(ins.a)"]
+                if ins.op >= Int32(NB_F_ADD) && ins.op != Int32(NB_F_MASK) { operands.append("s\(ins.b)") }
+                if ins.op >= Int32(NB_F_SELECT) && ins.op != Int32(NB_F_MASK) { operands.append("s\(ins.c)") }
+                if ins.op == Int32(NB_F_MASK) { operands.append("dimension \(ins.dim) in \(ins.lo)..<\(ins.hi)") }
+                if ins.op == Int32(NB_F_POWS) { operands.append("\(ins.imm)") }
+                lines.append("  s\(ins.dst) = \(name) \(operands.joined(separator: ", "))\(ins.out > 0 ? " → %\(kernel.outputs[Int(ins.out) - 1].value)" : "")")
+            }
+            for o in kernel.outputs { lines.append("  %\(o.value) \(o.output.accumulate != 0 ? "+=" : "=") s\(o.output.src)") }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func opcodeName(_ op: Int32) -> String {
+        switch Int(op) {
+        case Int(NB_F_NEG): return "neg"
+        case Int(NB_F_EXP): return "exp"
+        case Int(NB_F_LOG): return "log"
+        case Int(NB_F_SIN): return "sin"
+        case Int(NB_F_COS): return "cos"
+        case Int(NB_F_TANH): return "tanh"
+        case Int(NB_F_SQRT): return "sqrt"
+        case Int(NB_F_ABS): return "abs"
+        case Int(NB_F_SIGMOID): return "sigmoid"
+        case Int(NB_F_RELU): return "relu"
+        case Int(NB_F_STEP): return "step"
+        case Int(NB_F_SIGN): return "sign"
+        case Int(NB_F_POWS): return "pow"
+        case Int(NB_F_ADD): return "add"
+        case Int(NB_F_SUB): return "sub"
+        case Int(NB_F_MUL): return "mul"
+        case Int(NB_F_DIV): return "div"
+        case Int(NB_F_MAX): return "max"
+        case Int(NB_F_MIN): return "min"
+        case Int(NB_F_POW): return "powv"
+        case Int(NB_F_GT): return "greater"
+        case Int(NB_F_MAXW): return "maxweight"
+        case Int(NB_F_SELECT): return "select"
+        case Int(NB_F_MASK): return "mask"
+        case Int(NB_F_MULADD): return "muladd"
+        case Int(NB_F_MULSUB): return "mulsub"
+        case Int(NB_F_NMULADD): return "nmuladd"
+        default: return "op\(op)"
+        }
+    }
+
     public init(_ graph: Graph<Scalar>) {
         self.graph = graph
         let nodes = graph.nodes

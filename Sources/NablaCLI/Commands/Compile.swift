@@ -20,6 +20,7 @@ struct Compile: ParsableCommand {
     @Option(help: "An expression of one variable summed over a vector of this many elements.") var sumOver: Int?
     @Option(help: "value, gradient, value-and-gradient, hvp or hessian.") var variant: String = "value-and-gradient"
     @Option(help: "Write the program as a Graphviz DOT file.") var dot: String?
+    @Flag(help: "Also print every fused kernel's register program, one instruction a line.") var listing = false
 
     func validate() throws {
         guard dim >= 1 && dim <= 100_000 else { throw ValidationError("--dim must be between 1 and 100000") }
@@ -38,6 +39,7 @@ struct Compile: ParsableCommand {
         let e = f.executable(Compile.variants[variant]!, shapes: [shape])
         print(e.graph.description)
         print(e.summary)
+        if listing { print(e.listing) }
         if let dot {
             try writeAtomically(e.graph.dot + "\n", to: dot)
             print("wrote \(dot)")

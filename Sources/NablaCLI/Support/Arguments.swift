@@ -7,7 +7,7 @@
 /// expressions and number lists ignore).
 enum ArgumentNormalizer {
     /// The options that take no value, so a word after them is positional.
-    static let flags: Set<String> = ["--help", "--version", "--json", "--hessian", "--quiet", "--check-gradients", "--find-lr", "--stop-with-parent", "--halving", "--follow", "--baseline", "--standardize", "--stochastic", "--distributed", "--no-cache", "--compile", "--compiled"]
+    static let flags: Set<String> = ["--help", "--version", "--json", "--hessian", "--quiet", "--check-gradients", "--find-lr", "--stop-with-parent", "--halving", "--follow", "--baseline", "--standardize", "--stochastic", "--distributed", "--no-cache", "--compile", "--compiled", "--listing"]
 
     static func normalize(_ arguments: [String]) -> [String] {
         var out: [String] = []
