@@ -591,7 +591,13 @@ void nb_softmax_xent_f64(long n, long k, const double *z, const long *targets, d
 // L-BFGS two-loop recursion (see nabla_kernels.h): count + 1 fused passes over q per loop.
 void nb_lbfgs_direction_f64(long n, long count, long start, const double *S, const double *Y, const double *rho,
                             double hdiag, const double *g, double *q, double *alpha) {
+#if NB_X86
+    // The history streams from L2 every iteration: 64-byte vectors where the CPU has them.
+    double (*pass)(long, double, const double *, double *, double, const double *) =
+        nb_cpu_has_avx512() ? lbfgs_pass_f64_avx512 : NB_PICK(lbfgs_pass, f64);
+#else
     double (*pass)(long, double, const double *, double *, double, const double *) = NB_PICK(lbfgs_pass, f64);
+#endif
 #define SLOT(B, i) ((B) + ((start + (i)) % count) * n)
     for (long j = 0; j < n; j++) q[j] = -g[j];
     if (count == 0) { pass(n, 0, 0, q, hdiag, 0); return; }

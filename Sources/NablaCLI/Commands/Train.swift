@@ -315,11 +315,14 @@ struct Train: ParsableCommand {
         let augmentation = try config.augment.map { try ImageAugmentation(parsing: $0) }
         let side = ModelSpec.imageShape(inputs: prepared.featureNames.count)
         weak var current: Trainer<Float>?
+        // A batch's rows (augmented when asked).
+        func batchRows(_ rows: [Int]) -> Tensor<Float> {
+            let x = train.x.indexSelect(axis: 0, indices: rows)
+            guard let augmentation, let (_, h, w) = side else { return x }
+            return augmentation.apply(x, indices: rows, height: h, width: w, seed: config.seed, epoch: current?.epoch ?? 0)
+        }
         let trainer = Trainer(model: network, optimizer: optimizer, trainingCount: train.count, options: options) { m, rows in
-            var x = train.x.indexSelect(axis: 0, indices: rows)
-            if let augmentation, let (_, h, w) = side {
-                x = augmentation.apply(x, indices: rows, height: h, width: w, seed: config.seed, epoch: current?.epoch ?? 0)
-            }
+            let x = batchRows(rows)
             var loss = spec.loss((m as! Sequential<Float>)(x), classes: train.labels.map { l in IndexTensor(rows.map { l.values[$0] }) },
                                  values: train.values?.indexSelect(axis: 0, indices: rows))
             if config.l2 > 0 { loss = loss + l2Penalty(weights, strength: config.l2) }
@@ -331,14 +334,7 @@ struct Train: ParsableCommand {
             guard let labels = train.labels, let loss = CompiledClassifierLoss(network, l1: config.l1, l2: config.l2), spec.kind != .svm else {
                 throw fail("--compile trains classifiers (--model logistic or mlp:… with relu, tanh or sigmoid, no dropout); this run's model is \(spec)\(train.labels == nil ? " on a regression target" : "")")
             }
-            // The same rows (augmented alike) as the eager loss above.
-            loss.attach(to: trainer) { rows in
-                var x = train.x.indexSelect(axis: 0, indices: rows)
-                if let augmentation, let (_, h, w) = side {
-                    x = augmentation.apply(x, indices: rows, height: h, width: w, seed: config.seed, epoch: current?.epoch ?? 0)
-                }
-                return (x, rows.map { labels.values[$0] })
-            }
+            loss.attach(to: trainer) { rows in (batchRows(rows), rows.map { labels.values[$0] }) }
         }
         let evaluationSet = prepared.validation ?? prepared.train
         trainer.validate = { m in prepared.evaluate(m as! Sequential<Float>, spec: spec, on: evaluationSet) }
