@@ -65,7 +65,8 @@ import Testing
             let c = x - x.sum(axes: [1], keepingDimensions: true) / Double(m)
             return (d0 * d0).sum() + (d1 * d1).sum() * 0.5 + (c * c.tanh()).sum()
         }
-        for (n, m) in [(2, 3), (5, 2), (63, 4), (70, 3), (129, 5), (300, 7)] {
+        // (30000 × 3: enough elements for the rows to be split across the worker threads)
+        for (n, m) in [(2, 3), (5, 2), (63, 4), (70, 3), (129, 5), (300, 7), (30000, 3)] {
             let x = randn([n, m], seed: UInt64(n * m)), v = randn([n, m], seed: UInt64(n + m))
             let (value, g) = f.valueWithGradient(at: x)
             let (ev, eg) = valueWithGradient(at: x, of: eager)
