@@ -332,7 +332,9 @@ struct Train: ParsableCommand {
         current = trainer
         if compile {
             guard let labels = train.labels, let loss = CompiledClassifierLoss(network, l1: config.l1, l2: config.l2), spec.kind != .svm else {
-                throw fail("--compile trains classifiers (--model logistic or mlp:… with relu, tanh or sigmoid, no dropout); this run's model is \(spec)\(train.labels == nil ? " on a regression target" : "")")
+                let why = train.labels == nil ? " on a regression target" : config.dropout > 0 ? " with dropout \(config.dropout)"
+                    : spec.kind == .mlp ? " with \(config.activation) activations" : ""
+                throw fail("--compile trains classifiers (--model logistic or mlp:… with relu, tanh or sigmoid, no dropout); this run's model is \(spec)\(why)")
             }
             loss.attach(to: trainer) { rows in (batchRows(rows), rows.map { labels.values[$0] }) }
         }
