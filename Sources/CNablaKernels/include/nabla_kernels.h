@@ -202,13 +202,15 @@ enum {
     NB_F_ADD = 32, NB_F_SUB, NB_F_MUL, NB_F_DIV, NB_F_MAX, NB_F_MIN, NB_F_POW, NB_F_GT, NB_F_MAXW,
     NB_F_SELECT = 64, NB_F_MASK,
     /* a·b + c, a·b − c, c − a·b: each rounded as the two operations apart */
-    NB_F_MULADD, NB_F_MULSUB, NB_F_NMULADD
+    NB_F_MULADD, NB_F_MULSUB, NB_F_NMULADD,
+    /* the same with b a constant held in imm: a·k, a·k + c, a·k − c, c − a·k */
+    NB_F_MULK, NB_F_MULADDK, NB_F_MULSUBK, NB_F_NMULADDK
 };
 typedef struct {
     int op, dst, a, b, c;
     int dim;          /* NB_F_MASK: the domain dimension tested */
     long lo, hi;      /* NB_F_MASK: coordinates kept (the rest become 0) */
-    double imm;       /* NB_F_POWS: the exponent */
+    double imm;       /* NB_F_POWS: the exponent; the …K forms: the constant factor */
     int out;          /* k + 1: the result is output k, written straight into it when contiguous */
 } nb_fused_instr;
 typedef struct {

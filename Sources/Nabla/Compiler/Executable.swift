@@ -230,10 +230,15 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
             for ins in kernel.instructions {
                 let name = Executable.opcodeName(ins.op)
                 var operands = ["s\(ins.a)"]
-                if ins.op >= Int32(NB_F_ADD) && ins.op != Int32(NB_F_MASK) { operands.append("s\(ins.b)") }
-                if ins.op >= Int32(NB_F_SELECT) && ins.op != Int32(NB_F_MASK) { operands.append("s\(ins.c)") }
-                if ins.op == Int32(NB_F_MASK) { operands.append("dimension \(ins.dim) in \(ins.lo)..<\(ins.hi)") }
-                if ins.op == Int32(NB_F_POWS) { operands.append("\(ins.imm)") }
+                if ins.op >= Int32(NB_F_MULK) {
+                    operands.append("\(ins.imm)")
+                    if ins.op != Int32(NB_F_MULK) { operands.append("s\(ins.c)") }
+                } else {
+                    if ins.op >= Int32(NB_F_ADD) && ins.op != Int32(NB_F_MASK) { operands.append("s\(ins.b)") }
+                    if ins.op >= Int32(NB_F_SELECT) && ins.op != Int32(NB_F_MASK) { operands.append("s\(ins.c)") }
+                    if ins.op == Int32(NB_F_MASK) { operands.append("dimension \(ins.dim) in \(ins.lo)..<\(ins.hi)") }
+                    if ins.op == Int32(NB_F_POWS) { operands.append("\(ins.imm)") }
+                }
                 lines.append("  s\(ins.dst) = \(name) \(operands.joined(separator: ", "))\(ins.out > 0 ? " → %\(kernel.outputs[Int(ins.out) - 1].value)" : "")")
             }
             for o in kernel.outputs { lines.append("  %\(o.value) \(o.output.accumulate != 0 ? "+=" : "=") s\(o.output.src)") }
@@ -270,6 +275,10 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
         case Int(NB_F_MULADD): return "muladd"
         case Int(NB_F_MULSUB): return "mulsub"
         case Int(NB_F_NMULADD): return "nmuladd"
+        case Int(NB_F_MULK): return "mulk"
+        case Int(NB_F_MULADDK): return "muladdk"
+        case Int(NB_F_MULSUBK): return "mulsubk"
+        case Int(NB_F_NMULADDK): return "nmuladdk"
         default: return "op\(op)"
         }
     }
@@ -602,6 +611,20 @@ public final class Executable<Scalar: TensorScalar>: @unchecked Sendable {
             } else if let q = product(c.b) {
                 code[p] = (c.op == Int32(NB_F_ADD) ? Int32(NB_F_MULADD) : Int32(NB_F_NMULADD), code[q].a, code[q].b, c.a, 0, 0, 0, 0)
                 dead[q] = true
+            }
+        }
+
+        // A constant factor of a product rides in the instruction (x·k, x·k ± c, c − x·k): the
+        // pass reads one block fewer (a·b is b·a exactly, so the bits do not change).
+        let immediate: [Int32: Int32] = [Int32(NB_F_MUL): Int32(NB_F_MULK), Int32(NB_F_MULADD): Int32(NB_F_MULADDK),
+                                         Int32(NB_F_MULSUB): Int32(NB_F_MULSUBK), Int32(NB_F_NMULADD): Int32(NB_F_NMULADDK)]
+        for p in code.indices where !dead[p] {
+            guard let k = immediate[code[p].op] else { continue }
+            let c = code[p]
+            if case .constant(let i)? = c.b {
+                code[p] = (k, c.a, nil, c.c, 0, 0, 0, consts[i])
+            } else if case .constant(let i) = c.a, let b = c.b {
+                code[p] = (k, b, nil, c.c, 0, 0, 0, consts[i])
             }
         }
 
