@@ -29,8 +29,9 @@ extension Graph {
                 aligned = aligned && nodes[a].shape.count == 1
             }
             switch node.primitive {
-            case .input(let k):
-                dep[i] = k == input && node.shape.count == 1 ? .band([0]) : (k == input ? .unknown : .none)
+            case .input:
+                // (only the argument itself gets here: other inputs depend on nothing)
+                dep[i] = node.shape.count == 1 ? .band([0]) : .unknown
             case .unary, .powScalar:
                 dep[i] = aligned ? .band(offsets) : .unknown
             case .binary, .select:

@@ -205,6 +205,8 @@ final class Objective {
     let shape: [Int]
     var evaluations = 0
     var hessianEvaluations = 0
+    /// The compiled value-and-gradient program, looked up once rather than on every evaluation.
+    lazy var valueAndGradientProgram = compiled?.executable(.valueAndGradient, shapes: [shape])
 
     init(_ function: @escaping (Tensor<Double>) -> Tensor<Double>, shape: [Int], compiled: CompiledFunction<Double>? = nil) {
         self.function = function
@@ -216,7 +218,7 @@ final class Objective {
         evaluations += 1
         if let compiled, !x.isEmpty {
             // One run of the program straight from x into the gradient's array.
-            let program = compiled.executable(.valueAndGradient, shapes: [shape])
+            let program = valueAndGradientProgram!
             var value = 0.0
             let g = [Double](unsafeUninitializedCapacity: x.count) { g, count in
                 x.withUnsafeBufferPointer { xp in
